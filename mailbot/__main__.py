@@ -1,0 +1,5 @@
+"""Allows `python -m mailbot`."""
+
+from mailbot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,358 @@
+"""The configuration file, loaded once into frozen, typed objects.
+
+Every key is checked here: an unknown key, a wrong type or a missing value
+stops start-up with the file and the key named. Relative paths are taken
+from the config file's folder. Secrets never sit in the file itself: a
+password comes from the environment variable or the file that it names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from mailbot.councils import COUNCILS
+from mailbot.errors import ConfigError
+from mailbot.mail import normalise_address
+
+DEFAULT_PATH = "config.toml"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Validator:
+    name: str
+    email: str
+    exclude_councils: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from; `value()` reads it when it is needed."""
+
+    env: str = ""
+    file: Path | None = None
+
+    def value(self) -> str:
+        if self.env:
+            found = os.environ.get(self.env)
+            if found is None:
+                raise ConfigError("environment", self.env, "is not set")
+            return found
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(self.file, "", f"cannot read: {exc}") from exc
+        return ""
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    kind: str
+    path: Path
+    handled_folder: str
+    set_aside_folder: str
+    host: str = ""
+    port: int = 0
+    security: str = "tls"
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+    folder: str = "INBOX"
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    kind: str
+    path: Path
+    host: str = ""
+    port: int = 0
+    security: str = "starttls"
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    poll_seconds: int
+    sweep_seconds: int
+    digest_time: time
+    digest_weekdays_only: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    programme_name: str
+    programme_address: str
+    sender_name: str
+    staff: tuple[str, ...]
+    education_scotland: Contact
+    councils: dict[str, Contact]
+    validators: tuple[Validator, ...]
+    mailbox: MailboxConfig
+    sending: SendingConfig
+    store_path: Path
+    schedule: ScheduleConfig
+    rules_dir: Path
+    templates_dir: Path
+    log_level: str
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset({self.programme_address})
+
+
+def config_path(given: str | None) -> Path:
+    """The config file to use: --config, else $MAILBOT_CONFIG, else ./config.toml."""
+    return Path(given or os.environ.get("MAILBOT_CONFIG") or DEFAULT_PATH)
+
+
+def load(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "", "no such file (copy config.example.toml)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    return _Reader(path.resolve()).config(raw)
+
+
+class _Reader:
+    """Walks the parsed TOML, naming file and key in every complaint."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.path, key, problem)
+
+    def table(self, raw: dict[str, Any], key: str, allowed: set[str],
+              required: bool = True) -> dict[str, Any]:
+        value = raw.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            if required:
+                raise self.fail(key, "missing section")
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        for name in value:
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}", "unknown key")
+        return value
+
+    def get(self, table: dict[str, Any], section: str, key: str,
+            kind: type, default: Any = ...) -> Any:
+        if key not in table:
+            if default is ...:
+                raise self.fail(f"{section}.{key}", "missing")
+            return default
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"{section}.{key}", f"must be {kind.__name__}")
+        return value
+
+    def email(self, table: dict[str, Any], section: str, key: str) -> str:
+        value = normalise_address(self.get(table, section, key, str))
+        if not _EMAIL.match(value):
+            raise self.fail(f"{section}.{key}", f"{value!r} is not an email address")
+        return value
+
+    def file_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def secret(self, table: dict[str, Any], section: str) -> Secret:
+        if "password" in table:
+            raise self.fail(f"{section}.password",
+                            "passwords do not belong in the config file; "
+                            "use password_env or password_file")
+        env = self.get(table, section, "password_env", str, "")
+        file = self.get(table, section, "password_file", str, "")
+        if env and file:
+            raise self.fail(f"{section}.password_env",
+                            "give password_env or password_file, not both")
+        return Secret(env=env, file=self.file_path(file) if file else None)
+
+    def security(self, table: dict[str, Any], section: str, default: str) -> str:
+        value = self.get(table, section, "security", str, default)
+        if value not in ("tls", "starttls", "none"):
+            raise self.fail(f"{section}.security", "must be tls, starttls or none")
+        return value
+
+    def config(self, raw: dict[str, Any]) -> Config:
+        for name in raw:
+            if name not in _SECTIONS:
+                raise self.fail(name, "unknown section or key")
+
+        prog = self.table(raw, "programme",
+                          {"name", "address", "sender_name", "staff"})
+        staff = self.get(prog, "programme", "staff", list)
+        if not staff:
+            raise self.fail("programme.staff", "needs at least one address")
+        staff_addresses = tuple(
+            self.email({"staff": s}, "programme", "staff") for s in staff
+        )
+
+        es = self.table(raw, "education_scotland", {"name", "email"})
+        education_scotland = Contact(
+            self.get(es, "education_scotland", "name", str),
+            self.email(es, "education_scotland", "email"),
+        )
+
+        return Config(
+            path=self.path,
+            programme_name=self.get(prog, "programme", "name", str),
+            programme_address=self.email(prog, "programme", "address"),
+            sender_name=self.get(prog, "programme", "sender_name", str),
+            staff=staff_addresses,
+            education_scotland=education_scotland,
+            councils=self.councils(raw),
+            validators=self.validators(raw),
+            mailbox=self.mailbox(raw),
+            sending=self.sending(raw),
+            store_path=self.file_path(self.get(
+                self.table(raw, "store", {"path"}), "store", "path", str)),
+            schedule=self.schedule(raw),
+            rules_dir=self.file_path(self.get(
+                self.table(raw, "paths", {"rules", "templates"}),
+                "paths", "rules", str)),
+            templates_dir=self.file_path(self.get(
+                self.table(raw, "paths", {"rules", "templates"}),
+                "paths", "templates", str)),
+            log_level=self.log_level(raw),
+        )
+
+    def councils(self, raw: dict[str, Any]) -> dict[str, Contact]:
+        table = self.table(raw, "councils", set(COUNCILS))
+        found = {}
+        for council, entry in table.items():
+            key = f"councils.{council}"
+            if not isinstance(entry, dict):
+                raise self.fail(key, "must be a table with name and email")
+            for name in entry:
+                if name not in ("name", "email"):
+                    raise self.fail(f"{key}.{name}", "unknown key")
+            found[council] = Contact(self.get(entry, key, "name", str),
+                                     self.email(entry, key, "email"))
+        return found
+
+    def validators(self, raw: dict[str, Any]) -> tuple[Validator, ...]:
+        entries = raw.get("validators", [])
+        if not isinstance(entries, list):
+            raise self.fail("validators", "must be an array of tables")
+        pool = []
+        for n, entry in enumerate(entries):
+            key = f"validators[{n}]"
+            if not isinstance(entry, dict):
+                raise self.fail(key, "must be a table")
+            for name in entry:
+                if name not in ("name", "email", "exclude_councils"):
+                    raise self.fail(f"{key}.{name}", "unknown key")
+            excluded = self.get(entry, key, "exclude_councils", list, [])
+            for council in excluded:
+                if council not in COUNCILS:
+                    raise self.fail(f"{key}.exclude_councils",
+                                    f"{council!r} is not one of the 32 councils")
+            pool.append(Validator(self.get(entry, key, "name", str),
+                                  self.email(entry, key, "email"),
+                                  tuple(excluded)))
+        emails = [v.email for v in pool]
+        if len(set(emails)) != len(emails):
+            raise self.fail("validators", "the same address appears twice")
+        return tuple(pool)
+
+    def mailbox(self, raw: dict[str, Any]) -> MailboxConfig:
+        s = "mailbox"
+        t = self.table(raw, s, {
+            "kind", "path", "handled_folder", "set_aside_folder", "host",
+            "port", "security", "username", "password", "password_env",
+            "password_file", "folder", "timeout_seconds"})
+        kind = self.get(t, s, "kind", str)
+        if kind not in ("maildir", "imap"):
+            raise self.fail(f"{s}.kind", "must be maildir or imap")
+        security = self.security(t, s, "tls")
+        return MailboxConfig(
+            kind=kind,
+            path=self.file_path(self.get(t, s, "path", str, "data/inbox")),
+            handled_folder=self.get(t, s, "handled_folder", str, "Handled"),
+            set_aside_folder=self.get(t, s, "set_aside_folder", str, "Set aside"),
+            host=self.get(t, s, "host", str, "" if kind == "maildir" else ...),
+            port=self.get(t, s, "port", int, 993 if security == "tls" else 143),
+            security=security,
+            username=self.get(t, s, "username", str,
+                              "" if kind == "maildir" else ...),
+            password=self.secret(t, s),
+            folder=self.get(t, s, "folder", str, "INBOX"),
+            timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
+        )
+
+    def sending(self, raw: dict[str, Any]) -> SendingConfig:
+        s = "sending"
+        t = self.table(raw, s, {
+            "kind", "path", "host", "port", "security", "username",
+            "password", "password_env", "password_file", "timeout_seconds"})
+        kind = self.get(t, s, "kind", str)
+        if kind not in ("file", "smtp"):
+            raise self.fail(f"{s}.kind", "must be file or smtp")
+        security = self.security(t, s, "starttls")
+        return SendingConfig(
+            kind=kind,
+            path=self.file_path(self.get(t, s, "path", str, "data/outbox")),
+            host=self.get(t, s, "host", str, "" if kind == "file" else ...),
+            port=self.get(t, s, "port", int, 465 if security == "tls" else 587),
+            security=security,
+            username=self.get(t, s, "username", str, ""),
+            password=self.secret(t, s),
+            timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
+        )
+
+    def schedule(self, raw: dict[str, Any]) -> ScheduleConfig:
+        s = "schedule"
+        t = self.table(raw, s, {"poll_seconds", "sweep_seconds", "digest_time",
+                                "digest_weekdays_only"})
+        poll = self.get(t, s, "poll_seconds", int, 60)
+        sweep = self.get(t, s, "sweep_seconds", int, 300)
+        for key, value in (("poll_seconds", poll), ("sweep_seconds", sweep)):
+            if value < 1:
+                raise self.fail(f"{s}.{key}", "must be at least 1")
+        digest = self.get(t, s, "digest_time", str, "07:30")
+        try:
+            digest_time = time.fromisoformat(digest)
+        except ValueError as exc:
+            raise self.fail(f"{s}.digest_time", "must be HH:MM") from exc
+        weekdays = self.get(t, s, "digest_weekdays_only", bool, True)
+        return ScheduleConfig(poll, sweep, digest_time, weekdays)
+
+    def log_level(self, raw: dict[str, Any]) -> str:
+        t = self.table(raw, "logging", {"level"}, required=False)
+        level = self.get(t, "logging", "level", str, "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise self.fail("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+
+_SECTIONS = {"programme", "education_scotland", "councils", "validators",
+             "mailbox", "sending", "store", "schedule", "paths", "logging"}

@@ -1,0 +1,71 @@
+"""The exceptions mailbot raises, arranged by what happens next.
+
+    MailbotError
+    ├── ConfigError          the configuration is wrong: stop and say where
+    ├── StoreLockedError     another daemon holds the record: refuse to start
+    ├── SetAside             keep the message for staff, with a reason
+    ├── TransientError       try again later (mail server down, timeout)
+    │   └── TransientSendError
+    └── PermanentError       give up on this item and tell staff
+        └── PermanentSendError
+"""
+
+from __future__ import annotations
+
+
+class MailbotError(Exception):
+    """Base of every error mailbot raises on purpose."""
+
+
+class ConfigError(MailbotError):
+    """A configuration or rules file is missing, malformed or inconsistent."""
+
+    def __init__(self, path: object, key: str, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        where = f"{self.path}: {key}" if key else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class StoreLockedError(MailbotError):
+    """Another process already holds the record."""
+
+    def __init__(self, lock_path: object, holder: str) -> None:
+        self.lock_path = str(lock_path)
+        super().__init__(
+            f"{self.lock_path} is held by {holder}; "
+            "is another mailbot already running on this data?"
+        )
+
+
+class SetAside(MailbotError):
+    """The message cannot be handled automatically; staff should see it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class TransientError(MailbotError):
+    """Something outside mailbot failed for now; the same step may work later."""
+
+
+class PermanentError(MailbotError):
+    """Something failed for good; retrying will not help."""
+
+
+class TransientSendError(TransientError):
+    """A message could not be sent this time (4xx, timeout, dropped link)."""
+
+    def __init__(self, recipients: object, detail: str) -> None:
+        self.recipients = recipients
+        super().__init__(f"sending to {recipients} failed for now: {detail}")
+
+
+class PermanentSendError(PermanentError):
+    """The server refused a message or a recipient for good (5xx)."""
+
+    def __init__(self, recipients: object, detail: str) -> None:
+        self.recipients = recipients
+        super().__init__(f"sending to {recipients} was refused: {detail}")

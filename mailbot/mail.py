@@ -1,0 +1,187 @@
+"""One incoming message, parsed once, as the rest of mailbot sees it.
+
+mail-parser does the MIME work; this module is the seam that turns its
+loosely typed result into a frozen `Incoming` so that `Any` stops here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import Message
+from typing import Any
+
+import mailparser
+from bs4 import BeautifulSoup
+
+from mailbot.errors import SetAside
+
+log = logging.getLogger(__name__)
+
+
+def normalise_address(address: str) -> str:
+    """An address as mailbot compares it: no spaces, no brackets, lower case."""
+    return "".join(address.split()).strip("<>").lower()
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    email: str
+
+    def __str__(self) -> str:
+        return email.utils.formataddr((self.name, self.email))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What mailbot knows of one message after parsing it."""
+
+    message_id: str
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str
+    date: datetime | None
+    in_reply_to: str
+    references: tuple[str, ...]
+    headers: dict[str, str]
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+    message: Message = field(repr=False, compare=False)
+
+    def header(self, name: str) -> str:
+        """The first value of a header, or '' (names compare without case)."""
+        return self.headers.get(name.lower(), "")
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Every Message-ID this message says it answers, nearest first."""
+        ids = [self.in_reply_to] if self.in_reply_to else []
+        ids += [ref for ref in reversed(self.references) if ref not in ids]
+        return tuple(ids)
+
+
+def parse(raw: bytes) -> Incoming:
+    """Parse raw RFC 5322 bytes; unreadable mail raises SetAside."""
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+    except Exception as exc:  # mail-parser raises many kinds on broken MIME
+        raise SetAside(f"unreadable message: {exc}") from exc
+    return _from_mailparser(parsed)
+
+
+def _from_mailparser(parsed: Any) -> Incoming:
+    message: Message = parsed.message
+    headers = {k.lower(): _clean(str(v)) for k, v in message.items()}
+
+    text = "\n".join(parsed.text_plain).replace("\r\n", "\n")
+    html = "\n".join(parsed.text_html)
+    if not text.strip() and html:
+        text = html_to_text(html)
+
+    return Incoming(
+        message_id=_message_id(headers.get("message-id", "")),
+        sender=_first(_addresses(message, "from")) or Address("", ""),
+        to=_addresses(message, "to"),
+        cc=_addresses(message, "cc"),
+        subject=headers.get("subject", ""),
+        date=_date(headers.get("date", "")),
+        in_reply_to=_message_id(headers.get("in-reply-to", "")),
+        references=tuple(
+            _message_id(ref) for ref in headers.get("references", "").split()
+            if ref.strip()
+        ),
+        headers=headers,
+        text=text,
+        html=html,
+        attachments=tuple(_attachments(parsed.attachments)),
+        message=message,
+    )
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML body, one line per block and table row."""
+    soup = BeautifulSoup(html, "html.parser")
+    for hidden in soup(["style", "script", "head", "title"]):
+        hidden.decompose()
+    for cell in soup.find_all(["td", "th"]):
+        cell.append("\t")
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for block in soup.find_all(["p", "div", "tr", "li", "h1", "h2", "h3", "table"]):
+        block.append("\n")
+    lines = (line.rstrip("\t ").strip() for line in soup.get_text().splitlines())
+    return "\n".join(lines).strip() + "\n"
+
+
+def _clean(value: str) -> str:
+    # Folded headers keep their line breaks in mail-parser's output.
+    return " ".join(value.split())
+
+
+def _message_id(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    if "<" in value and ">" in value:
+        value = value[value.index("<"):value.index(">", value.index("<")) + 1]
+    value = "".join(value.split())
+    return value if value.startswith("<") else f"<{value}>"
+
+
+def _addresses(message: Message, header: str) -> tuple[Address, ...]:
+    values = [str(v) for v in message.get_all(header) or []]
+    pairs = email.utils.getaddresses(values)
+    return tuple(
+        Address(name.strip(), normalise_address(addr))
+        for name, addr in pairs if "@" in addr
+    )
+
+
+def _first(addresses: tuple[Address, ...]) -> Address | None:
+    return addresses[0] if addresses else None
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
+    found = []
+    for item in items:
+        payload = item.get("payload") or ""
+        try:
+            if item.get("binary"):
+                import base64
+
+                data = base64.b64decode(payload)
+            else:
+                data = str(payload).encode(item.get("charset") or "utf-8",
+                                           errors="replace")
+        except (ValueError, LookupError) as exc:
+            log.warning("attachment %r could not be decoded: %s",
+                        item.get("filename"), exc)
+            continue
+        found.append(Attachment(
+            filename=str(item.get("filename") or ""),
+            content_type=str(item.get("mail_content_type") or "").lower(),
+            data=data,
+        ))
+    return found

@@ -1,0 +1,178 @@
+"""What the programme decides, read from the files in rules/.
+
+Deadlines, the reminder cadence, working hours, holidays and the phrases
+that mark a kind of message are data that staff edit; this module loads
+and checks them once, naming the file and key of any mistake.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mailbot.councils import COUNCILS
+from mailbot.errors import ConfigError
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One step of the cadence; exactly one of the three offsets is set."""
+
+    name: str
+    after_invitation_days: int | None = None
+    before_deadline_days: int | None = None
+    after_deadline_days: int | None = None
+    copy_lead: bool = False
+
+
+@dataclass(frozen=True)
+class Closure:
+    name: str
+    first: date
+    last: date
+    councils: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    timezone: ZoneInfo
+    days: tuple[int, ...]  # Monday is 0
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Phrases:
+    completion: tuple[str, ...]
+    visit_request: tuple[str, ...]
+    already_awarded: tuple[str, ...]
+    negations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    deadline_days: int
+    reminders: tuple[Reminder, ...]
+    working_hours: WorkingHours
+    public_holidays: str
+    closures: tuple[Closure, ...]
+    phrases: Phrases
+
+
+def load(folder: Path) -> Rules:
+    programme_file = folder / "programme.toml"
+    phrases_file = folder / "phrases.toml"
+    programme = _read(programme_file)
+    phrases = _read(phrases_file)
+    return Rules(
+        deadline_days=_deadline(programme_file, programme),
+        reminders=_reminders(programme_file, programme),
+        working_hours=_working_hours(programme_file, programme),
+        public_holidays=_public(programme_file, programme),
+        closures=_closures(programme_file, programme),
+        phrases=_phrases(phrases_file, phrases),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "", "no such rules file") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from exc
+
+
+def _deadline(path: Path, raw: dict[str, Any]) -> int:
+    days = raw.get("self_review", {}).get("deadline_days")
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise ConfigError(path, "self_review.deadline_days",
+                          "must be a whole number of days, at least 1")
+    return days
+
+
+def _reminders(path: Path, raw: dict[str, Any]) -> tuple[Reminder, ...]:
+    found = []
+    offsets = ("after_invitation_days", "before_deadline_days",
+               "after_deadline_days")
+    for n, entry in enumerate(raw.get("reminders", [])):
+        key = f"reminders[{n}]"
+        unknown = set(entry) - {"name", "copy_lead", *offsets}
+        if unknown:
+            raise ConfigError(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
+        given = [k for k in offsets if k in entry]
+        if len(given) != 1:
+            raise ConfigError(path, key, f"give exactly one of {', '.join(offsets)}")
+        value = entry[given[0]]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(path, f"{key}.{given[0]}", "must be days, 0 or more")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(path, f"{key}.name", "missing")
+        found.append(Reminder(name=name, copy_lead=bool(entry.get("copy_lead")),
+                              **{given[0]: value}))
+    names = [r.name for r in found]
+    if len(set(names)) != len(names):
+        raise ConfigError(path, "reminders", "two reminders share a name")
+    return tuple(found)
+
+
+def _working_hours(path: Path, raw: dict[str, Any]) -> WorkingHours:
+    table = raw.get("working_hours", {})
+    try:
+        zone = ZoneInfo(table.get("timezone", "Europe/London"))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(path, "working_hours.timezone", "unknown timezone") from exc
+    days = table.get("days", list(DAYS[:5]))
+    if not isinstance(days, list) or any(d not in DAYS for d in days):
+        raise ConfigError(path, "working_hours.days",
+                          f"must be a list of {', '.join(DAYS)}")
+    try:
+        start = time.fromisoformat(table.get("start", "08:30"))
+        end = time.fromisoformat(table.get("end", "16:30"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(path, "working_hours", "start and end are HH:MM") from exc
+    if not start < end:
+        raise ConfigError(path, "working_hours.end", "must be after start")
+    return WorkingHours(zone, tuple(DAYS.index(d) for d in days), start, end)
+
+
+def _public(path: Path, raw: dict[str, Any]) -> str:
+    region = raw.get("holidays", {}).get("public", "")
+    if not isinstance(region, str):
+        raise ConfigError(path, "holidays.public", "must be a region like GB-SCT")
+    return region
+
+
+def _closures(path: Path, raw: dict[str, Any]) -> tuple[Closure, ...]:
+    found = []
+    for n, entry in enumerate(raw.get("holidays", {}).get("closures", [])):
+        key = f"holidays.closures[{n}]"
+        first, last = entry.get("first"), entry.get("last")
+        if not isinstance(first, date) or not isinstance(last, date):
+            raise ConfigError(path, key, "first and last must be dates (YYYY-MM-DD)")
+        if last < first:
+            raise ConfigError(path, f"{key}.last", "is before first")
+        councils = tuple(entry.get("councils", ()))
+        for council in councils:
+            if council not in COUNCILS:
+                raise ConfigError(path, f"{key}.councils",
+                                  f"{council!r} is not one of the 32 councils")
+        found.append(Closure(str(entry.get("name", "")), first, last, councils))
+    return tuple(found)
+
+
+def _phrases(path: Path, raw: dict[str, Any]) -> Phrases:
+    lists = {}
+    for key in ("completion", "visit_request", "already_awarded", "negations"):
+        value = raw.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(path, key, "must be a list of phrases")
+        lists[key] = tuple(value)
+    return Phrases(**lists)

@@ -1,0 +1,48 @@
+"""Where incoming mail is read from: a local Maildir or an IMAP server.
+
+Every source hands out `RawMail` keyed by the mailbox's own identifiers and
+moves a message out of the way once mailbot has dealt with it; nothing is
+ever deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from mailbot.config import MailboxConfig
+
+
+@dataclass(frozen=True)
+class RawMail:
+    # The mailbox's own id: "maildir:<unique name>" or
+    # "imap:<UIDVALIDITY>:<UID>". Stable across restarts.
+    key: str
+    data: bytes
+
+
+class MailSource(Protocol):
+    def fetch(self) -> Iterator[RawMail]:
+        """Messages waiting in the inbox, oldest first."""
+        ...
+
+    def mark_handled(self, key: str) -> None:
+        """Move a message to the handled folder (created if missing)."""
+        ...
+
+    def set_aside(self, key: str) -> None:
+        """Move a message to the set-aside folder (created if missing)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def open_source(config: MailboxConfig) -> MailSource:
+    if config.kind == "maildir":
+        from mailbot.sources.maildir import MaildirSource
+
+        return MaildirSource(config)
+    from mailbot.sources.imap import ImapSource
+
+    return ImapSource(config)
