@@ -1,0 +1,78 @@
+"""Builds a running mailbot from its configuration: one place, one order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mailbot import rules as rules_module
+from mailbot.classify import Classifier
+from mailbot.clock import Clock
+from mailbot.compose import Composer
+from mailbot.config import Config
+from mailbot.phrases import PhraseSet
+from mailbot.pipeline import Pipeline
+from mailbot.rules import Rules
+from mailbot.senders import open_sender
+from mailbot.sources import open_source
+from mailbot.store import Store
+from mailbot.workflow import Workflow
+from mailbot.workhours import WorkingTime
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = [
+    "acknowledgment", "welcome", "council-notice", "invitation-primary",
+    "invitation-secondary", "invitation-awarded", "reminder",
+    "comment-receipt", "completion-receipt", "visit-request", "visit-receipt",
+    "validator-assignment", "validator-introduction", "missing-information",
+    "digest",
+]
+
+
+def composer_for(config: Config) -> Composer:
+    composer = Composer(config.templates_dir, config.sender_name,
+                        config.programme_address, {
+                            "programme_name": config.programme_name,
+                            "programme_address": config.programme_address,
+                            "sender_name": config.sender_name,
+                        })
+    composer.check(TEMPLATES)
+    return composer
+
+
+def load_rules(config: Config) -> tuple[Rules, WorkingTime]:
+    rules = rules_module.load(config.rules_dir)
+    hours = WorkingTime(rules.working_hours, rules.public_holidays, rules.closures)
+    return rules, hours
+
+
+def workflow_for(config: Config, store: Store, clock: Clock) -> Workflow:
+    rules, hours = load_rules(config)
+    return Workflow(config, rules, store, composer_for(config), clock, hours)
+
+
+@dataclass
+class Mailbot:
+    config: Config
+    store: Store
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.pipeline.source.close()
+        self.pipeline.sender.close()
+        self.store.close()
+
+
+def open_mailbot(config: Config, clock: Clock) -> Mailbot:
+    """Everything `run` needs, with the record locked for this process."""
+    store = Store(config.store_path)
+    store.lock()
+    flow = workflow_for(config, store, clock)
+    phrases = flow.rules.phrases
+    classifier = Classifier(PhraseSet(phrases.completion, phrases.negations),
+                            PhraseSet(phrases.visit_request, phrases.negations))
+    source = open_source(config.mailbox)
+    sender = open_sender(config.sending, config.programme_address)
+    pipeline = Pipeline(store, source, sender, flow, classifier, clock)
+    return Mailbot(config, store, pipeline)

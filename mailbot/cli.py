@@ -1,0 +1,170 @@
+"""The `mailbot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import stat
+import sys
+from typing import Sequence
+
+from mailbot import config as config_module
+from mailbot.clock import SystemClock
+from mailbot.compose import Draft
+from mailbot.errors import ConfigError, MailbotError
+
+log = logging.getLogger("mailbot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = config_module.load(config_module.config_path(args.config))
+    except ConfigError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 2
+    _logging(config.log_level, args.verbose)
+    try:
+        return int(args.func(config, args) or 0)
+    except ConfigError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 2
+    except MailbotError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailbot",
+        description="The email side of the Digital Schools Awards "
+                    "Cluster Initiative.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $MAILBOT_CONFIG, "
+                             "else ./config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="read the inbox and send what is due")
+    run.add_argument("--once", action="store_true",
+                     help="one poll and one sweep, then exit")
+    run.set_defaults(func=cmd_run)
+
+    commands.add_parser("status", help="clusters and schools as a table") \
+        .set_defaults(func=cmd_status)
+    commands.add_parser("export", help="the whole record as JSON") \
+        .set_defaults(func=cmd_export)
+
+    digest = commands.add_parser("digest", help="the staff digest")
+    digest.add_argument("--preview", action="store_true", required=True,
+                        help="print the digest as it would be sent now, "
+                             "without sending it")
+    digest.set_defaults(func=cmd_digest)
+
+    commands.add_parser("check-config",
+                        help="check the config, rules and templates") \
+        .set_defaults(func=cmd_check_config)
+
+    demo = commands.add_parser(
+        "demo", help="play the bundled sample mail through a fresh mailbot")
+    demo.add_argument("--dir", default="data/demo", metavar="PATH",
+                      help="where the demo keeps its mail and record, "
+                           "relative to the config file (default data/demo)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _logging(level: str, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr)
+    # mail-parser reports every MIME part it does not know at WARNING.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+
+def cmd_run(config: config_module.Config, args: argparse.Namespace) -> int:
+    from mailbot import daemon
+    from mailbot.app import open_mailbot
+
+    _warn_if_readable(config)
+    bot = open_mailbot(config, SystemClock())
+    try:
+        if args.once:
+            daemon.cycle(bot)
+        else:
+            daemon.run_forever(bot)
+    finally:
+        bot.close()
+    return 0
+
+
+def cmd_status(config: config_module.Config, args: argparse.Namespace) -> int:
+    from mailbot.report import status_table
+    from mailbot.store import Store
+
+    store = Store(config.store_path)
+    sys.stdout.write(status_table(store))
+    return 0
+
+
+def cmd_export(config: config_module.Config, args: argparse.Namespace) -> int:
+    from mailbot.report import export
+    from mailbot.store import Store
+
+    store = Store(config.store_path)
+    json.dump(export(store), sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_digest(config: config_module.Config, args: argparse.Namespace) -> int:
+    from mailbot import digest
+    from mailbot.app import composer_for
+    from mailbot.store import Store
+
+    store = Store(config.store_path)
+    now = SystemClock().now()
+    context = digest.context(store, now, store.get_meta("digest_at"))
+    subject, text, _ = composer_for(config).render(Draft(
+        key="preview", kind="digest", template="digest", to=config.staff,
+        context=context))
+    sys.stdout.write(f"To: {', '.join(config.staff)}\nSubject: {subject}\n\n{text}")
+    return 0
+
+
+def cmd_check_config(config: config_module.Config,
+                     args: argparse.Namespace) -> int:
+    from mailbot.app import composer_for, load_rules
+
+    load_rules(config)
+    composer_for(config)
+    _warn_if_readable(config)
+    missing = [c for c in config_module.COUNCILS if c not in config.councils]
+    if missing:
+        print(f"note: no contact for {len(missing)} councils: "
+              + ", ".join(missing))
+    if not config.validators:
+        print("note: the validator pool is empty; finished clusters will wait")
+    print(f"{config.path}: OK ({len(config.validators)} validators, "
+          f"{len(config.councils)} council contacts, mailbox "
+          f"{config.mailbox.kind}, sending {config.sending.kind})")
+    return 0
+
+
+def cmd_demo(config: config_module.Config, args: argparse.Namespace) -> int:
+    from mailbot.demo import run_demo
+
+    return run_demo(config, args.dir)
+
+
+def _warn_if_readable(config: config_module.Config) -> None:
+    mode = os.stat(config.path).st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and (
+            config.mailbox.password.file or config.sending.password.file):
+        log.warning("%s is readable by other users", config.path)

@@ -1,0 +1,75 @@
+"""Sending what the workflow queued, each message once.
+
+A queued message is sent when its time has come, then marked sent and the
+record committed at once, so that a crash can repeat at most the one
+message that was in flight. Addresses known to bounce are left out; a
+message with nobody left to send to is marked suppressed.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import logging
+
+from mailbot.clock import Clock
+from mailbot.errors import PermanentSendError, TransientSendError
+from mailbot.senders import Sender
+from mailbot.store import Store, stamp
+
+log = logging.getLogger(__name__)
+
+
+def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
+    """Send every queued message that is due; returns how many were sent."""
+    sent = 0
+    for item in store.pending_outgoing(clock.now()):
+        now = clock.now()
+        message = email.message_from_string(item["raw"], policy=email.policy.SMTP)
+        to = [a for a in item["to"] if not store.is_undeliverable(a)]
+        cc = [a for a in item["cc"] if not store.is_undeliverable(a)]
+        if not to:
+            store.update_outgoing(item.doc_id, {
+                "status": "suppressed", "error": "every recipient bounces"})
+            store.commit()
+            log.info("suppressed %s %s to %s: address undeliverable",
+                     item["kind"], item["message_id"], ", ".join(item["to"]))
+            continue
+
+        for header, kept in (("To", to), ("Cc", cc)):
+            del message[header]
+            if kept:
+                message[header] = ", ".join(kept)
+        del message["Date"]
+        message["Date"] = email.utils.format_datetime(now)
+
+        try:
+            sender.send(message)  # type: ignore[arg-type]
+        except TransientSendError as exc:
+            attempts = int(item.get("attempts", 0)) + 1
+            store.update_outgoing(item.doc_id, {"attempts": attempts,
+                                                "error": str(exc)})
+            store.commit()
+            log.warning("deferred %s %s (attempt %d): %s", item["kind"],
+                        item["message_id"], attempts, exc)
+            break
+        except PermanentSendError as exc:
+            refused = [str(r) for r in (exc.recipients or [])]
+            for address in refused:
+                store.mark_undeliverable(address, now, str(exc), item["message_id"])
+            # Recipients the server accepted have the message: it counts
+            # as sent unless every one of them was refused.
+            status = "failed" if set(to + cc) <= set(refused) else "sent"
+            store.update_outgoing(item.doc_id, {
+                "status": status, "error": str(exc), "sent_at": stamp(now)})
+            store.commit()
+            log.error("refused %s %s: %s", item["kind"], item["message_id"], exc)
+            continue
+
+        store.update_outgoing(item.doc_id, {"status": "sent", "sent_at": stamp(now)})
+        store.commit()
+        sent += 1
+        log.info("sent %s %s to %s", item["kind"], item["message_id"],
+                 ", ".join(to + cc))
+    return sent

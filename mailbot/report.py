@@ -1,0 +1,96 @@
+"""The record as other tools and people read it: `export` and `status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbot.store import Store
+
+STATUS_LABELS = {
+    "invited": "invited",
+    "self_review_complete": "self-review complete",
+    "visit_requested": "visit requested",
+    "awarded": "awarded",
+    "already_awarded": "already a Digital School",
+    "incomplete": "waiting for details",
+    "active": "self-review under way",
+    "awaiting_validator": "waiting for a validator",
+    "validator_assigned": "validator assigned",
+}
+
+
+def export(store: Store) -> dict[str, Any]:
+    """The stable JSON shape: clusters with their schools, and mail set aside."""
+    clusters = []
+    for cluster in sorted(store.all_clusters(), key=lambda c: c.doc_id):
+        lead = cluster.get("lead") or {}
+        validator = cluster.get("validator")
+        clusters.append({
+            "name": cluster.get("name"),
+            "local_authority": cluster.get("local_authority"),
+            "status": cluster["status"],
+            "lead_contact": {"name": lead.get("name"),
+                             "email": _lower(lead.get("email"))},
+            "validator": {"name": validator["name"],
+                          "email": _lower(validator["email"])}
+            if validator else None,
+            "missing": cluster.get("missing") or [],
+            "created_at": cluster.get("created_at"),
+            "schools": [_school(s) for s in store.schools_of(cluster.doc_id)],
+        })
+    set_aside = [{"message_id": m.get("message_id"), "from": _lower(m.get("from")),
+                  "subject": m.get("subject"), "reason": m.get("reason"),
+                  "received_at": m.get("received_at")}
+                 for m in store.set_aside_messages()]
+    return {"clusters": clusters, "set_aside": set_aside}
+
+
+def _school(school: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": school["name"],
+        "phase": school.get("phase"),
+        "contact_name": school.get("contact_name"),
+        "contact_email": _lower(school.get("contact_email")),
+        "status": school["status"],
+        "deadline": school.get("deadline"),
+        "undeliverable": bool(school.get("undeliverable")),
+        "comments": [{"received_at": c["received_at"], "text": c["text"]}
+                     for c in school.get("comments", [])],
+    }
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def status_table(store: Store) -> str:
+    """Clusters and their schools as an aligned plain-text table."""
+    rows: list[tuple[str, ...]] = [("CLUSTER / SCHOOL", "COUNCIL / PHASE",
+                                    "STATUS", "CONTACT")]
+    for cluster in sorted(store.all_clusters(), key=lambda c: c.doc_id):
+        lead = cluster.get("lead") or {}
+        validator = cluster.get("validator")
+        status = STATUS_LABELS.get(cluster["status"], cluster["status"])
+        if validator:
+            status += f" ({validator['name']})"
+        rows.append((str(cluster.get("name") or "(no name yet)"),
+                     str(cluster.get("local_authority") or "?"), status,
+                     str(lead.get("email") or "")))
+        for school in store.schools_of(cluster.doc_id):
+            contact = str(school.get("contact_email") or "")
+            if school.get("undeliverable"):
+                contact += " (bounces)"
+            rows.append(("  " + school["name"], str(school.get("phase") or "?"),
+                         STATUS_LABELS.get(school["status"], school["status"]),
+                         contact))
+    if len(rows) == 1:
+        return "No clusters recorded yet.\n"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+             for row in rows]
+    footer = []
+    last_poll = store.get_meta("last_poll")
+    footer.append(f"Last poll: {last_poll or 'never'}")
+    aside = len(store.set_aside_messages())
+    footer.append(f"Messages set aside: {aside}")
+    return "\n".join(lines + [""] + footer) + "\n"

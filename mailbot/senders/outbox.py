@@ -1,0 +1,73 @@
+"""Outgoing mail written as .eml files to a folder instead of being sent.
+
+For the demo and for trying rules out: each message becomes one file named
+"<UTC time>-<part of the Message-ID>.eml", so `ls` lists them in the order
+they were written. Files appear whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from datetime import datetime, timezone
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from mailbot.config import SendingConfig
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_ID_CHARS = 40
+
+
+def _id_part(message_id: str) -> str:
+    """A file-name-safe token from a Message-ID, distinct for distinct ids.
+
+    The Message-ID may come from anywhere: keep letters, digits, dot,
+    dash and underscore, and add a short hash so that two ids that
+    sanitise alike still give different names.
+    """
+    cleaned = _UNSAFE.sub("_", message_id.strip().strip("<>")).strip("._")
+    digest = hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+    return f"{cleaned[:_MAX_ID_CHARS]}-{digest[:8]}" if cleaned else digest[:8]
+
+
+class FileOutbox:
+    """A `Sender` that writes each message to `config.path` as .eml."""
+
+    def __init__(self, config: SendingConfig) -> None:
+        self.path = config.path
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: EmailMessage) -> None:
+        data = message.as_bytes(policy=policy.SMTP)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        name = f"{stamp}-{_id_part(str(message.get('Message-ID', '')))}"
+
+        # Written under a hidden name first, so that a reader globbing
+        # *.eml never sees half a message.
+        temp = self.path / f".{name}.tmp"
+        with open(temp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        final = self._free_name(name)
+        os.replace(temp, final)
+        log.debug("wrote %s", final)
+
+    def close(self) -> None:
+        pass
+
+    def _free_name(self, name: str) -> Path:
+        # Only mailbot writes here, so checking first is enough to never
+        # replace an earlier message with the same id and microsecond.
+        final = self.path / f"{name}.eml"
+        n = 1
+        while final.exists():
+            n += 1
+            final = self.path / f"{name}-{n}.eml"
+        return final

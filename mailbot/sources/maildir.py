@@ -1,0 +1,172 @@
+"""Incoming mail from a local Maildir, with Maildir++ folders for the rest.
+
+The inbox is `new/` and `cur/` of the Maildir itself; handled and set-aside
+messages move to subfolders such as `.Handled/cur/` by an atomic rename, so
+a mail client that reads the same Maildir sees them there. Nothing is ever
+deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from mailbot.config import MailboxConfig
+from mailbot.errors import ConfigError
+from mailbot.sources import RawMail
+
+log = logging.getLogger(__name__)
+
+PREFIX = "maildir:"
+# A file name in cur/ is "<unique name>:2,<flags>"; in new/ it has no info.
+INFO_SEP = ":"
+
+
+def unique_name(file_name: str) -> str:
+    """A Maildir file name without its ":2,flags" info part."""
+    return file_name.split(INFO_SEP, 1)[0]
+
+
+def _folder_dir_name(name: str) -> str:
+    """The Maildir++ directory for a folder: "Set aside" -> ".Set aside"."""
+    if not name or "/" in name or name.startswith(".") or "\0" in name:
+        raise ValueError(f"{name!r} cannot name a Maildir folder")
+    return "." + name
+
+
+def _make_maildir(path: Path) -> None:
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _delivery_order(entry: os.DirEntry[str]) -> tuple[float, str]:
+    # Unique names start with the delivery time in seconds (the Maildir
+    # convention); fall back on the file's mtime for names that do not.
+    head = entry.name.split(".", 1)[0]
+    if head.isdigit():
+        return float(head), entry.name
+    try:
+        return entry.stat().st_mtime, entry.name
+    except FileNotFoundError:
+        return 0.0, entry.name
+
+
+class MaildirSource:
+    """A `MailSource` over a Maildir on the local disk."""
+
+    def __init__(self, config: MailboxConfig) -> None:
+        self.root = config.path
+        for key in ("handled_folder", "set_aside_folder"):
+            try:
+                _folder_dir_name(getattr(config, key))
+            except ValueError as exc:
+                raise ConfigError(config.path, f"mailbox.{key}", str(exc)) from exc
+        self.handled_folder = config.handled_folder
+        self.set_aside_folder = config.set_aside_folder
+        _make_maildir(self.root)
+
+    def fetch(self) -> Iterator[RawMail]:
+        yield from self._read(self.root)
+
+    def mark_handled(self, key: str) -> None:
+        self._move(key, self.root, self._folder(self.handled_folder))
+
+    def set_aside(self, key: str) -> None:
+        self._move(key, self.root, self._folder(self.set_aside_folder))
+
+    def list_folder(self, folder: str) -> Iterator[RawMail]:
+        """The messages in a subfolder such as "Set aside", oldest first."""
+        path = self.root / _folder_dir_name(folder)
+        if path.is_dir():
+            yield from self._read(path)
+
+    def restore(self, key: str, from_folder: str) -> None:
+        """Move a message from a subfolder back into the inbox."""
+        source = self.root / _folder_dir_name(from_folder)
+        self._move(key, source, self.root)
+
+    def close(self) -> None:
+        pass
+
+    def _folder(self, name: str) -> Path:
+        path = self.root / _folder_dir_name(name)
+        if not (path / "maildirfolder").exists():
+            _make_maildir(path)
+            # Maildir++ marks a folder with this empty file; Dovecot and
+            # Courier expect it.
+            (path / "maildirfolder").touch()
+            log.info("created Maildir folder %s", path)
+        return path
+
+    def _entries(self, maildir: Path) -> list[os.DirEntry[str]]:
+        entries: list[os.DirEntry[str]] = []
+        for sub in ("new", "cur"):
+            try:
+                with os.scandir(maildir / sub) as found:
+                    entries.extend(e for e in found
+                                   if not e.name.startswith(".") and e.is_file())
+            except FileNotFoundError:
+                continue
+        entries.sort(key=_delivery_order)
+        return entries
+
+    def _read(self, maildir: Path) -> Iterator[RawMail]:
+        for entry in self._entries(maildir):
+            try:
+                data = Path(entry.path).read_bytes()
+            except FileNotFoundError:
+                log.warning("%s vanished before it could be read", entry.path)
+                continue
+            yield RawMail(PREFIX + unique_name(entry.name), data)
+
+    def _find(self, maildir: Path, name: str) -> Path | None:
+        """The file holding a unique name, in new/ or cur/."""
+        candidate = maildir / "new" / name
+        if candidate.exists():
+            return candidate
+        try:
+            with os.scandir(maildir / "cur") as found:
+                for entry in found:
+                    if unique_name(entry.name) == name:
+                        return Path(entry.path)
+        except FileNotFoundError:
+            pass
+        return None
+
+    def _move(self, key: str, source: Path, target: Path) -> None:
+        name = self._name_from_key(key)
+        found = self._find(source, name)
+        if found is None:
+            log.warning("%s: no longer in %s; nothing to move", key, source)
+            return
+
+        # A message from new/ enters cur/ with an empty info part; one
+        # from cur/ keeps its flags.
+        file_name = found.name if found.parent.name == "cur" else name + ":2,"
+        destination = target / "cur" / file_name
+        if destination.exists():
+            # Never replace another message: a rename would overwrite it.
+            base, sep, info = file_name.partition(INFO_SEP)
+            n = 1
+            while destination.exists():
+                n += 1
+                destination = target / "cur" / f"{base}.{n}{sep}{info}"
+
+        try:
+            os.rename(found, destination)
+        except FileNotFoundError:
+            log.warning("%s: vanished before it could be moved", key)
+            return
+        log.debug("%s: moved %s to %s", key, found, destination)
+
+    @staticmethod
+    def _name_from_key(key: str) -> str:
+        if not key.startswith(PREFIX):
+            raise ValueError(f"{key!r} is not a Maildir key")
+        name = key[len(PREFIX):]
+        # The key may come back from the store: keep it inside the Maildir.
+        if not name or "/" in name or name.startswith(".") or "\0" in name:
+            raise ValueError(f"{key!r} is not a Maildir key")
+        return name

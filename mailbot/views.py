@@ -1,0 +1,36 @@
+"""Plain dictionaries of the record, as templates and the export see them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinydb.table import Document
+
+from mailbot.store import Store
+
+
+def cluster_view(cluster: Document) -> dict[str, Any]:
+    lead = cluster.get("lead") or {}
+    return {
+        "name": cluster.get("name"),
+        "local_authority": cluster.get("local_authority"),
+        "lead_name": lead.get("name"),
+        "lead_email": lead.get("email"),
+    }
+
+
+def school_view(school: Document) -> dict[str, Any]:
+    return {
+        "name": school["name"],
+        "phase": school.get("phase"),
+        "contact_name": school.get("contact_name"),
+        "contact_email": school.get("contact_email"),
+        "status": school.get("status"),
+        "already_awarded": school.get("status") == "already_awarded",
+        "comments": [{"received_at": c["received_at"], "text": c["text"]}
+                     for c in school.get("comments", [])],
+    }
+
+
+def schools_view(store: Store, cluster_id: int) -> list[dict[str, Any]]:
+    return [school_view(s) for s in store.schools_of(cluster_id)]

@@ -1,0 +1,56 @@
+"""Shared fixtures for mailbot's tests."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+
+from servers import DOVECOT, DovecotMailbox, DovecotServer, SmtpServer
+
+# ------------------------------------------------------- real mail servers
+# The machinery lives in tests/servers.py; these fixtures only wrap it.
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[DovecotServer]:
+    """One real Dovecot on 127.0.0.1 for the whole session."""
+    if not DOVECOT.exists():
+        reason = f"{DOVECOT} is not installed (apt install dovecot-imapd)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = DovecotServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotMailbox]:
+    """A fresh, empty IMAP user on the shared Dovecot.
+
+    Exposes host, port, user, password, password_file, maildir, and
+    deliver(raw, folder), folder_messages(folder), folders(), client(),
+    mailbox_config(**overrides), restart() and stop().
+    """
+    yield dovecot_server.new_mailbox()
+    # A test that stopped the server leaves it running for the next one.
+    if not dovecot_server.running:
+        dovecot_server.start()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on 127.0.0.1 that records what it receives.
+
+    Exposes host, port, username, password, received (list of Received:
+    mail_from, rcpt_tos, content), connections, logins, refuse(address,
+    reply), require_auth(), handler.data_reply, sending_config(),
+    login_config(), restart() and stop().
+    """
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.remove()

@@ -1,0 +1,381 @@
+"""Real mail servers on 127.0.0.1 for the tests: Dovecot IMAP and aiosmtpd.
+
+Each server listens on loopback only, on a free port, from a throwaway
+configuration in a temporary folder. `conftest.py` wraps them in fixtures;
+nothing here talks to any other host.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from imapclient import IMAPClient
+
+from mailbot.config import MailboxConfig, SendingConfig, Secret
+
+HOST = "127.0.0.1"
+DOVECOT = Path("/usr/sbin/dovecot")
+PASSWORD = "test-password"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, up: bool, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                listening = True
+        except OSError:
+            listening = False
+        if listening == up:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# ---------------------------------------------------------------- Dovecot
+
+_DOVECOT_CONF = """\
+# Throwaway Dovecot for mailbot's tests; never meets a system Dovecot.
+protocols = imap
+listen = {host}
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = mailbot-test-{port}
+log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+first_valid_uid = {uid}
+last_valid_uid = 0
+first_valid_gid = {gid}
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+mail_location = maildir:{root}/mail/%u
+
+# Every user name logs in with one password, so each test can take a
+# fresh user, and so a fresh, empty mailbox.
+passdb {{
+  driver = static
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = {host}
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+  {capability}
+}}
+"""
+
+
+class DovecotServer:
+    """One Dovecot process for a test session, restartable on its port."""
+
+    def __init__(self, capability: str = "") -> None:
+        """`capability` replaces the CAPABILITY list after login, so a
+        test can meet a server without MOVE or UIDPLUS."""
+        self.host = HOST
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
+        # Mail is accessed as an unprivileged user: the folders above the
+        # mail root must let it through.
+        self.root.chmod(0o755)
+        self.mail_root = self.root / "mail"
+        self.mail_root.mkdir()
+        self.conf = self.root / "dovecot.conf"
+        self.running = False
+        self._users = itertools.count(1)
+
+        if os.geteuid() == 0:
+            # Dovecot refuses to read mail as root; `nobody` will do.
+            uid = gid = 65534
+            internal, login = "dovecot", "dovenull"
+        else:
+            # Untested convenience: a developer running as themselves.
+            uid, gid = os.getuid(), os.getgid()
+            internal = login = pwd.getpwuid(uid).pw_name
+        os.chown(self.mail_root, uid, gid)
+        self.conf.write_text(_DOVECOT_CONF.format(
+            host=HOST, port=self.port, root=self.root, uid=uid, gid=gid,
+            internal_user=internal, login_user=login, password=PASSWORD,
+            capability=f"imap_capability = {capability}" if capability else ""))
+
+    def start(self) -> None:
+        # Dovecot daemonises and keeps whatever stdout and stderr it was
+        # given: a pipe here would never see end-of-file.
+        with open(self.root / "startup.log", "ab") as out:
+            started = subprocess.run([str(DOVECOT), "-c", str(self.conf)],
+                                     stdout=out, stderr=out, timeout=30)
+        if started.returncode or not wait_for_port(self.port, up=True):
+            raise RuntimeError(f"Dovecot did not listen on port {self.port}:\n"
+                               + self.log_tail())
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop the master and wait until it has let go of the port.
+
+        SIGTERM to the master takes about a second; `doveadm stop` does
+        the same but then waits about three.
+        """
+        if not self.running:
+            return
+        pid_file = self.root / "run" / "master.pid"
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        # The master removes its pid file last; starting again before
+        # then makes the new master think one is still running.
+        deadline = time.monotonic() + 10
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        wait_for_port(self.port, up=False)
+        self.running = False
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = ""
+        for name in ("startup.log", "dovecot.log"):
+            log = self.root / name
+            if log.exists():
+                text += log.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:]) or "(no log)"
+
+    def new_mailbox(self) -> DovecotMailbox:
+        return DovecotMailbox(self, f"user{next(self._users)}")
+
+
+class DovecotMailbox:
+    """One test's own IMAP user on the shared Dovecot, with helpers."""
+
+    def __init__(self, server: DovecotServer, user: str) -> None:
+        self.server = server
+        self.host = server.host
+        self.port = server.port
+        self.user = user
+        self.password = PASSWORD
+        self.maildir = server.mail_root / user
+        self.password_file = server.root / "password"
+        if not self.password_file.exists():
+            self.password_file.write_text(PASSWORD + "\n")
+
+    def client(self) -> IMAPClient:
+        """A logged-in IMAPClient as this user; the caller logs out."""
+        imap = IMAPClient(self.host, self.port, ssl=False, timeout=10)
+        imap.login(self.user, self.password)
+        return imap
+
+    def mailbox_config(self, **overrides: Any) -> MailboxConfig:
+        values: dict[str, Any] = dict(
+            kind="imap", path=self.maildir, handled_folder="Handled",
+            set_aside_folder="Set aside", host=self.host, port=self.port,
+            security="none", username=self.user,
+            password=Secret(file=self.password_file), folder="INBOX",
+            timeout_seconds=5.0)
+        values.update(overrides)
+        return MailboxConfig(**values)
+
+    def deliver(self, raw: bytes, folder: str = "INBOX") -> None:
+        """Put a message in a folder (created if missing) by IMAP APPEND."""
+        imap = self.client()
+        try:
+            if not imap.folder_exists(folder):
+                imap.create_folder(folder)
+            imap.append(folder, raw)
+        finally:
+            imap.logout()
+
+    def folder_messages(self, folder: str = "INBOX") -> list[bytes]:
+        """Every message in a folder, \\Deleted ones too, oldest first."""
+        imap = self.client()
+        try:
+            if not imap.folder_exists(folder):
+                return []
+            imap.select_folder(folder, readonly=True)
+            uids = sorted(imap.search("ALL"))
+            if not uids:
+                return []
+            found = imap.fetch(uids, ["BODY.PEEK[]"])
+            return [found[uid][b"BODY[]"] for uid in uids]
+        finally:
+            imap.logout()
+
+    def folders(self) -> list[str]:
+        imap = self.client()
+        try:
+            return sorted(name for _, _, name in imap.list_folders())
+        finally:
+            imap.logout()
+
+    def restart(self) -> None:
+        self.server.restart()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+# ------------------------------------------------------------------- SMTP
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass
+class SmtpRecorder:
+    """aiosmtpd handler: records each envelope, refuses as told."""
+
+    received: list[Received] = field(default_factory=list)
+    # Reply line for chosen recipients, e.g. {"x@example.org": "550 ..."}.
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+    auth_required: bool = False
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_MAIL(self, server: SMTP, session: Session,
+                          envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.auth_required and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session,
+                          envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        reply = self.rcpt_replies.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session,
+                          envelope: Envelope) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
+        content = envelope.original_content or b""
+        self.received.append(Received(str(envelope.mail_from),
+                                      list(envelope.rcpt_tos), content))
+        return "250 OK"
+
+
+class SmtpServer:
+    """An aiosmtpd server on loopback; restartable on the same port."""
+
+    def __init__(self, username: str = "mailbot",
+                 password: str = PASSWORD) -> None:
+        self.host = HOST
+        self.port = free_port()
+        self.username = username
+        self.password = password
+        self.handler = SmtpRecorder()
+        self.connections = 0
+        self.password_file = Path(tempfile.mkdtemp()) / "smtp-password"
+        self.password_file.write_text(password + "\n")
+        self._controller: Controller | None = None
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def refuse(self, address: str, reply: str) -> None:
+        """Answer RCPT TO:<address> with `reply`, e.g. "451 4.3.0 Later"."""
+        self.handler.rcpt_replies[address.lower()] = reply
+
+    def require_auth(self) -> None:
+        self.handler.auth_required = True
+
+    def sending_config(self, **overrides: Any) -> SendingConfig:
+        values: dict[str, Any] = dict(
+            kind="smtp", path=self.password_file.parent, host=self.host,
+            port=self.port, security="none", timeout_seconds=5.0)
+        values.update(overrides)
+        return SendingConfig(**values)
+
+    def login_config(self, **overrides: Any) -> SendingConfig:
+        values: dict[str, Any] = dict(
+            username=self.username, password=Secret(file=self.password_file))
+        values.update(overrides)
+        return self.sending_config(**values)
+
+    def _authenticate(self, server: SMTP, session: Session,
+                      envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword)
+              and auth_data.login.decode() == self.username
+              and auth_data.password.decode() == self.password)
+        if ok:
+            self.handler.logins.append(self.username)
+        return AuthResult(success=ok)
+
+    def start(self) -> None:
+        server = self
+
+        class CountingController(Controller):
+            def factory(self) -> SMTP:
+                server.connections += 1
+                return super().factory()  # type: ignore[no-any-return]
+
+        self._controller = CountingController(
+            self.handler, hostname=HOST, port=self.port,
+            authenticator=self._authenticate, auth_require_tls=False)
+        self._controller.start()
+        # start() opens one connection of its own to check the server.
+        self.connections = 0
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def restart(self) -> None:
+        """Drop every open connection by stopping and starting again."""
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.password_file.parent, ignore_errors=True)
