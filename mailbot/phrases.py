@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 
 # Letters and digits make words; anything else (spaces, punctuation, line
-# breaks) only separates them.
+# breaks) only separates them, but a phrase does not run on from one
+# sentence into the next.
 _WORD = r"[^\W_]"
-_SEP = r"[\W_]+"
-# A gap of "..." may skip words but not run on into the next sentence.
-_GAP_SEP = r"(?:[^\w.!?;]|_)+"
-_GAP = rf"(?:{_GAP_SEP}{_WORD}+){{0,4}}"
+_SEP = r"(?:[^\w.!?;]|_)+"
+_JOIN = r"(?:[^\w.!?;]|_)*"          # inside a hyphenated word
+_GAP = rf"(?:{_SEP}{_WORD}+){{0,4}}"   # "...": up to four other words
 
 # Words just before a match, "haven't" kept whole, for the negation test.
 _WORDS_BEFORE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -45,8 +44,9 @@ class PhraseSet:
                 return None
             if not self._negated(text, match.start()):
                 return self.phrases[int(str(match.lastgroup)[1:])]
-            # Try again just after the start: another phrase may overlap.
-            position = match.start() + 1
+            # The negation covers the whole phrase, so that "yet to request
+            # a validation visit" does not match "validation visit" after.
+            position = match.end()
 
     def _negated(self, text: str, start: int) -> bool:
         before = text[max(0, start - NEGATION_WINDOW):start]
@@ -74,20 +74,15 @@ def _pattern(phrase: str) -> str:
         pieces = re.findall(r"[^\W_]+", token)
         if pieces:
             # "self-review" is also "self review" and "selfreview".
-            parts.append(r"[\W_]*".join(re.escape(p) for p in pieces))
+            parts.append(_JOIN.join(re.escape(p) for p in pieces))
     while parts and parts[-1] == "...":
         parts.pop()
     if not parts:
         raise ValueError(f"phrase {phrase!r} has no words to match")
 
     pattern = parts[0]
-    for previous, part in itertools.pairwise(parts):
-        if part == "...":
-            pattern += _GAP
-        elif previous == "...":
-            pattern += _GAP_SEP + part
-        else:
-            pattern += _SEP + part
+    for part in parts[1:]:
+        pattern += _GAP if part == "..." else _SEP + part
     return rf"(?<!{_WORD}){pattern}(?!{_WORD})"
 
 

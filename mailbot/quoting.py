@@ -38,6 +38,8 @@ _SIGN_OFFS = frozenset((
     "best",
 ))
 
+LIBRARY_LINE = 400  # characters of a line shown to mail-parser-reply
+
 # How much may follow a sign-off for it to count as the end of a message.
 SIGNATURE_LINES = 8
 SIGNATURE_WORDS = 10
@@ -117,7 +119,10 @@ def _opens_history(lines: list[str], i: int) -> bool:
 
 def _library_headers(lines: list[str]) -> list[int]:
     """Header lines that mail-parser-reply finds and we would not."""
-    replies = EmailReplyParser(languages=["en"]).read("\n".join(lines)).replies
+    # Its "On ... wrote:" rule is quadratic in the length of a line; no
+    # header line is long, so long lines are cut before it sees them.
+    shown = "\n".join(line[:LIBRARY_LINE] for line in lines)
+    replies = EmailReplyParser(languages=["en"]).read(shown).replies
     found = []
     for reply in replies:
         header = str(reply.headers or "")

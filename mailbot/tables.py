@@ -7,33 +7,20 @@ recognised by what their header says, never by where they stand.
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import logging
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 
-import openpyxl
 from bs4 import BeautifulSoup, Tag
 
+from mailbot import spreadsheets
 from mailbot.mail import Attachment
+from mailbot.spreadsheets import MAX_COLUMNS, MAX_ROWS, Grid
 
-log = logging.getLogger(__name__)
-
-# Bounds that keep a hostile or broken file from hanging the poll.
-MAX_BYTES = 5_000_000
-MAX_UNZIPPED = 50_000_000
-MAX_ROWS = 2_000
-MAX_COLUMNS = 40
-MAX_SHEETS = 10
-MAX_TABLES = 50
+# How far down a sheet to look for its header, and how many tables of an
+# HTML body to read: bounds against hostile input, far above real use.
 HEADER_SEARCH = 50
-
-Grid = list[list[str]]
+MAX_TABLES = 50
 
 
 @dataclass(frozen=True)
@@ -67,16 +54,17 @@ def _label(text: str) -> str:
 
 
 _FIELDS: tuple[tuple[str, str], ...] = (
-    ("lead_email", r"(?:cluster |main )?(?:lead |contact )?(?:contact )?"
-                   r"e ?-?mail(?: address)?"),
-    ("cluster", r"(?:the )?(?:cluster|asg|learning community)(?: name)?"
-                r"|name of (?:the |your )?(?:cluster|asg)|cluster/asg(?: name)?"
-                r"|associated schools? group(?: name)?"),
-    ("authority", r"(?:the )?(?:local )?(?:authority|council)(?: name)?|la"
-                  r"|local authority/council"),
-    ("lead", r"(?:cluster |main )?lead(?: contact)?(?: name| details)?"
-             r"|(?:main |cluster )?contact(?: person| name| details)?"
-             r"|name of (?:the )?lead(?: contact)?"),
+    ("lead_email", (r"(?:cluster |main )?(?:lead |contact )?(?:contact )?"
+                    r"e ?-?mail(?: address)?")),
+    ("cluster", (r"(?:the )?(?:cluster|asg|learning community)(?: name)?"
+                 r"|name of (?:the |your )?(?:cluster|asg)"
+                 r"|cluster/asg(?: name)?"
+                 r"|associated schools? group(?: name)?")),
+    ("authority", (r"(?:the )?(?:local )?(?:authority|council)(?: name)?|la"
+                   r"|local authority/council")),
+    ("lead", (r"(?:cluster |main )?lead(?: contact)?(?: name| details)?"
+              r"|(?:main |cluster )?contact(?: person| name| details)?"
+              r"|name of (?:the )?lead(?: contact)?")),
 )
 
 
@@ -202,150 +190,49 @@ def _tidy(value: str) -> str:
     return " ".join(value.replace("\u00a0", " ").split())
 
 
-# --- attachments ---------------------------------------------------------
-
-_XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_CSV_TYPES = ("text/csv", "application/csv", "text/comma-separated-values",
-              "text/tab-separated-values")
-
-
-def kind(attachment: Attachment) -> str | None:
-    """"csv", "xlsx" or None, from the attachment's name and type."""
-    name = attachment.filename.lower()
-    if name.endswith((".xlsx", ".xlsm")) or attachment.content_type == _XLSX_TYPE:
-        return "xlsx"
-    if name.endswith((".csv", ".tsv")) or attachment.content_type in _CSV_TYPES:
-        return "csv"
-    return None
-
+# --- attachments, HTML and pasted text ---------------------------------
 
 def from_attachment(attachment: Attachment) -> list[Table]:
-    """The tables in a CSV or XLSX attachment; [] for anything else."""
-    if len(attachment.data) > MAX_BYTES:
-        log.warning("attachment %r skipped: %d bytes is too large to read",
-                    attachment.filename, len(attachment.data))
-        return []
-    which = kind(attachment)
-    if which == "csv":
-        grids = [_csv_grid(_decode(attachment.data))]
-    elif which == "xlsx":
-        grids = _xlsx_grids(attachment.filename, attachment.data)
-    else:
-        return []
+    """The tables in a CSV or XLSX attachment; [] for anything else.
 
+    Of a workbook's sheets, the first with a list of schools is the list;
+    labelled fields before it count too.
+    """
     tables = []
-    for grid in grids:
+    for grid in spreadsheets.grids(attachment):
         table = interpret(grid)
         if table:
             tables.append(table)
             if table.schools:
-                break  # the first sheet with schools is the list
+                break
     return tables
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16", errors="replace")
-
-    # Excel's "Unicode text" is UTF-16; without a BOM, ASCII text in it is
-    # every other byte zero, which tells the byte order too.
-    head = data[:400]
-    if head and head.count(0) > len(head) // 4:
-        little = head[1::2].count(0) > head[0::2].count(0)
-        return data.decode("utf-16-le" if little else "utf-16-be",
-                           errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+# Where mail clients start the quoted history of a reply in HTML.
+_HTML_HISTORY = ("blockquote", "div.gmail_quote", "div#divRplyFwdMsg",
+                 "div#appendonsend", "hr#stopSpelling",
+                 "div.OutlookMessageHeader")
 
 
-def _csv_grid(text: str) -> Grid:
-    # Excel writes "sep=;" as a first line to name the delimiter.
-    quirk = re.match(r"\s*\"?sep=(.)\"?[ \t]*\r?\n", text, re.IGNORECASE)
-    if quirk:
-        delimiter, text = quirk.group(1), text[quirk.end():]
-    else:
-        delimiter = _sniff(text)
+def from_html(html: str, history: bool = False) -> list[Table]:
+    """The tables of an HTML body, each <table> read on its own.
 
-    grid: Grid = []
-    try:
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-            if len(grid) >= MAX_ROWS:
-                break
-            grid.append(row[:MAX_COLUMNS])
-    except csv.Error as exc:
-        log.warning("CSV attachment read only in part: %s", exc)
-    return grid
-
-
-def _sniff(text: str) -> str:
-    sample = text[:8192]
-    lines = [line for line in sample.splitlines() if line.strip()][:20]
-    try:
-        found = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-        if lines and found in lines[0]:
-            return found
-    except csv.Error:
-        pass
-
-    def steadiness(candidate: str) -> tuple[int, int]:
-        counts = [line.count(candidate) for line in lines] or [0]
-        return min(counts), sum(counts)
-
-    return max(",;\t|", key=steadiness)
-
-
-def _xlsx_grids(name: str, data: bytes) -> list[Grid]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unzipped = sum(info.file_size for info in archive.infolist())
-        if unzipped > MAX_UNZIPPED:
-            log.warning("workbook %r skipped: %d bytes unzipped", name, unzipped)
-            return []
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True,
-                                      data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds on damaged files
-        log.warning("workbook %r could not be opened: %s", name, exc)
-        return []
-
-    grids: list[Grid] = []
-    try:
-        for sheet in book.worksheets[:MAX_SHEETS]:
-            rows = sheet.iter_rows(max_row=MAX_ROWS, max_col=MAX_COLUMNS,
-                                   values_only=True)
-            grids.append([[_cell(value) for value in row] for row in rows])
-    except Exception as exc:  # as above, for damage found while reading
-        log.warning("workbook %r read only in part: %s", name, exc)
-    finally:
-        book.close()
-    return grids
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()[:10]
-    return str(value)
-
-
-# --- HTML and pasted text ------------------------------------------------
-
-def from_html(html: str) -> list[Table]:
-    """The tables of an HTML body, each <table> read on its own."""
+    Tables in the quoted history of a reply are left out unless
+    `history` asks for them, as a forward does.
+    """
     soup = BeautifulSoup(html, "html.parser")
+    if not history:
+        for marker in soup.select(", ".join(_HTML_HISTORY)):
+            for later in marker.find_next_siblings():
+                later.decompose()
+            marker.decompose()
+
     tables = []
     for element in soup.find_all("table")[:MAX_TABLES]:
         grid: Grid = []
         for row in element.find_all("tr")[:MAX_ROWS]:
-            if not isinstance(row, Tag) or row.find_parent("table") is not element:
+            nested = row.find_parent("table") is not element
+            if not isinstance(row, Tag) or nested:
                 continue  # a row of a table nested inside this one
             cells = row.find_all(["td", "th"], recursive=False)
             grid.append([cell.get_text(" ", strip=True) for cell in cells])

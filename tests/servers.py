@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 
-from mailbot.config import MailboxConfig, SendingConfig, Secret
+from mailbot.config import MailboxConfig, Secret, SendingConfig
 
 HOST = "127.0.0.1"
 DOVECOT = Path("/usr/sbin/dovecot")
+DOVEADM = Path("/usr/bin/doveadm")
 PASSWORD = "test-password"
 
 
@@ -94,6 +95,13 @@ service imap-login {{
     port = 0
   }}
 }}
+# Without this, one wrong password (a test does that on purpose) makes
+# every login from 127.0.0.1 wait seconds for a while afterwards.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 protocol imap {{
   mail_max_userip_connections = 100
   {capability}
@@ -131,46 +139,59 @@ class DovecotServer:
         self.conf.write_text(_DOVECOT_CONF.format(
             host=HOST, port=self.port, root=self.root, uid=uid, gid=gid,
             internal_user=internal, login_user=login, password=PASSWORD,
-            capability=f"imap_capability = {capability}" if capability else ""))
+            capability=(f"imap_capability = {capability}"
+                        if capability else "")))
 
     def start(self) -> None:
         # Dovecot daemonises and keeps whatever stdout and stderr it was
         # given: a pipe here would never see end-of-file.
         with open(self.root / "startup.log", "ab") as out:
             started = subprocess.run([str(DOVECOT), "-c", str(self.conf)],
-                                     stdout=out, stderr=out, timeout=30)
+                                     stdout=out, stderr=out, timeout=30,
+                                     check=False)
         if started.returncode or not wait_for_port(self.port, up=True):
             raise RuntimeError(f"Dovecot did not listen on port {self.port}:\n"
                                + self.log_tail())
         self.running = True
 
-    def stop(self) -> None:
-        """Stop the master and wait until it has let go of the port.
+    def stop(self, wait: bool = True) -> None:
+        """Stop the master and (unless told not to) wait until it is gone.
 
-        SIGTERM to the master takes about a second; `doveadm stop` does
-        the same but then waits about three.
+        Dovecot 2.3 leaves logged-in imap processes serving their
+        clients after the master has gone, so kick every user first: a
+        restart then drops connections the way a real one does.
         """
         if not self.running:
             return
+        subprocess.run([str(DOVEADM), "-c", str(self.conf), "kick", "*"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=30, check=False)
+        # SIGTERM rather than `doveadm stop`, which waits for the master
+        # to be reaped: where nothing reaps orphans (some containers) that
+        # costs three seconds.
         pid_file = self.root / "run" / "master.pid"
         try:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
         except (OSError, ValueError):
             pass
-        # The master removes its pid file last; starting again before
-        # then makes the new master think one is still running.
+        self.running = False
+        if not wait:
+            return
+        # The master removes its pid file last, about a second later;
+        # starting again before then makes the new master think one is
+        # still running.
         deadline = time.monotonic() + 10
         while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         wait_for_port(self.port, up=False)
-        self.running = False
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def remove(self) -> None:
-        self.stop()
+        """Stop for good and delete every file; nothing waits for it."""
+        self.stop(wait=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -206,14 +227,12 @@ class DovecotMailbox:
         return imap
 
     def mailbox_config(self, **overrides: Any) -> MailboxConfig:
-        values: dict[str, Any] = dict(
+        config = MailboxConfig(
             kind="imap", path=self.maildir, handled_folder="Handled",
             set_aside_folder="Set aside", host=self.host, port=self.port,
             security="none", username=self.user,
-            password=Secret(file=self.password_file), folder="INBOX",
-            timeout_seconds=5.0)
-        values.update(overrides)
-        return MailboxConfig(**values)
+            password=Secret(file=self.password_file), timeout_seconds=5.0)
+        return replace(config, **overrides)
 
     def deliver(self, raw: bytes, folder: str = "INBOX") -> None:
         """Put a message in a folder (created if missing) by IMAP APPEND."""
@@ -271,12 +290,17 @@ class SmtpRecorder:
     # Reply line for chosen recipients, e.g. {"x@example.org": "550 ..."}.
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    # Said once to the next MAIL FROM, e.g. "421 4.4.2 Idle too long".
+    next_mail_reply: str | None = None
     auth_required: bool = False
     logins: list[str] = field(default_factory=list)
 
     async def handle_MAIL(self, server: SMTP, session: Session,
                           envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
+        if self.next_mail_reply is not None:
+            reply, self.next_mail_reply = self.next_mail_reply, None
+            return reply
         if self.auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
@@ -321,6 +345,10 @@ class SmtpServer:
     def received(self) -> list[Received]:
         return self.handler.received
 
+    @property
+    def logins(self) -> list[str]:
+        return self.handler.logins
+
     def refuse(self, address: str, reply: str) -> None:
         """Answer RCPT TO:<address> with `reply`, e.g. "451 4.3.0 Later"."""
         self.handler.rcpt_replies[address.lower()] = reply
@@ -329,17 +357,17 @@ class SmtpServer:
         self.handler.auth_required = True
 
     def sending_config(self, **overrides: Any) -> SendingConfig:
-        values: dict[str, Any] = dict(
+        config = SendingConfig(
             kind="smtp", path=self.password_file.parent, host=self.host,
             port=self.port, security="none", timeout_seconds=5.0)
-        values.update(overrides)
-        return SendingConfig(**values)
+        return replace(config, **overrides)
 
     def login_config(self, **overrides: Any) -> SendingConfig:
-        values: dict[str, Any] = dict(
-            username=self.username, password=Secret(file=self.password_file))
-        values.update(overrides)
-        return self.sending_config(**values)
+        """A SendingConfig that logs in with the right user and password."""
+        values: dict[str, Any] = {
+            "username": self.username,
+            "password": Secret(file=self.password_file)}
+        return self.sending_config(**{**values, **overrides})
 
     def _authenticate(self, server: SMTP, session: Session,
                       envelope: Envelope, mechanism: str,
@@ -349,7 +377,8 @@ class SmtpServer:
               and auth_data.password.decode() == self.password)
         if ok:
             self.handler.logins.append(self.username)
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers 535 itself on failure.
+        return AuthResult(success=ok, handled=False)
 
     def start(self) -> None:
         server = self

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -45,7 +45,7 @@ class FileOutbox:
 
     def send(self, message: EmailMessage) -> None:
         data = message.as_bytes(policy=policy.SMTP)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{stamp}-{_id_part(str(message.get('Message-ID', '')))}"
 
         # Written under a hidden name first, so that a reader globbing

@@ -16,7 +16,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from imapclient import DELETED, IMAPClient
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import (
+    IMAPClientAbortError,
+    IMAPClientError,
+    LoginError,
+)
 
 from mailbot.config import MailboxConfig
 from mailbot.errors import ConfigError, TransientError
@@ -42,7 +46,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
 
 
 class ImapSource:
@@ -136,7 +142,8 @@ class ImapSource:
 
         self._imap = imap
         self._uidvalidity = int(status[b"UIDVALIDITY"])
-        if not imap.has_capability("MOVE") and not imap.has_capability("UIDPLUS"):
+        if not (imap.has_capability("MOVE")
+                or imap.has_capability("UIDPLUS")):
             log.warning("%s: the server has neither MOVE nor UIDPLUS; moved "
                         "messages stay in %s flagged \\Deleted",
                         self.where, config.folder)
@@ -158,15 +165,21 @@ class ImapSource:
             raise TransientError(
                 f"IMAP server {self.where} dropped the connection: "
                 f"{exc}") from exc
+        except IMAPClientError as exc:
+            # A NO or BAD (quota, permissions): the connection is fine.
+            raise TransientError(
+                f"IMAP server {self.where} refused: {exc}") from exc
 
     def _retrying(self, step: Callable[[], T]) -> T:
         """Like _guarded, but once more on a fresh connection if an old one
         had been dropped while mailbot was not looking (idle timeouts)."""
-        if self._imap is not None:
-            try:
-                return self._guarded(step)
-            except TransientError:
-                log.info("%s: connection lost; connecting again", self.where)
+        reused = self._imap is not None
+        try:
+            return self._guarded(step)
+        except TransientError:
+            if not reused or self._imap is not None:
+                raise
+        log.info("%s: connection lost; connecting again", self.where)
         return self._guarded(step)
 
     # -------------------------------------------------------------- steps

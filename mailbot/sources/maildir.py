@@ -62,7 +62,8 @@ class MaildirSource:
             try:
                 _folder_dir_name(getattr(config, key))
             except ValueError as exc:
-                raise ConfigError(config.path, f"mailbox.{key}", str(exc)) from exc
+                raise ConfigError(config.path, f"mailbox.{key}",
+                                  str(exc)) from exc
         self.handled_folder = config.handled_folder
         self.set_aside_folder = config.set_aside_folder
         _make_maildir(self.root)
@@ -105,8 +106,9 @@ class MaildirSource:
         for sub in ("new", "cur"):
             try:
                 with os.scandir(maildir / sub) as found:
-                    entries.extend(e for e in found
-                                   if not e.name.startswith(".") and e.is_file())
+                    entries.extend(
+                        e for e in found
+                        if not e.name.startswith(".") and e.is_file())
             except FileNotFoundError:
                 continue
         entries.sort(key=_delivery_order)

@@ -1,0 +1,367 @@
+"""Reading a nomination written as prose, labelled lines and lists of schools.
+
+Only what the sender wrote in this message counts: quoted history,
+signatures and confidentiality footers are cut away first, except for
+our own "missing information" form, which people fill in inside a reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from mailbot.tables import column_meaning, field_label
+
+EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
+
+# What people write for "not given", including the blanks of our form.
+PLACEHOLDER = re.compile(
+    r"_+|\?+|-+|\[\s*missing\s*\]|\(?\s*missing\s*\)?|n/?a|tbc|tba|none",
+    re.IGNORECASE,
+)
+
+_SCHOOL_WORD = re.compile(
+    r"\b(?:school|primary|academy|high|secondary|grammar|sgoil|college"
+    r"|campus|ps|hs|rc|nursery)\b", re.IGNORECASE)
+
+_ITEM = re.compile(r"(?:\(?\d{1,2}[.)]|[-*\u2022\u00b7\u2013\u25aa\u2043>]"
+                   r"|[A-Za-z][.)])\s+(?P<rest>\S.*)")
+_SPLIT = re.compile(r"\s+[-\u2013\u2014]\s+|\s*[,;|\t]\s*|:\s+|\s{3,}")
+_SECTION = re.compile(
+    r"(?:the |our |participating |list of |cluster )?"
+    r"(?:schools?|establishments)\b[^:]{0,60}:\s*(?P<rest>.*)", re.IGNORECASE)
+_FORM_MARKER = re.compile(r"schools\s*\(one per line", re.IGNORECASE)
+_LABELLED = re.compile(
+    r"(?P<label>[A-Za-z][A-Za-z /'-]{0,40}?)\s*(?::|\t|\s[-\u2013]\s)\s*"
+    r"(?P<value>.*)")
+_PROSE_LIST = re.compile(
+    r"\b(?:schools?|cluster|asg|group)\b[^.:\n]{0,40}?\b(?:are|include|"
+    r"includes|comprises?|consists? of|is made up of|will be)\b:?\s+"
+    r"(?P<list>.+?)(?:(?<!\bSt)(?<!\bMr)(?<!\bMrs)(?<!\bDr)\.(?=\s|$)|$)",
+    re.IGNORECASE | re.DOTALL)
+_LIST_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*|\s+&\s+")
+_I_AM_LEAD = re.compile(
+    r"\bI(?:'m|\u2019m| am|'ll be|\u2019ll be| will be| shall be| would be"
+    r"| will act as)\s+(?:the\s+)?(?:cluster(?:'s)?\s+)?lead\b"
+    r"|\bmyself as (?:the )?lead\b", re.IGNORECASE)
+
+_SIGN_OFF = re.compile(
+    r"(?:(?:many|with|kind|best|warm|warmest|all the) )?(?:thanks|thank you"
+    r"|regards|wishes|best)(?: again| very much| in advance)?[,.!]*"
+    r"|cheers[,.!]*|yours(?: sincerely| faithfully| truly)?[,.!]*"
+    r"|sent from my .*", re.IGNORECASE)
+_HISTORY = re.compile(
+    r"-{2,}\s*original message\s*-{2,}|_{10,}|on .{5,200}wrote:"
+    r"|-{5,}\s*forwarded message\s*-{5,}|begin forwarded message:",
+    re.IGNORECASE)
+_HEADER_LINE = re.compile(r"(?:from|sent|date|to|cc|subject):\s",
+                          re.IGNORECASE)
+_DISCLAIMER = re.compile(
+    r"confidential|intended (?:solely )?for|intended recipient|disclaimer"
+    r"|privileged|viruses|opinions expressed", re.IGNORECASE)
+
+_TITLE = r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)"
+_ROLE_WORDS = {
+    "head", "teacher", "headteacher", "depute", "deputy", "principal",
+    "school", "primary", "academy", "high", "secondary", "council", "team",
+    "office", "manager", "officer", "class", "business", "admin", "digital",
+    "leader", "lead", "ht", "dht", "pt", "the", "and", "contact", "email",
+    "tel", "phone", "cluster", "local", "authority", "status", "awarded",
+}
+_PARTICLES = {"de", "van", "von", "mac", "mc", "nic", "da", "di", "le", "la",
+              "du", "of"}
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A school as a line or sentence of free text describes it."""
+
+    name: str
+    phase: str | None = None
+    contact: str | None = None
+    email: str | None = None
+    remark: str = ""  # the rest of the line, for the already-awarded check
+    awarded_cell: str = ""  # the answer under an "Already awarded:" label
+
+
+@dataclass
+class Reading:
+    fields: dict[str, str] = field(default_factory=dict)
+    schools: list[Mention] = field(default_factory=list)
+    lead_is_sender: bool = False
+
+
+def tidy(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").split())
+
+
+def given(text: str | None) -> str | None:
+    """`text` tidied, or None when empty or a placeholder such as "____"."""
+    if text is None:
+        return None
+    text = tidy(text).strip(" .,;:")
+    return None if not text or PLACEHOLDER.fullmatch(text) else text
+
+
+def phase_of(text: str) -> str | None:
+    """"primary" or "secondary" from a value or a school's name."""
+    lowered = text.lower()
+    primary = list(re.finditer(
+        r"\bprimary\b|\bbun[- ]sgoil\b|^p$|\bps\b|\bp[1-7]\b", lowered))
+    secondary = list(re.finditer(
+        r"\bsecondary\b|\bhigh\b|\bacademy\b|\bgrammar\b|\b[àa]rd[- ]sgoil\b"
+        r"|^s$|\bhs\b|\bs[1-6]\b", lowered))
+    if primary and secondary:
+        # "Glenbrae Academy Primary" is a primary: the last word decides.
+        return ("primary" if primary[-1].start() > secondary[-1].start()
+                else "secondary")
+    return "primary" if primary else "secondary" if secondary else None
+
+
+def person(text: str) -> str | None:
+    """A person's name in `text`, with any role or label before it removed."""
+    text = tidy(re.sub(r"[<>()\[\]]", " ", text))
+    text = re.sub(r"^(?:contact(?: name)?|head ?teacher|ht|dht|lead|c/o)\b"
+                  r"\s*[:\-]?\s*", "", text, flags=re.IGNORECASE).strip(" .,")
+    match = re.fullmatch(rf"{_TITLE}?([^\W\d_][\w'\u2019-]*"
+                         rf"(?:\s+[^\W\d_][\w'\u2019-]*){{0,3}})", text)
+    if not match:
+        return None
+    words = text.split()
+    if len(words) < 2 or any(w.lower().strip(".") in _ROLE_WORDS
+                             for w in words):
+        return None
+    if not all(w[0].isupper() or w.lower() in _PARTICLES for w in words):
+        return None
+    return text
+
+
+def _unquote(line: str) -> str:
+    return re.sub(r"^(?:\s*>)+ ?", "", line)
+
+
+def _take_form(lines: list[str]) -> list[str]:
+    """Lift our own form out of `lines`, wherever and however quoted."""
+    marker = next((i for i, line in enumerate(lines)
+                   if _FORM_MARKER.search(_unquote(line))), None)
+    if marker is None:
+        return []
+    start = marker
+    for i in range(marker - 1, max(marker - 8, -1), -1):
+        if re.match(r"\s*cluster name\s*:", _unquote(line := lines[i]),
+                    re.IGNORECASE):
+            start = i
+            break
+        if not _unquote(line).strip():
+            break
+    end = marker + 1
+    while end < len(lines) and _ITEM.fullmatch(_unquote(lines[end]).strip()):
+        end += 1
+    form = [_unquote(line) for line in lines[start:end]]
+    lines[start:end] = [""] * (end - start)
+    return form
+
+
+def own_text(text: str, forwarded: bool = False) -> str:
+    """What the sender wrote in this message, with our form appended.
+
+    Quoted history ends the text of a reply; in a forward it is the
+    point, so only its header lines are dropped.
+    """
+    lines = text.replace("\r\n", "\n").splitlines()
+    form = _take_form(lines)
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if _is_history(lines, index):
+            if not forwarded:
+                break
+            continue
+        if forwarded and _HEADER_LINE.match(stripped):
+            continue
+        if stripped in ("--", "-- ", "__"):
+            break
+        if _SIGN_OFF.fullmatch(stripped) and any(k.strip() for k in kept):
+            if not forwarded:
+                break
+            continue
+        if not stripped.startswith(">"):
+            kept.append(line)
+    paragraphs = "\n".join(kept).split("\n\n")
+    text = "\n\n".join(p for p in paragraphs if not _DISCLAIMER.search(p)
+                       or _ITEM.search(p) and "@" in p)
+    return text + ("\n\n" + "\n".join(form) if form else "")
+
+
+def _is_history(lines: list[str], index: int) -> bool:
+    line = lines[index].strip()
+    if _HISTORY.fullmatch(line):
+        return True
+    if line.startswith("On ") and index + 1 < len(lines) \
+            and _HISTORY.fullmatch(f"{line} {lines[index + 1].strip()}"):
+        return True
+    # Outlook's reply header: "From: ..." then "Sent:" or "Date:" below it.
+    return bool(re.match(r"from:\s*\S", line, re.IGNORECASE)) and any(
+        re.match(r"\s*(?:sent|date):", following, re.IGNORECASE)
+        for following in lines[index + 1:index + 4])
+
+
+def _sentences(line: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", line)
+    merged: list[str] = []
+    for part in parts:
+        if merged and re.search(r"\b(?:St|Mr|Mrs|Ms|Dr|No)\.$", merged[-1]):
+            merged[-1] += " " + part
+        else:
+            merged.append(part)
+    return merged
+
+
+def _labelled(text: str) -> tuple[str, str, str, str] | None:
+    """(field, column meaning, value, label) of "Label: value", or None."""
+    match = _LABELLED.fullmatch(text.strip())
+    if not match:
+        return None
+    label = match.group("label")
+    name = field_label(label) or ""
+    meaning = column_meaning(label) or ""
+    if not name and not meaning:
+        return None
+    value = _sentences(match.group("value"))[0] if match.group("value") else ""
+    return name, meaning, value, label
+
+
+def _is_school_name(name: str) -> bool:
+    """Whether free text such as "Kirkton Primary" is a school's name and
+    not a sentence that happens to say "school"."""
+    words = name.split()
+    small = {"of", "the", "and", "na", "nan", "an", "a'", "a", "de", "an t-"}
+    return bool(_SCHOOL_WORD.search(name)) and len(words) <= 8 and all(
+        w[0].isupper() or w[0].isdigit() or w.lower() in small for w in words)
+
+
+def mention(text: str, need_school_word: bool = True) -> Mention | None:
+    """The school a line such as "Kirkton PS (primary) - Fiona Baird - f@x"
+    describes, or None if it names no school."""
+    text = text.strip().replace("\u00a0", " ")
+    asides = re.findall(r"\(([^()]*)\)", text)
+    bare = re.sub(r"\([^()]*\)", " ; ", text)
+    parts = [tidy(p).strip(" .-\u2013\u2014") for p in _SPLIT.split(bare)]
+    parts = [p for p in parts if p and not PLACEHOLDER.fullmatch(p)]
+    if not parts or "@" in parts[0] or column_meaning(parts[0]):
+        return None
+    name = parts[0].strip(" .,:")
+    if need_school_word and not _is_school_name(name) or len(name) > 80:
+        return None
+
+    phase = contact = email = None
+    remarks = []
+    details = parts[1:] + [a for aside in asides for a in _SPLIT.split(aside)]
+    for part in details:
+        part = part.strip(" .")
+        if not part or PLACEHOLDER.fullmatch(part):
+            continue
+        found = EMAIL.search(part)
+        if found:
+            email = email or found.group()
+            part = part.replace(found.group(), " ")
+        if re.fullmatch(r"(?:a |the )?(?:primary|secondary)(?: school)?"
+                        r"|p|s|high school", part.strip(), re.IGNORECASE):
+            phase = phase or phase_of(part)
+        elif person(part) and not contact:
+            contact = person(part)
+        elif not found:
+            remarks.append(part)
+    return Mention(name, phase, contact, email, " ".join(remarks))
+
+
+def _prose_schools(paragraph: str) -> list[Mention]:
+    found = []
+    for match in _PROSE_LIST.finditer(" ".join(paragraph.split())):
+        if _ITEM.match(match.group("list")):
+            continue  # a bulleted list, which is read line by line
+        items = _LIST_SPLIT.split(_protect(match.group("list")))
+        for item in items:
+            school = mention(item.replace("\x00", ","))
+            if school:
+                found.append(school)
+    return found
+
+
+def _protect(text: str) -> str:
+    # Commas inside brackets belong to one school, not between two.
+    return re.sub(r"\([^()]*\)", lambda m: m.group().replace(",", "\x00"),
+                  text)
+
+
+@dataclass
+class _List:
+    """Where a "Schools:" list stands while its lines are read."""
+
+    start: int  # how many schools were known when it began
+    loose: bool = False  # past a blank line: only clear school names go on
+
+
+def read(text: str) -> Reading:
+    """Labelled fields, schools and "I'm the lead" in a sender's own text."""
+    reading = Reading(lead_is_sender=bool(_I_AM_LEAD.search(text)))
+    current: _List | None = None
+    for paragraph in re.split(r"\n\s*\n", text):
+        reading.schools += _prose_schools(paragraph)
+        for line in paragraph.splitlines():
+            current = _read_line(line.strip(), current, reading)
+        if current and len(reading.schools) > current.start:
+            current.loose = True
+    return reading
+
+
+def _read_line(line: str, current: _List | None,
+               reading: Reading) -> _List | None:
+    """Read one line into `reading`; the schools list it leaves open."""
+    if not line:
+        return current
+    heading = _SECTION.fullmatch(line)
+    if heading and not EMAIL.search(line.split(":")[0]):
+        if not _FORM_MARKER.search(line):
+            reading.schools += _prose_schools(
+                "schools are " + heading.group("rest"))
+        return _List(len(reading.schools))
+
+    item = _ITEM.fullmatch(line)
+    body = item.group("rest") if item else line
+    labelled = _labelled(body)
+    if labelled and current and len(reading.schools) > current.start \
+            and labelled[1] in ("contact", "email", "phase", "awarded") \
+            and "lead" not in labelled[3].lower():
+        _add_detail(reading, labelled[1], labelled[2])
+        return current
+    if labelled and labelled[0]:
+        value = given(labelled[2])
+        if value:
+            reading.fields.setdefault(labelled[0], value)
+        return None
+    if item or current:
+        strict = current is None or current.loose
+        school = mention(body, need_school_word=strict)
+        if school:
+            reading.schools.append(school)
+        elif current and current.loose:
+            return None
+    return current
+
+
+def _add_detail(reading: Reading, meaning: str, value: str) -> None:
+    """A "Contact: ..." line under a school belongs to that school."""
+    last = reading.schools[-1]
+    value = given(value) or ""
+    found = EMAIL.search(value)
+    if found and not last.email:
+        last = replace(last, email=found.group())
+        value = value.replace(found.group(), " ")
+    if meaning == "contact" and not last.contact:
+        last = replace(last, contact=person(value))
+    elif meaning == "phase" and not last.phase:
+        last = replace(last, phase=phase_of(value))
+    elif meaning == "awarded":
+        last = replace(last, awarded_cell=value)
+    reading.schools[-1] = last

@@ -1,0 +1,220 @@
+"""Outgoing mail over SMTP, on one connection kept open between messages.
+
+aiosmtplib is asynchronous; mailbot is not. `SmtpSender` owns a private
+event loop and runs each send on it, so the connection (which belongs to
+that loop) survives from one message to the next.
+
+How the server's answers become mailbot's errors:
+
+    4xx reply, timeout, refused or dropped connection  TransientSendError
+    5xx reply                                           PermanentSendError
+    some recipients refused (5xx), others accepted     sent to the accepted
+                                                        ones, then
+                                                        PermanentSendError
+                                                        naming the refused
+
+In the last case the message counts as sent to the accepted recipients:
+the caller must not send it again, only tell staff about `.recipients`.
+When any recipient gets a 4xx, nobody is sent the message and the whole
+message is retried later, so that nobody gets it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import logging
+import threading
+from email import policy
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPAuthenticationError,
+    SMTPException,
+    SMTPRecipientRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+)
+
+from mailbot.config import SendingConfig
+from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def envelope_recipients(message: EmailMessage) -> list[str]:
+    """Every To, Cc and Bcc address of a message, each once, in order."""
+    fields = [str(value) for name in ("To", "Cc", "Bcc")
+              for value in message.get_all(name, [])]
+    found: dict[str, str] = {}
+    for _, address in getaddresses(fields):
+        if address and "@" in address:
+            found.setdefault(address.lower(), address)
+    return list(found.values())
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as it travels: CRLF line ends, no Bcc header."""
+    if "Bcc" in message:
+        message = copy.deepcopy(message)
+        del message["Bcc"]
+    return message.as_bytes(policy=policy.SMTP)
+
+
+class SmtpSender:
+    """A `Sender` that delivers through an SMTP server (submission)."""
+
+    def __init__(self, config: SendingConfig, envelope_from: str) -> None:
+        if config.security not in ("tls", "starttls", "none"):
+            raise ConfigError("sending", "sending.security",
+                              "must be tls, starttls or none")
+        self.config = config
+        self.envelope_from = envelope_from
+        self.where = f"{config.host}:{config.port}"
+        if config.security == "none" and not is_loopback(config.host):
+            log.warning("%s: sending.security is none: the password and all "
+                        "mail cross the network unencrypted", self.where)
+        self._loop = asyncio.new_event_loop()
+        self._smtp: aiosmtplib.SMTP | None = None
+        # One loop, one connection: sends from several threads take turns.
+        self._lock = threading.Lock()
+
+    def send(self, message: EmailMessage) -> None:
+        recipients = envelope_recipients(message)
+        if not recipients:
+            raise PermanentSendError([], "the message has no To or Cc address")
+        data = wire_bytes(message)
+        with self._lock:
+            self._loop.run_until_complete(self._send(recipients, data))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop.is_closed():
+                return
+            if self._smtp is not None and self._smtp.is_connected:
+                try:
+                    self._loop.run_until_complete(self._smtp.quit())
+                except (SMTPException, OSError):
+                    pass
+            self._forget()
+            self._loop.close()
+
+    # ------------------------------------------------------------ sending
+
+    async def _send(self, recipients: list[str], data: bytes) -> None:
+        try:
+            await self._transaction(recipients, data)
+        except SMTPAuthenticationError as exc:
+            self._forget()
+            log.error("%s: login as %r refused: %s %s", self.where,
+                      self.config.username, exc.code, exc.message)
+            raise TransientSendError(
+                recipients, f"{self.where} refused the login as "
+                f"{self.config.username!r} ({exc.code} {exc.message}); "
+                "check sending.username and the password") from exc
+        except SMTPResponseException as exc:
+            await self._reset()
+            error = (TransientSendError if 400 <= exc.code < 500
+                     else PermanentSendError)
+            raise error(recipients, f"{self.where} answered {exc.code} "
+                                    f"{exc.message}") from exc
+        except (SMTPException, OSError) as exc:
+            # Timeouts, refused and dropped connections, missing STARTTLS:
+            # the connection is in an unknown state, so start afresh.
+            self._forget()
+            raise TransientSendError(
+                recipients, f"{self.where}: {type(exc).__name__}: "
+                            f"{exc}") from exc
+
+    async def _transaction(self, recipients: list[str], data: bytes) -> None:
+        reused = self._smtp is not None and self._smtp.is_connected
+        smtp = await self._connection()
+        try:
+            await smtp.mail(self.envelope_from)
+        except (ConnectionError, SMTPSenderRefused) as exc:
+            # Servers close idle connections while we are not looking,
+            # some with a 421 first. Nothing was sent on this one, so one
+            # retry on a new connection is safe.
+            closed = isinstance(exc, ConnectionError) or (
+                isinstance(exc, SMTPSenderRefused) and exc.code == 421)
+            if not (reused and closed):
+                raise
+            log.info("%s: connection was closed; connecting again", self.where)
+            self._forget()
+            smtp = await self._connection()
+            await smtp.mail(self.envelope_from)
+
+        refused: dict[str, SMTPResponseException] = {}
+        for address in recipients:
+            try:
+                await smtp.rcpt(address)
+            except SMTPRecipientRefused as exc:
+                refused[address] = exc
+        later = [a for a, exc in refused.items() if exc.code < 500]
+        if later:
+            await self._reset()
+            raise TransientSendError(later, _replies(refused))
+        if len(refused) == len(recipients):
+            await self._reset()
+            raise PermanentSendError(list(refused), _replies(refused))
+
+        await smtp.data(data)
+        if refused:
+            accepted = [a for a in recipients if a not in refused]
+            log.warning("%s: sent to %s but refused for %s", self.where,
+                        ", ".join(accepted), ", ".join(refused))
+            raise PermanentSendError(
+                list(refused), f"{_replies(refused)}; the message was sent "
+                               f"to {', '.join(accepted)}")
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        config = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host, port=config.port,
+            timeout=config.timeout_seconds,
+            use_tls=config.security == "tls",
+            start_tls=config.security == "starttls")
+        await smtp.connect()
+        try:
+            if config.username:
+                await smtp.login(config.username, config.password.value())
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        log.debug("%s: connected%s", self.where,
+                  f" as {config.username}" if config.username else "")
+        return smtp
+
+    async def _reset(self) -> None:
+        """End a failed transaction so the connection can carry the next."""
+        if self._smtp is None or not self._smtp.is_connected:
+            return
+        try:
+            await self._smtp.rset()
+        except (SMTPException, OSError):
+            self._forget()
+
+    def _forget(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+
+def _replies(refused: dict[str, SMTPResponseException]) -> str:
+    return "; ".join(f"{address}: {exc.code} {exc.message}"
+                     for address, exc in refused.items())

@@ -1,0 +1,140 @@
+"""The `mailbot` command as a person runs it: in a folder of its own, with
+config.toml copied from the example."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "mailbot" / "demo_mail"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
+    for sub in ("rules", "templates"):
+        os.symlink(ROOT / sub, tmp_path / sub)
+    return tmp_path
+
+
+def mailbot(home: Path, *args: str, at: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mailbot", *args]
+    result = subprocess.run(command, cwd=home, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "TZ": "UTC"})
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def deliver(home: Path, name: str) -> None:
+    new = home / "data" / "inbox" / "new"
+    new.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLES / f"{name}.eml", new / f"{time.time_ns()}.{name}")
+
+
+def test_check_config_passes_on_the_example(home: Path) -> None:
+    result = mailbot(home, "check-config")
+    assert "OK" in result.stdout
+    assert "3 validators, 32 council contacts" in result.stdout
+
+
+def test_a_bad_config_is_named_by_file_and_key(home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("poll_seconds = 60",
+                                                 "poll_seconds = -5"))
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert f"{config}: schedule.poll_seconds: must be at least 1" in result.stderr
+
+
+def test_a_missing_config_says_what_to_do(tmp_path: Path) -> None:
+    result = mailbot(tmp_path, "status", check=False)
+    assert result.returncode == 2
+    assert "config.toml" in result.stderr and "config.example.toml" in result.stderr
+
+
+def test_run_once_then_export_status_and_digest(home: Path) -> None:
+    deliver(home, "01-nomination-list")
+    deliver(home, "09-newsletter")
+    run = mailbot(home, "run", "--once")
+    assert "handled" in run.stderr  # one line per message
+
+    exported = json.loads(mailbot(home, "export").stdout)
+    cluster = exported["clusters"][0]
+    assert set(cluster) >= {"name", "local_authority", "status", "lead_contact",
+                            "validator", "schools"}
+    assert cluster["lead_contact"]["email"] == \
+        "m.lindsay@glenbrae-hs.fife.example.sch.uk"
+    assert cluster["validator"] is None
+    school = cluster["schools"][0]
+    assert set(school) >= {"name", "phase", "contact_name", "contact_email",
+                           "status", "comments"}
+    assert {s["status"] for s in cluster["schools"]} == {"invited",
+                                                         "already_awarded"}
+    assert exported["set_aside"][0]["from"] == "news@edtech-weekly.example.com"
+    assert set(exported["set_aside"][0]) >= {"message_id", "from", "subject",
+                                             "reason"}
+
+    status = mailbot(home, "status").stdout
+    assert "Glenbrae Cluster" in status and "St Serf's RC Primary School" in status
+    assert "Last poll: 20" in status
+
+    preview = mailbot(home, "digest", "--preview").stdout
+    assert preview.startswith("To: coordinator@dsa.example.org\nSubject: ")
+    # The digest went out with the run; the preview shows the next one.
+    assert "1 cluster, 5 schools" in preview
+
+    outbox = list((home / "data" / "outbox").glob("*.eml"))
+    assert len(outbox) >= 9
+    assert (home / "data" / "inbox" / ".Handled").is_dir()
+    assert not list((home / "data" / "inbox" / "new").iterdir())
+
+
+def test_the_daemon_stops_cleanly_on_sigterm(home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("poll_seconds = 60",
+                                                 "poll_seconds = 1"))
+    daemon = subprocess.Popen([sys.executable, "-m", "mailbot", "run"], cwd=home,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deliver(home, "05-self-review-complete")
+        _wait_for(lambda: not list((home / "data/inbox/new").iterdir()))
+
+        second = mailbot(home, "run", "--once", check=False)
+        assert second.returncode == 1
+        assert "another mailbot" in second.stderr
+
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    log = daemon.stderr.read() if daemon.stderr else ""
+    assert "received SIGTERM" in log and "mailbot stopped" in log
+
+
+def test_demo_plays_the_journey(home: Path) -> None:
+    result = mailbot(home, "demo")
+    assert "Isla Fraser" in result.stdout  # Glenbrae's validator
+    sent = list((home / "data" / "demo" / "outbox").glob("*.eml"))
+    assert len(sent) > 30
+    assert not (home / "data" / "outbox").exists()  # real data untouched
+
+
+def _wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")

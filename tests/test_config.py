@@ -1,0 +1,122 @@
+"""Loading the config: the example runs as it is, and every mistake is
+named by file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot import config as config_module
+from mailbot import rules as rules_module
+from mailbot.councils import COUNCILS
+from mailbot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_example_runs_on_the_embedded_default(tmp_path: Path) -> None:
+    config = config_module.load(write(tmp_path, EXAMPLE))
+    assert config.programme_address == "programme@dsa.example.org"
+    assert config.staff == ("coordinator@dsa.example.org",)
+    assert set(config.councils) == set(COUNCILS)
+    assert len(config.validators) >= 2
+    assert config.mailbox.kind == "maildir"
+    assert config.mailbox.path == tmp_path / "data" / "inbox"
+    assert config.sending.kind == "file"
+    assert config.sending.path == tmp_path / "data" / "outbox"
+    assert config.store_path == tmp_path / "data" / "mailbot.json"
+
+
+@pytest.mark.parametrize("change, key", [
+    (('kind = "maildir"', 'kind = "pop3"'), "mailbox.kind"),
+    (('poll_seconds = 60', 'poll_seconds = "often"'), "schedule.poll_seconds"),
+    (('digest_time = "07:30"', 'digest_time = "half seven"'),
+     "schedule.digest_time"),
+    (('[store]', '[store]\ncolour = "blue"'), "store.colour"),
+    (('address = "programme@dsa.example.org"', 'address = "programme"'),
+     "programme.address"),
+    (('exclude_councils = ["Fife"]', 'exclude_councils = ["Fyfe"]'),
+     "validators[1].exclude_councils"),
+    (('"Fife" = {', '"Kingdom of Fife" = {'), "councils.Kingdom of Fife"),
+    (('path = "data/mailbot.json"',
+      'path = "data/mailbot.json"\n[mailbox2]'), "mailbox2"),
+])
+def test_a_mistake_is_named_by_file_and_key(tmp_path: Path, change: tuple[str, str],
+                                            key: str) -> None:
+    old, new = change
+    assert old in EXAMPLE
+    path = write(tmp_path, EXAMPLE.replace(old, new, 1))
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(path)
+    assert caught.value.key == key
+    assert str(path.resolve()) in str(caught.value)
+
+
+def test_a_password_in_the_file_is_refused(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('kind = "file"', 'kind = "smtp"\nhost = "smtp.x.org"'
+                           '\npassword = "hunter2"')
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(write(tmp_path, text))
+    assert caught.value.key == "sending.password"
+    assert "hunter2" not in str(caught.value)
+
+
+def test_secrets_come_from_the_environment_or_a_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_file = tmp_path / "imap-secret"
+    secret_file.write_text("from-a-file\n")
+    text = EXAMPLE.replace(
+        'kind = "maildir"',
+        'kind = "imap"\nhost = "imap.x.org"\nusername = "u"\n'
+        'password_file = "imap-secret"').replace(
+        'kind = "file"', 'kind = "smtp"\nhost = "smtp.x.org"\n'
+        'password_env = "TEST_SMTP_SECRET"')
+    config = config_module.load(write(tmp_path, text))
+    assert config.mailbox.password.value() == "from-a-file"
+    monkeypatch.setenv("TEST_SMTP_SECRET", "from-the-environment")
+    assert config.sending.password.value() == "from-the-environment"
+    monkeypatch.delenv("TEST_SMTP_SECRET")
+    with pytest.raises(ConfigError, match="TEST_SMTP_SECRET"):
+        config.sending.password.value()
+
+
+def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[programme\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config_module.load(path)
+
+
+def test_the_config_path_comes_from_flag_then_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILBOT_CONFIG", "/etc/mailbot.toml")
+    assert config_module.config_path("given.toml") == Path("given.toml")
+    assert config_module.config_path(None) == Path("/etc/mailbot.toml")
+    monkeypatch.delenv("MAILBOT_CONFIG")
+    assert config_module.config_path(None) == Path("config.toml")
+
+
+def test_the_rules_load_and_a_bad_cadence_is_named(tmp_path: Path) -> None:
+    rules = rules_module.load(ROOT / "rules")
+    assert rules.deadline_days == 14
+    assert [r.name for r in rules.reminders] == ["first", "deadline-near",
+                                                 "overdue"]
+    assert rules.reminders[2].copy_lead is True
+
+    for name in ("programme.toml", "phrases.toml"):
+        (tmp_path / name).write_text((ROOT / "rules" / name).read_text())
+    programme = tmp_path / "programme.toml"
+    programme.write_text(programme.read_text().replace(
+        "after_invitation_days = 7",
+        "after_invitation_days = 7\nbefore_deadline_days = 3"))
+    with pytest.raises(ConfigError) as caught:
+        rules_module.load(tmp_path)
+    assert caught.value.key == "reminders[0]"
+    assert caught.value.path.endswith("programme.toml")

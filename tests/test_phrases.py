@@ -1,0 +1,204 @@
+"""Phrase matching with gaps, negations and forgiving punctuation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailbot import rules
+from mailbot.mail import parse
+from mailbot.phrases import PhraseSet
+from mailbot.quoting import new_text
+
+ROOT = Path(__file__).resolve().parents[1]
+PHRASES = rules.load(ROOT / "rules").phrases
+COMPLETION = PhraseSet(PHRASES.completion, PHRASES.negations)
+VISIT = PhraseSet(PHRASES.visit_request, PHRASES.negations)
+AWARDED = PhraseSet(PHRASES.already_awarded, PHRASES.negations)
+
+
+def sample_text(prefix: str) -> str:
+    path = next((ROOT / "mailbot" / "demo_mail").glob(f"{prefix}-*.eml"))
+    return parse(path.read_bytes()).text
+
+
+# ------------------------------------------------------------ the samples
+
+def test_sample_completion_across_a_line_break() -> None:
+    # "completed and submitted our\nself-review"
+    assert COMPLETION.search(sample_text("05")) == "completed ... self-review"
+
+
+def test_sample_visit_request() -> None:
+    text = sample_text("08")
+    assert VISIT.search(text) == "validation visit"
+    assert COMPLETION.search(text) is None  # "updated our self-review"
+
+
+def test_sample_balgonie_line_is_already_awarded() -> None:
+    line = next(line for line in sample_text("01").splitlines()
+                if "Balgonie" in line)
+    assert AWARDED.search(line) == "were awarded"
+
+
+def test_sample_comment_is_neither_completion_nor_request() -> None:
+    text = new_text(sample_text("04"))
+    assert COMPLETION.search(text) is None
+    assert VISIT.search(text) is None
+
+
+# -------------------------------------------------------------- matching
+
+@pytest.mark.parametrize("text", [
+    "Our self-review is complete.",
+    "our SELF REVIEW is complete",
+    "Our selfreview is complete",
+    "Our self - review is complete!",
+    "our self-review\nis\ncomplete",
+    "Self-Review: is complete.",
+])
+def test_case_punctuation_hyphens_and_line_breaks_are_ignored(
+        text: str) -> None:
+    assert COMPLETION.search(text) == "self-review is complete"
+
+
+@pytest.mark.parametrize("gap", ["", "the", "and submitted our",
+                                 "all four of the"])
+def test_dots_stand_for_up_to_four_words(gap: str) -> None:
+    text = f"We completed {gap} self-review today"
+    assert COMPLETION.search(text) == "completed ... self-review"
+
+
+def test_dots_stand_for_no_more_than_four_words() -> None:
+    text = "We completed all five of the new self-review"
+    assert COMPLETION.search(text) is None
+
+
+def test_phrases_do_not_reach_into_the_next_sentence() -> None:
+    text = "We completed the registration. Self-review to follow."
+    assert COMPLETION.search(text) is None
+    assert VISIT.search("Our validation. Visit us soon!") is None
+
+
+def test_phrases_match_whole_words_only() -> None:
+    assert COMPLETION.search("uncompleted self-review") is None
+    assert VISIT.search("prevalidation visitors") is None
+
+
+def test_the_earliest_phrase_in_the_text_is_returned_as_written() -> None:
+    phrases = PhraseSet(["validation visit", "apply for validation"])
+    assert phrases.search("We apply for validation visit") == (
+        "apply for validation")
+
+
+def test_at_one_place_the_first_phrase_in_the_rules_wins() -> None:
+    assert COMPLETION.search("self review completed") == (
+        "self-review completed")
+
+
+# ------------------------------------------------------------- negations
+
+@pytest.mark.parametrize("text", [
+    "we have not yet completed the self-review",
+    "we haven't finished our self-review",
+    "we haven\u2019t finished our self-review",
+    "We never submitted the self-review",
+    "we are yet to have submitted our self-review",
+    "There has been no validation visit",
+    "We didn't apply for validation",
+    "We have yet to request a validation visit",
+])
+def test_a_negation_just_before_cancels_the_phrase(text: str) -> None:
+    assert COMPLETION.search(text) is None
+    assert VISIT.search(text) is None
+
+
+def test_a_later_plain_occurrence_still_counts() -> None:
+    text = ("We had not completed the self-review on Friday, but the "
+            "self-review is now complete.")
+    assert COMPLETION.search(text) == "self-review is now complete"
+
+
+def test_a_negation_further_back_does_not_count() -> None:
+    text = "Not sure you got it, but we completed the self-review"
+    assert COMPLETION.search(text) == "completed ... self-review"
+
+
+def test_a_negation_in_the_sentence_before_does_not_count() -> None:
+    assert COMPLETION.search("No. We completed the self-review.") == (
+        "completed ... self-review")
+
+
+def test_words_that_contain_a_negation_are_not_one() -> None:
+    assert COMPLETION.search("Nothing else: self-review completed") == (
+        "self-review completed")
+    assert VISIT.search("Note our validation visit dates") == (
+        "validation visit")
+
+
+def test_without_negations_nothing_is_cancelled() -> None:
+    phrases = PhraseSet(["validation visit"])
+    assert phrases.search("no validation visit") == "validation visit"
+
+
+# ---------------------------------------------------------- construction
+
+def test_an_empty_set_finds_nothing() -> None:
+    assert PhraseSet([]).search("validation visit") is None
+
+
+@pytest.mark.parametrize("phrase", ["", "...", " - "])
+def test_a_phrase_without_words_is_refused(phrase: str) -> None:
+    with pytest.raises(ValueError, match="no words"):
+        PhraseSet([phrase])
+
+
+def test_dots_at_either_end_are_harmless() -> None:
+    assert PhraseSet(["... validation ..."]).search("a validation") == (
+        "... validation ...")
+
+
+def test_regex_characters_in_phrases_are_only_punctuation() -> None:
+    assert PhraseSet(["c++ (beta)"]).search("we use C++ beta") == "c++ (beta)"
+
+
+# ------------------------------------------------------------------- size
+
+def test_half_a_megabyte_of_near_misses() -> None:
+    # Many starts that almost match, all negated or too far apart: a
+    # backtracking pattern would take hours over this.
+    chunk = ("We have not completed the self-review. We completed a b c d "
+             "e self-review. Self self selfish reviews, validation. Visit. ")
+    text = chunk * (500_000 // len(chunk))
+    assert COMPLETION.search(text) is None
+    assert VISIT.search(text) is None
+    found = COMPLETION.search(text + "Our self-review is complete.")
+    assert found == "self-review is complete"
+
+
+def test_half_a_megabyte_without_spaces() -> None:
+    assert COMPLETION.search("completed" + "x" * 500_000) is None
+    assert COMPLETION.search("- " * 250_000) is None
+
+
+# ------------------------------------------------------------- properties
+
+SEPARATORS = st.sampled_from([" ", "  ", "\n", " \n ", ", ", "-", "\t"])
+
+
+@given(SEPARATORS, SEPARATORS, st.booleans())
+def test_the_phrase_survives_any_separator_and_case(
+        first: str, second: str, upper: bool) -> None:
+    text = f"Our self{first}review{second}is complete"
+    text = text.upper() if upper else text
+    assert COMPLETION.search(text) == "self-review is complete"
+
+
+@given(st.text(max_size=300))
+def test_search_never_fails(text: str) -> None:
+    for phrases in (COMPLETION, VISIT, AWARDED):
+        found = phrases.search(text)
+        assert found is None or found in phrases.phrases

@@ -1,0 +1,290 @@
+"""FileOutbox on real files and SmtpSender against a real aiosmtpd server."""
+
+from __future__ import annotations
+
+import email
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from servers import HOST, SmtpServer, free_port
+
+from mailbot.config import Secret, SendingConfig
+from mailbot.errors import PermanentSendError, TransientSendError
+from mailbot.senders.outbox import FileOutbox
+from mailbot.senders.smtp import SmtpSender
+
+FROM = "awards@example.org"
+
+
+def make_message(**headers: str) -> EmailMessage:
+    message = EmailMessage()
+    fields = {"From": f"Awards <{FROM}>", "To": "Head <head@school.example>",
+              "Subject": "Your nomination", "Message-ID": "<1@example.org>"}
+    fields.update({k.replace("_", "-"): v for k, v in headers.items()})
+    for name, value in fields.items():
+        if value:
+            message[name] = value
+    message.set_content("Thank you for the nomination.\n")
+    return message
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections but never says a word."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(5)
+        yield listener.getsockname()[1]
+
+
+# ------------------------------------------------------------------ outbox
+
+def outbox_config(path: Path) -> SendingConfig:
+    return SendingConfig(kind="file", path=path)
+
+
+def test_outbox_writes_parseable_eml_files(tmp_path: Path) -> None:
+    outbox = FileOutbox(outbox_config(tmp_path / "outbox"))
+
+    outbox.send(make_message(Cc="clerk@council.example"))
+
+    (written,) = (tmp_path / "outbox").iterdir()
+    assert written.suffix == ".eml"
+    data = written.read_bytes()
+    assert b"\r\n" in data
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert parsed["Subject"] == "Your nomination"
+    assert parsed["Cc"] == "clerk@council.example"
+    body = parsed.get_body()
+    assert body is not None and "Thank you" in body.get_content()
+
+
+def test_outbox_names_are_unique_and_sort_by_time(tmp_path: Path) -> None:
+    outbox = FileOutbox(outbox_config(tmp_path))
+
+    for _ in range(3):
+        outbox.send(make_message())
+    outbox.send(make_message(Message_ID="<2@example.org>"))
+
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 4
+    assert all(name.endswith(".eml") for name in names)
+    assert "2_example.org" in names[-1]
+
+
+@pytest.mark.parametrize("message_id", [
+    "<../../etc/passwd>", "</abs/path@x>", "", "<a b\\c>", "<..>"])
+def test_outbox_names_stay_inside_the_folder(
+        tmp_path: Path, message_id: str) -> None:
+    outbox = FileOutbox(outbox_config(tmp_path / "outbox"))
+
+    outbox.send(make_message(Message_ID=message_id))
+
+    (written,) = (tmp_path / "outbox").iterdir()
+    assert written.parent == tmp_path / "outbox"
+    assert written.name.endswith(".eml") and not written.name.startswith(".")
+    assert list(tmp_path.iterdir()) == [tmp_path / "outbox"]
+
+
+# -------------------------------------------------------------------- SMTP
+
+def test_smtp_delivers_to_to_and_cc(smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        sender.send(make_message(Cc="Clerk <clerk@council.example>"))
+
+    (got,) = smtp_server.received
+    assert got.mail_from == FROM
+    assert got.rcpt_tos == ["head@school.example", "clerk@council.example"]
+    parsed = email.message_from_bytes(got.content, policy=policy.default)
+    assert parsed["Subject"] == "Your nomination"
+
+
+def test_smtp_bcc_gets_it_but_is_not_shown(smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        sender.send(make_message(Bcc="staff@example.org"))
+
+    (got,) = smtp_server.received
+    assert got.rcpt_tos == ["head@school.example", "staff@example.org"]
+    assert b"staff@example.org" not in got.content
+
+
+def test_smtp_logs_in(smtp_server: SmtpServer) -> None:
+    smtp_server.require_auth()
+
+    with closing(SmtpSender(smtp_server.login_config(), FROM)) as sender:
+        sender.send(make_message())
+
+    assert smtp_server.logins == [smtp_server.username]
+    assert len(smtp_server.received) == 1
+
+
+def test_smtp_wrong_password_is_transient_and_says_so(
+        smtp_server: SmtpServer, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    smtp_server.require_auth()
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    config = smtp_server.login_config(password=Secret(file=wrong))
+
+    with closing(SmtpSender(config, FROM)) as sender, \
+            pytest.raises(TransientSendError, match="login") as failure:
+        sender.send(make_message())
+
+    assert "not-the-password" not in str(failure.value) + caplog.text
+    assert smtp_server.received == []
+
+
+def test_smtp_451_is_transient_and_nobody_gets_it(
+        smtp_server: SmtpServer) -> None:
+    smtp_server.refuse("clerk@council.example", "451 4.3.0 Try again later")
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        with pytest.raises(TransientSendError) as failure:
+            sender.send(make_message(Cc="clerk@council.example"))
+        # The connection carries the next message after the failed one.
+        sender.send(make_message())
+
+    assert failure.value.recipients == ["clerk@council.example"]
+    assert "451" in str(failure.value)
+    assert [r.rcpt_tos for r in smtp_server.received] == [
+        ["head@school.example"]]
+    assert smtp_server.connections == 1
+
+
+def test_smtp_550_for_one_sends_to_the_others_then_fails(
+        smtp_server: SmtpServer) -> None:
+    smtp_server.refuse("clerk@council.example", "550 5.1.1 No such user")
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(PermanentSendError) as failure:
+        sender.send(make_message(Cc="clerk@council.example"))
+
+    assert failure.value.recipients == ["clerk@council.example"]
+    assert "550" in str(failure.value)
+    assert [r.rcpt_tos for r in smtp_server.received] == [
+        ["head@school.example"]]
+
+
+def test_smtp_550_for_everyone_is_permanent(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse("head@school.example", "550 5.1.1 No such user")
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(PermanentSendError) as failure:
+        sender.send(make_message())
+
+    assert failure.value.recipients == ["head@school.example"]
+    assert smtp_server.received == []
+
+
+def test_smtp_refused_data_is_permanent(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.data_reply = "554 5.6.0 Message rejected"
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(PermanentSendError, match="554"):
+        sender.send(make_message())
+
+
+def test_smtp_server_down_is_transient() -> None:
+    port = free_port()
+    config = SendingConfig(kind="smtp", path=Path("unused"), host=HOST,
+                           port=port, security="none", timeout_seconds=2)
+
+    with closing(SmtpSender(config, FROM)) as sender, \
+            pytest.raises(TransientSendError, match=f"{HOST}:{port}"):
+        sender.send(make_message())
+
+
+def test_smtp_silent_server_times_out_as_transient(
+        smtp_server: SmtpServer, silent_port: int) -> None:
+    config = smtp_server.sending_config(port=silent_port, timeout_seconds=0.3)
+    started = time.monotonic()
+
+    with closing(SmtpSender(config, FROM)) as sender, \
+            pytest.raises(TransientSendError):
+        sender.send(make_message())
+
+    assert time.monotonic() - started < 3
+
+
+def test_smtp_keeps_one_connection_for_many_messages(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        for n in range(5):
+            sender.send(make_message(Message_ID=f"<{n}@example.org>"))
+
+    assert len(smtp_server.received) == 5
+    assert smtp_server.connections == 1
+
+
+def test_smtp_connects_again_after_the_server_dropped_it(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        sender.send(make_message(Message_ID="<1@example.org>"))
+        smtp_server.restart()
+        sender.send(make_message(Message_ID="<2@example.org>"))
+
+    assert len(smtp_server.received) == 2
+    assert smtp_server.connections == 1  # counted since the restart
+
+
+def test_smtp_connects_again_after_a_421_on_an_idle_connection(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        sender.send(make_message(Message_ID="<1@example.org>"))
+        smtp_server.handler.next_mail_reply = "421 4.4.2 Idle too long"
+        sender.send(make_message(Message_ID="<2@example.org>"))
+
+    assert len(smtp_server.received) == 2
+    assert smtp_server.connections == 2
+
+
+def test_smtp_421_on_a_new_connection_is_transient(
+        smtp_server: SmtpServer) -> None:
+    smtp_server.handler.next_mail_reply = "421 4.3.2 Shutting down"
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(TransientSendError, match="421"):
+        sender.send(make_message())
+
+    assert smtp_server.received == []
+
+
+def test_smtp_stopped_server_is_transient_then_recovers(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
+        sender.send(make_message())
+        smtp_server.stop()
+        with pytest.raises(TransientSendError):
+            sender.send(make_message())
+        smtp_server.start()
+        sender.send(make_message())
+
+    assert len(smtp_server.received) == 2
+
+
+def test_smtp_close_quits_and_may_be_repeated(smtp_server: SmtpServer) -> None:
+    sender = SmtpSender(smtp_server.sending_config(), FROM)
+    sender.send(make_message())
+
+    sender.close()
+    sender.close()
+
+    assert len(smtp_server.received) == 1
+
+
+def test_smtp_security_none_on_a_remote_host_warns(
+        caplog: pytest.LogCaptureFixture) -> None:
+    config = SendingConfig(kind="smtp", path=Path("unused"),
+                           host="smtp.example.org", port=25, security="none")
+
+    with caplog.at_level(logging.WARNING):
+        SmtpSender(config, FROM).close()
+
+    assert "unencrypted" in caplog.text

@@ -1,0 +1,362 @@
+"""MaildirSource on real files and ImapSource against a real Dovecot."""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from servers import HOST, DovecotMailbox, DovecotServer, free_port
+
+from mailbot.config import MailboxConfig, Secret
+from mailbot.errors import ConfigError, TransientError
+from mailbot.sources.imap import ImapSource
+from mailbot.sources.maildir import MaildirSource
+
+
+def raw_message(n: int, subject: str = "") -> bytes:
+    return (f"From: school{n}@example.org\r\n"
+            f"To: awards@example.org\r\n"
+            f"Subject: {subject or f'message {n}'}\r\n"
+            f"Message-ID: <{n}@example.org>\r\n"
+            f"\r\n"
+            f"Body of message {n}.\r\n").encode()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections but never says a word."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(5)
+        yield listener.getsockname()[1]
+
+
+# ---------------------------------------------------------------- Maildir
+
+def maildir_config(path: Path) -> MailboxConfig:
+    return MailboxConfig(kind="maildir", path=path, handled_folder="Handled",
+                         set_aside_folder="Set aside")
+
+
+def put(path: Path, name: str, data: bytes) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_bytes(data)
+    return path / name
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    return tmp_path / "inbox"
+
+
+def test_maildir_is_created_when_missing(inbox: Path) -> None:
+    MaildirSource(maildir_config(inbox))
+
+    assert all((inbox / sub).is_dir() for sub in ("new", "cur", "tmp"))
+
+
+def test_maildir_fetch_reads_new_and_cur_oldest_first(inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000300.M1P1.host", raw_message(3))
+    put(inbox / "cur", "1700000100.M1P1.host:2,S", raw_message(1))
+    put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
+    put(inbox / "new", ".hidden", raw_message(9))
+    put(inbox / ".Handled" / "cur", "1700000000.M1P1.host:2,", raw_message(0))
+
+    fetched = list(source.fetch())
+
+    assert [m.key for m in fetched] == [
+        "maildir:1700000100.M1P1.host",
+        "maildir:1700000200.M1P1.host",
+        "maildir:1700000300.M1P1.host",
+    ]
+    assert [m.data for m in fetched] == [raw_message(n) for n in (1, 2, 3)]
+
+
+def test_maildir_mark_handled_moves_into_a_new_folder(inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    (message,) = source.fetch()
+
+    source.mark_handled(message.key)
+
+    moved = inbox / ".Handled" / "cur" / "1700000100.M1P1.host:2,"
+    assert moved.read_bytes() == raw_message(1)
+    assert (inbox / ".Handled" / "maildirfolder").exists()
+    assert list(source.fetch()) == []
+    # A Maildir++ reader sees it in the folder.
+    folder = mailbox.Maildir(inbox, create=False).get_folder("Handled")
+    assert [m.get("Subject") for m in folder] == ["message 1"]
+
+
+def test_maildir_set_aside_keeps_flags_and_allows_spaces(inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "cur", "1700000100.M1P1.host:2,RS", raw_message(1))
+
+    source.set_aside("maildir:1700000100.M1P1.host")
+
+    moved = inbox / ".Set aside" / "cur" / "1700000100.M1P1.host:2,RS"
+    assert moved.read_bytes() == raw_message(1)
+    assert [m.key for m in source.list_folder("Set aside")] == [
+        "maildir:1700000100.M1P1.host"]
+
+
+def test_maildir_restore_brings_a_message_back(inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    source.set_aside("maildir:1700000100.M1P1.host")
+
+    source.restore("maildir:1700000100.M1P1.host", "Set aside")
+
+    assert [m.data for m in source.fetch()] == [raw_message(1)]
+    assert list(source.list_folder("Set aside")) == []
+
+
+def test_maildir_vanished_file_is_a_warning(
+        inbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1)).unlink()
+
+    with caplog.at_level(logging.WARNING):
+        source.mark_handled("maildir:1700000100.M1P1.host")
+
+    assert "no longer in" in caplog.text
+    assert list((inbox / ".Handled" / "cur").iterdir()) == []
+
+
+def test_maildir_move_never_replaces_a_message(inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / ".Handled" / "cur", "1700000100.M1P1.host:2,", b"older")
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+
+    source.mark_handled("maildir:1700000100.M1P1.host")
+
+    handled_dir = inbox / ".Handled" / "cur"
+    handled = sorted(p.read_bytes() for p in handled_dir.iterdir())
+    assert handled == sorted([b"older", raw_message(1)])
+
+
+@pytest.mark.parametrize("key", ["maildir:../../etc/passwd", "maildir:.x",
+                                 "imap:1:2", "maildir:"])
+def test_maildir_rejects_keys_outside_the_maildir(
+        inbox: Path, key: str) -> None:
+    with pytest.raises(ValueError):
+        MaildirSource(maildir_config(inbox)).mark_handled(key)
+
+
+def test_maildir_rejects_folder_names_with_slashes(inbox: Path) -> None:
+    config = MailboxConfig(kind="maildir", path=inbox,
+                           handled_folder="../Handled",
+                           set_aside_folder="Set aside")
+
+    with pytest.raises(ConfigError, match="handled_folder"):
+        MaildirSource(config)
+
+
+# ------------------------------------------------------------------- IMAP
+
+def test_imap_fetch_yields_messages_with_uidvalidity_and_uid(
+        dovecot: DovecotMailbox) -> None:
+    for n in (1, 2, 3):
+        dovecot.deliver(raw_message(n))
+    imap = dovecot.client()
+    validity = imap.select_folder("INBOX")[b"UIDVALIDITY"]
+    uids = sorted(imap.search("ALL"))
+    imap.logout()
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        fetched = list(source.fetch())
+
+    assert [m.key for m in fetched] == [f"imap:{validity}:{u}" for u in uids]
+    assert [m.data for m in fetched] == [raw_message(n) for n in (1, 2, 3)]
+
+
+def test_imap_fetch_leaves_messages_unread(dovecot: DovecotMailbox) -> None:
+    dovecot.deliver(raw_message(1))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        list(source.fetch())
+
+    imap = dovecot.client()
+    imap.select_folder("INBOX", readonly=True)
+    assert imap.search("UNSEEN") != []
+    imap.logout()
+
+
+def test_imap_fetch_reads_in_batches(dovecot: DovecotMailbox) -> None:
+    imap = dovecot.client()
+    for n in range(250):
+        imap.append("INBOX", raw_message(n))
+    imap.logout()
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        fetched = [m.data for m in source.fetch()]
+
+    assert fetched == [raw_message(n) for n in range(250)]
+
+
+def test_imap_mark_handled_moves_into_a_created_folder(
+        dovecot: DovecotMailbox) -> None:
+    dovecot.deliver(raw_message(1))
+    dovecot.deliver(raw_message(2))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        first, second = source.fetch()
+        source.mark_handled(first.key)
+        source.set_aside(second.key)
+        left = list(source.fetch())
+
+    assert left == []
+    assert dovecot.folder_messages("INBOX") == []
+    assert dovecot.folder_messages("Handled") == [raw_message(1)]
+    assert dovecot.folder_messages("Set aside") == [raw_message(2)]
+    imap = dovecot.client()
+    subscribed = {name for _, _, name in imap.list_sub_folders()}
+    imap.logout()
+    assert {"Handled", "Set aside"} <= subscribed
+
+
+def test_imap_moving_a_message_twice_is_a_warning(
+        dovecot: DovecotMailbox, caplog: pytest.LogCaptureFixture) -> None:
+    dovecot.deliver(raw_message(1))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        (message,) = source.fetch()
+        source.mark_handled(message.key)
+        with caplog.at_level(logging.WARNING):
+            source.set_aside(message.key)
+
+    assert "no longer in INBOX" in caplog.text
+    assert dovecot.folder_messages("Handled") == [raw_message(1)]
+    assert dovecot.folder_messages("Set aside") == []
+
+
+def test_imap_key_from_another_uidvalidity_is_left_alone(
+        dovecot: DovecotMailbox, caplog: pytest.LogCaptureFixture) -> None:
+    dovecot.deliver(raw_message(1))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        (message,) = source.fetch()
+        _, validity, uid = message.key.split(":")
+        with caplog.at_level(logging.WARNING):
+            source.mark_handled(f"imap:{int(validity) + 1}:{uid}")
+
+    assert "UIDVALIDITY" in caplog.text
+    assert dovecot.folder_messages("INBOX") == [raw_message(1)]
+
+
+def test_imap_wrong_password_is_a_clear_config_error(
+        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    config = dovecot.mailbox_config(password=Secret(file=wrong))
+
+    with closing(ImapSource(config)) as source, \
+            pytest.raises(ConfigError) as failure:
+        list(source.fetch())
+
+    message = str(failure.value)
+    assert f"{dovecot.host}:{dovecot.port}" in message
+    assert "refused" in message and dovecot.user in message
+    assert "not-the-password" not in message
+
+
+def test_imap_server_down_is_transient() -> None:
+    port = free_port()
+    config = MailboxConfig(kind="imap", path=Path("unused"),
+                           handled_folder="Handled",
+                           set_aside_folder="Set aside", host=HOST, port=port,
+                           security="none", username="nobody",
+                           timeout_seconds=2)
+
+    with pytest.raises(TransientError, match=f"{HOST}:{port}"):
+        list(ImapSource(config).fetch())
+
+
+def test_imap_silent_server_times_out_as_transient(
+        dovecot: DovecotMailbox, silent_port: int) -> None:
+    config = dovecot.mailbox_config(port=silent_port, timeout_seconds=0.3)
+    started = time.monotonic()
+
+    with pytest.raises(TransientError, match=f"{HOST}:{silent_port}"):
+        list(ImapSource(config).fetch())
+
+    assert time.monotonic() - started < 3
+
+
+def test_imap_reconnects_after_a_server_restart(
+        dovecot: DovecotMailbox) -> None:
+    dovecot.deliver(raw_message(1))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        (message,) = source.fetch()
+        dovecot.restart()
+        source.mark_handled(message.key)
+
+    assert dovecot.folder_messages("Handled") == [raw_message(1)]
+
+
+def test_imap_stopped_server_is_transient_then_recovers(
+        dovecot: DovecotMailbox) -> None:
+    dovecot.deliver(raw_message(1))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        list(source.fetch())
+        dovecot.stop()
+        with pytest.raises(TransientError, match=str(dovecot.port)):
+            list(source.fetch())
+        dovecot.server.start()
+        assert [m.data for m in source.fetch()] == [raw_message(1)]
+
+
+def test_imap_security_none_on_a_remote_host_warns(
+        caplog: pytest.LogCaptureFixture) -> None:
+    config = MailboxConfig(kind="imap", path=Path("unused"),
+                           handled_folder="Handled",
+                           set_aside_folder="Set aside",
+                           host="mail.example.org", port=143, security="none")
+
+    with caplog.at_level(logging.WARNING):
+        ImapSource(config)
+
+    assert "unencrypted" in caplog.text
+
+
+# Servers without MOVE (and without UIDPLUS): the fallback must still put
+# each message in its folder and never lose one.
+_BASIC = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE CHILDREN"
+
+
+@pytest.fixture(scope="module", params=["UIDPLUS", ""],
+                ids=["uidplus", "neither"])
+def old_dovecot(request: pytest.FixtureRequest) -> Iterator[DovecotServer]:
+    server = DovecotServer(capability=f"{_BASIC} {request.param}".strip())
+    server.start()
+    yield server
+    server.remove()
+
+
+def test_imap_without_move_copies_then_deletes(
+        old_dovecot: DovecotServer) -> None:
+    mailbox_ = old_dovecot.new_mailbox()
+    mailbox_.deliver(raw_message(1))
+    mailbox_.deliver(raw_message(2))
+
+    with closing(ImapSource(mailbox_.mailbox_config())) as source:
+        first, _ = source.fetch()
+        source.mark_handled(first.key)
+        left = [m.data for m in source.fetch()]
+        uidplus = source._imap.has_capability("UIDPLUS")
+
+    assert left == [raw_message(2)]
+    assert mailbox_.folder_messages("Handled") == [raw_message(1)]
+    inbox = mailbox_.folder_messages("INBOX")
+    # Without UIDPLUS the original stays, flagged \Deleted, never expunged.
+    assert inbox == ([raw_message(2)] if uidplus
+                     else [raw_message(1), raw_message(2)])
