@@ -8,7 +8,7 @@ import logging
 import os
 import stat
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mailbot import config as config_module
 from mailbot.clock import SystemClock

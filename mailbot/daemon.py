@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -52,7 +52,7 @@ def run_forever(bot: Mailbot) -> None:
         timezone="UTC", executors={"default": ThreadPoolExecutor(1)})
     scheduler.add_job(poll, "interval", args=[bot], id="poll",
                       seconds=schedule.poll_seconds, max_instances=1,
-                      coalesce=True, next_run_time=datetime.now(timezone.utc))
+                      coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.add_job(sweep, "interval", args=[bot], id="sweep",
                       seconds=schedule.sweep_seconds, max_instances=1,
                       coalesce=True)

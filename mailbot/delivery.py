@@ -12,6 +12,7 @@ import email
 import email.policy
 import email.utils
 import logging
+from datetime import timedelta
 
 from mailbot.clock import Clock
 from mailbot.errors import PermanentSendError, TransientSendError
@@ -19,6 +20,11 @@ from mailbot.senders import Sender
 from mailbot.store import Store, stamp
 
 log = logging.getLogger(__name__)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Wait 1, 2, 4, ... minutes after each failure, at most an hour."""
+    return timedelta(minutes=min(2 ** (attempts - 1), 60))
 
 
 def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
@@ -48,14 +54,19 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             sender.send(message)  # type: ignore[arg-type]
         except TransientSendError as exc:
             attempts = int(item.get("attempts", 0)) + 1
-            store.update_outgoing(item.doc_id, {"attempts": attempts,
-                                                "error": str(exc)})
+            retry = now + retry_delay(attempts)
+            store.update_outgoing(item.doc_id, {
+                "attempts": attempts, "error": str(exc),
+                "not_before": stamp(retry)})
             store.commit()
-            log.warning("deferred %s %s (attempt %d): %s", item["kind"],
-                        item["message_id"], attempts, exc)
-            break
+            log.warning("deferred %s %s (attempt %d, next at %s): %s",
+                        item["kind"], item["message_id"], attempts,
+                        stamp(retry), exc)
+            if exc.server_down:
+                break  # the rest would only fail the same way
+            continue
         except PermanentSendError as exc:
-            refused = [str(r) for r in (exc.recipients or [])]
+            refused = exc.recipients
             for address in refused:
                 store.mark_undeliverable(address, now, str(exc), item["message_id"])
             # Recipients the server accepted have the message: it counts

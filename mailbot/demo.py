@@ -29,8 +29,8 @@ UK = ZoneInfo("Europe/London")
 
 # (when, what the reader is told, the sample files that arrive then)
 TIMELINE = [
-    ("2027-01-12 09:35", "Nominations arrive, with an out-of-office, a "
-     "bounce and a newsletter", ["01-nomination-list", "02-nomination-csv",
+    ("2027-01-12 09:35", ("Nominations arrive, with an out-of-office, a "
+     "bounce and a newsletter"), ["01-nomination-list", "02-nomination-csv",
                                  "03-nomination-outlook-html", "06-out-of-office",
                                  "07-bounce", "09-newsletter",
                                  "10-nomination-incomplete"]),
@@ -38,12 +38,13 @@ TIMELINE = [
      ["04-comment-reply"]),
     ("2027-01-18 11:05", "A school has finished its self-review",
      ["05-self-review-complete"]),
-    ("2027-01-19 09:00", "A week after the invitations: first reminders", []),
+    ("2027-01-19 10:00", "A week after the invitations: first reminders", []),
     ("2027-01-24 10:00", "Sunday: nothing is sent outside working hours", []),
     ("2027-01-25 09:00", "Two days before the deadline", []),
-    ("2027-01-27 14:00", "The rest of Glenbrae finishes (written by the demo)",
-     ["@glenbrae-completions"]),
-    ("2027-01-28 09:00", "The day after the deadline: overdue reminders", []),
+    ("2027-01-26 14:00", ("The rest of Glenbrae finishes (written by the demo)"
+     ", so Glenbrae gets its validator"), ["@glenbrae-completions"]),
+    ("2027-01-27 09:00", ("The day after the deadline: overdue reminders, "
+     "with the lead contacts copied"), []),
     ("2027-03-23 10:05", "A school applies for a validation visit",
      ["08-visit-request"]),
 ]
@@ -75,7 +76,8 @@ def run_demo(config: Config, folder: str) -> int:
                     _deliver(inbox, raw)
             before = _count(outbox)
             daemon.cycle(bot)
-            print(f"   {_count(outbox) - before} messages sent")
+            sent = _count(outbox) - before
+            print(f"   {sent} message{'' if sent == 1 else 's'} sent")
         print("\n" + status_table(bot.store))
     finally:
         bot.close()
@@ -94,7 +96,8 @@ def _arrival(name: str, bot: Mailbot, clock: ManualClock) -> list[bytes]:
 def _completions(bot: Mailbot, clock: ManualClock) -> list[bytes]:
     """Completion notices from the Glenbrae schools still to finish."""
     store = bot.store
-    cluster = next(c for c in store.all_clusters() if c.get("name") == "Glenbrae Cluster")
+    cluster = next(c for c in store.all_clusters()
+                   if c.get("name") == "Glenbrae Cluster")
     found = []
     for school in store.schools_of(cluster.doc_id):
         if school["status"] != INVITED:

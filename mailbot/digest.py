@@ -6,8 +6,13 @@ from datetime import date, datetime
 from typing import Any
 
 from mailbot.compose import UK, long_date
-from mailbot.store import (AWAITING_VALIDATOR, COMPLETE_STATUSES, INCOMPLETE,
-                           INVITED, Store)
+from mailbot.store import (
+    AWAITING_VALIDATOR,
+    COMPLETE_STATUSES,
+    INCOMPLETE,
+    INVITED,
+    Store,
+)
 
 
 def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
@@ -49,6 +54,9 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     aside = [f"{m.get('from')}: \"{m.get('subject')}\" ({m.get('reason')})"
              for m in store.set_aside_messages()
              if m.get("received_at", "") > after]
+    failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
+              for o in store.failed_outgoing()
+              if o.get("sent_at", "") > after]
 
     sections = [
         ("New clusters", "No new clusters.", new),
@@ -58,6 +66,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Clusters waiting for a validator", "None.", waiting),
         ("Validators assigned", "None since the last digest.", given),
         ("Undeliverable addresses", "None.", bounced),
+        ("Mail that could not be sent", "None.", failed),
         ("Mail set aside for a person", "Nothing new.", aside),
     ]
     return {

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class MailbotError(Exception):
     """Base of every error mailbot raises on purpose."""
@@ -58,14 +60,22 @@ class PermanentError(MailbotError):
 class TransientSendError(TransientError):
     """A message could not be sent this time (4xx, timeout, dropped link)."""
 
-    def __init__(self, recipients: object, detail: str) -> None:
-        self.recipients = recipients
-        super().__init__(f"sending to {recipients} failed for now: {detail}")
+    def __init__(self, recipients: Sequence[str], detail: str,
+                 server_down: bool = False) -> None:
+        self.recipients = list(recipients)
+        # True when no message can get through (no connection, login
+        # refused), False when only this message or recipient must wait.
+        self.server_down = server_down
+        super().__init__(
+            f"sending to {', '.join(recipients) or 'the server'} failed "
+            f"for now: {detail}")
 
 
 class PermanentSendError(PermanentError):
     """The server refused a message or a recipient for good (5xx)."""
 
-    def __init__(self, recipients: object, detail: str) -> None:
-        self.recipients = recipients
-        super().__init__(f"sending to {recipients} was refused: {detail}")
+    def __init__(self, recipients: Sequence[str], detail: str) -> None:
+        self.recipients = list(recipients)
+        super().__init__(
+            f"sending to {', '.join(recipients) or 'the server'} was "
+            f"refused: {detail}")

@@ -28,8 +28,9 @@ _ITEM = re.compile(r"(?:\(?\d{1,2}[.)]|[-*\u2022\u00b7\u2013\u25aa\u2043>]"
                    r"|[A-Za-z][.)])\s+(?P<rest>\S.*)")
 _SPLIT = re.compile(r"\s+[-\u2013\u2014]\s+|\s*[,;|\t]\s*|:\s+|\s{3,}")
 _SECTION = re.compile(
-    r"(?:the |our |participating |list of |cluster )?"
-    r"(?:schools?|establishments)\b[^:]{0,60}:\s*(?P<rest>.*)", re.IGNORECASE)
+    r"(?:the |our |participating |list of |cluster |other |more |partner "
+    r"|member |feeder |primary |secondary )*(?:schools?|establishments)"
+    r"\b[^:]{0,60}:\s*(?P<rest>.*)", re.IGNORECASE)
 _FORM_MARKER = re.compile(r"schools\s*\(one per line", re.IGNORECASE)
 _LABELLED = re.compile(
     r"(?P<label>[A-Za-z][A-Za-z /'-]{0,40}?)\s*(?::|\t|\s[-\u2013]\s)\s*"
@@ -179,7 +180,7 @@ def own_text(text: str, forwarded: bool = False) -> str:
             continue
         if forwarded and _HEADER_LINE.match(stripped):
             continue
-        if stripped in ("--", "-- ", "__"):
+        if stripped in ("--", "__"):  # "-- " once stripped
             break
         if _SIGN_OFF.fullmatch(stripped) and any(k.strip() for k in kept):
             if not forwarded:
@@ -248,7 +249,8 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
     bare = re.sub(r"\([^()]*\)", " ; ", text)
     parts = [tidy(p).strip(" .-\u2013\u2014") for p in _SPLIT.split(bare)]
     parts = [p for p in parts if p and not PLACEHOLDER.fullmatch(p)]
-    if not parts or "@" in parts[0] or column_meaning(parts[0]):
+    if not parts or "@" in parts[0] or column_meaning(parts[0]) \
+            or text.endswith(":"):
         return None
     name = parts[0].strip(" .,:")
     if need_school_word and not _is_school_name(name) or len(name) > 80:

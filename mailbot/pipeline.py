@@ -24,11 +24,12 @@ from mailbot.classify import Classifier
 from mailbot.clock import Clock
 from mailbot.delivery import deliver_pending
 from mailbot.errors import SetAside
+from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
 from mailbot.store import Store, stamp
 from mailbot.sweep import sweep
-from mailbot.workflow import HANDLED, IGNORED, SET_ASIDE, Outcome, Workflow
+from mailbot.workflow import Workflow
 
 log = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ def _reminders(path: Path, raw: dict[str, Any]) -> tuple[Reminder, ...]:
         key = f"reminders[{n}]"
         unknown = set(entry) - {"name", "copy_lead", *offsets}
         if unknown:
-            raise ConfigError(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
+            raise ConfigError(path, f"{key}.{min(unknown)}", "unknown key")
         given = [k for k in offsets if k in entry]
         if len(given) != 1:
             raise ConfigError(path, key, f"give exactly one of {', '.join(offsets)}")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tinydb import Query, TinyDB
 from tinydb.table import Document
@@ -224,6 +225,9 @@ class Store:
         return sorted(
             self.outgoing.search((Q.status == "pending") & (Q.not_before <= due)),
             key=lambda o: o.doc_id)
+
+    def failed_outgoing(self) -> list[Document]:
+        return self.outgoing.search(Q.status == "failed")
 
     def update_outgoing(self, outgoing_id: int, fields: dict[str, Any]) -> None:
         self.outgoing.update(fields, doc_ids=[outgoing_id])

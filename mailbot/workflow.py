@@ -8,45 +8,42 @@ both once the whole message has been dealt with.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from mailbot import nomination
-from mailbot.classify import (COMMENT, COMPLETION, NOMINATION, NOMINATION_REPLY,
-                              VISIT_REQUEST, Understanding)
+from mailbot.assign import choose_validator, open_clusters
+from mailbot.classify import (
+    COMMENT,
+    COMPLETION,
+    NOMINATION,
+    NOMINATION_REPLY,
+    VISIT_REQUEST,
+    Understanding,
+)
 from mailbot.clock import Clock
-from mailbot.compose import UK, Composer, Draft
+from mailbot.compose import Composer, Draft
 from mailbot.config import Config
+from mailbot.enrolment import Enrolment
 from mailbot.guard import Verdict
 from mailbot.mail import Incoming
-from mailbot.nomination import Nomination, SchoolEntry
-from mailbot.phrases import PhraseSet
+from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
 from mailbot.rules import Rules
-from mailbot.store import (ACTIVE, ALREADY_AWARDED, AWAITING_VALIDATOR,
-                           COMPLETE_STATUSES, INCOMPLETE, INVITED,
-                           SELF_REVIEW_COMPLETE, VALIDATOR_ASSIGNED,
-                           VISIT_REQUESTED, Store, stamp)
+from mailbot.store import (
+    ACTIVE,
+    AWAITING_VALIDATOR,
+    COMPLETE_STATUSES,
+    INVITED,
+    SELF_REVIEW_COMPLETE,
+    VALIDATOR_ASSIGNED,
+    VISIT_REQUESTED,
+    Store,
+    stamp,
+)
 from mailbot.views import cluster_view, school_view, schools_view
 from mailbot.workhours import WorkingTime
 
 log = logging.getLogger(__name__)
-
-HANDLED = "handled"
-IGNORED = "ignored"
-SET_ASIDE = "set_aside"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one message, for the log line and the record."""
-
-    outcome: str
-    kind: str
-    summary: str
-    cluster_id: int | None = None
-    school_id: int | None = None
 
 
 class Workflow:
@@ -58,8 +55,7 @@ class Workflow:
         self.composer = composer
         self.clock = clock
         self.hours = hours
-        self.awarded = PhraseSet(rules.phrases.already_awarded,
-                                 rules.phrases.negations)
+        self.enrolment = Enrolment(self)
 
     # -- the queue ------------------------------------------------------
 
@@ -89,7 +85,7 @@ class Workflow:
     def on_robot(self, mail: Incoming, verdict: Verdict) -> Outcome:
         now = self.clock.now()
         if verdict.kind == "bulk":
-            return Outcome(SET_ASIDE, "bulk", f"not programme mail ({verdict.reason})")
+            return Outcome(SET_ASIDE, "bulk", f"not programme mail: {verdict.reason}")
         if verdict.kind == "bounce":
             if not verdict.bounced:
                 return Outcome(SET_ASIDE, "bounce",
@@ -117,8 +113,8 @@ class Workflow:
 
     def apply(self, mail: Incoming, understood: Understanding) -> Outcome:
         handler = {
-            NOMINATION: self._nomination,
-            NOMINATION_REPLY: self._nomination_reply,
+            NOMINATION: self.enrolment.nomination,
+            NOMINATION_REPLY: self.enrolment.reply,
             COMMENT: self._comment,
             COMPLETION: self._completion,
             VISIT_REQUEST: self._visit_request,
@@ -127,145 +123,6 @@ class Workflow:
             return Outcome(SET_ASIDE, understood.kind,
                            f"not understood: {understood.reason}")
         return handler(mail, understood)
-
-    def _nomination(self, mail: Incoming, understood: Understanding) -> Outcome:
-        parsed = nomination.parse_nomination(mail, self._is_awarded)
-        if parsed.cluster_name and self._known_cluster(parsed.cluster_name):
-            return Outcome(SET_ASIDE, NOMINATION,
-                           f"a cluster named {parsed.cluster_name!r} "
-                           "is already recorded")
-        now = self.clock.now()
-        cluster_id = self.store.add_cluster({
-            "name": parsed.cluster_name,
-            "local_authority": parsed.local_authority,
-            "status": INCOMPLETE,
-            "lead": {"name": parsed.lead_name, "email": parsed.lead_email},
-            "validator": None,
-            "created_at": stamp(now),
-            "message_id": mail.message_id,
-            "draft": _nomination_to_dict(parsed),
-            "missing": parsed.missing(),
-        })
-        self.store.add_event(now, "nominated", cluster_id=cluster_id,
-                             message_id=mail.message_id,
-                             detail=f"{len(parsed.schools)} schools")
-        return self._settle(cluster_id, parsed, mail)
-
-    def _nomination_reply(self, mail: Incoming,
-                          understood: Understanding) -> Outcome:
-        assert understood.cluster_id is not None
-        cluster = self.store.cluster(understood.cluster_id)
-        update = nomination.parse_nomination(mail, self._is_awarded)
-        merged = nomination.merge(_nomination_from_dict(cluster["draft"]), update)
-        self.store.update_cluster(cluster.doc_id, {
-            "name": merged.cluster_name,
-            "local_authority": merged.local_authority,
-            "lead": {"name": merged.lead_name, "email": merged.lead_email},
-            "draft": _nomination_to_dict(merged),
-            "missing": merged.missing(),
-        })
-        self.store.add_event(self.clock.now(), "nomination-updated",
-                             cluster_id=cluster.doc_id, message_id=mail.message_id)
-        return self._settle(cluster.doc_id, merged, mail)
-
-    def _settle(self, cluster_id: int, parsed: Nomination,
-                mail: Incoming) -> Outcome:
-        """Activate a complete nomination, or ask for what is missing."""
-        if parsed.complete:
-            self._activate(cluster_id, parsed, mail)
-            return Outcome(HANDLED, NOMINATION,
-                           f"cluster recorded with {len(parsed.schools)} schools",
-                           cluster_id)
-        missing = parsed.missing()
-        self.queue(Draft(
-            key=f"missing-information:{cluster_id}:{mail.message_id}",
-            kind="missing-information", template="missing-information",
-            to=(mail.sender.email,), reply_to_id=mail.message_id,
-            references=mail.references, cluster_id=cluster_id,
-            context={"sender_name": mail.sender.name or None, "missing": missing,
-                     "form": _form(parsed), "understood": _understood(parsed)},
-        ))
-        return Outcome(HANDLED, NOMINATION,
-                       "incomplete, asked for: " + "; ".join(missing), cluster_id)
-
-    def _activate(self, cluster_id: int, parsed: Nomination,
-                  mail: Incoming) -> None:
-        now = self.clock.now()
-        council = parsed.local_authority
-        start = self.hours.next_working(now, council)
-        deadline = start.astimezone(UK).date() + timedelta(
-            days=self.rules.deadline_days)
-        self.store.update_cluster(cluster_id, {
-            "status": ACTIVE, "activated_at": stamp(now), "draft": None,
-            "missing": []})
-        for entry in parsed.schools:
-            school_id = self.store.add_school({
-                "cluster_id": cluster_id, "name": entry.name,
-                "phase": entry.phase, "contact_name": entry.contact_name,
-                "contact_email": entry.contact_email,
-                "status": ALREADY_AWARDED if entry.already_awarded else INVITED,
-                "invited_at": stamp(start), "deadline": deadline.isoformat(),
-                "reminders": [], "comments": [], "undeliverable": False,
-            })
-            self.store.add_event(now, "recorded", school_id=school_id,
-                                 cluster_id=cluster_id, message_id=mail.message_id,
-                                 detail="already a Digital School"
-                                 if entry.already_awarded else "")
-        self.store.add_event(now, "activated", cluster_id=cluster_id,
-                             message_id=mail.message_id)
-
-        cluster = self.store.cluster(cluster_id)
-        view, schools = cluster_view(cluster), schools_view(self.store, cluster_id)
-        lead = (str(cluster["lead"]["email"]),)
-        common = {"cluster": view, "schools": schools, "cluster_id": cluster_id}
-        self.queue(Draft(
-            key=f"acknowledgment:{cluster_id}", kind="acknowledgment",
-            template="acknowledgment", to=lead, reply_to_id=mail.message_id,
-            references=mail.references, cluster_id=cluster_id,
-            context={**common, "lead_name": view["lead_name"],
-                     "deadline_days": self.rules.deadline_days}))
-        self.queue(Draft(
-            key=f"welcome:{cluster_id}", kind="welcome", template="welcome",
-            to=lead, cluster_id=cluster_id,
-            context={**common, "lead_name": view["lead_name"],
-                     "deadline": deadline}))
-        self._notify_council(cluster_id, common, str(council))
-        for school in self.store.schools_of(cluster_id):
-            self._invite(school.doc_id, start, deadline)
-        self.assign_validator_if_ready(cluster_id)
-
-    def _notify_council(self, cluster_id: int, common: dict[str, Any],
-                        council: str) -> None:
-        recipients = [("education-scotland", self.config.education_scotland)]
-        contact = self.config.councils.get(council)
-        if contact is None:
-            log.warning("no contact configured for council %s: "
-                        "cluster %s gets no council notice", council, cluster_id)
-        else:
-            recipients.insert(0, ("council", contact))
-        for who, person in recipients:
-            self.queue(Draft(
-                key=f"council-notice:{cluster_id}:{who}", kind="council-notice",
-                template="council-notice", to=(person.email,),
-                cluster_id=cluster_id,
-                context={**common, "recipient_name": person.name,
-                         "council": council}))
-
-    def _invite(self, school_id: int, start: datetime, deadline: Any) -> None:
-        school = self.store.school(school_id)
-        cluster = self.store.cluster(school["cluster_id"])
-        if school["status"] == ALREADY_AWARDED:
-            template = "invitation-awarded"
-        elif school.get("phase") == "secondary":
-            template = "invitation-secondary"
-        else:
-            template = "invitation-primary"
-        self.queue(Draft(
-            key=f"invitation:{school_id}", kind="invitation", template=template,
-            to=(str(school["contact_email"]),), not_before=start,
-            cluster_id=cluster.doc_id, school_id=school_id,
-            context={"school": school_view(school),
-                     "cluster": cluster_view(cluster), "deadline": deadline}))
 
     def _comment(self, mail: Incoming, understood: Understanding) -> Outcome:
         assert understood.school_id is not None
@@ -365,7 +222,9 @@ class Workflow:
                               for s in schools):
             return False
         now = self.clock.now()
-        chosen = self._choose_validator(str(cluster["local_authority"]))
+        chosen = choose_validator(self.config.validators,
+                                  str(cluster["local_authority"]),
+                                  open_clusters(self.store.all_clusters()))
         if chosen is None:
             if cluster["status"] != AWAITING_VALIDATOR:
                 self.store.update_cluster(cluster_id, {"status": AWAITING_VALIDATOR,
@@ -396,62 +255,3 @@ class Workflow:
             context={"lead_name": view["lead_name"], "cluster": view,
                      "validator": validator}))
         return True
-
-    def _choose_validator(self, council: str) -> Any:
-        """Fewest open clusters wins; ties go to the one listed first."""
-        eligible = [v for v in self.config.validators
-                    if council not in v.exclude_councils]
-        if not eligible:
-            return None
-        open_count = {v.email: 0 for v in eligible}
-        for cluster in self.store.all_clusters():
-            validator = cluster.get("validator")
-            if validator and cluster["status"] == VALIDATOR_ASSIGNED \
-                    and validator["email"] in open_count:
-                open_count[validator["email"]] += 1
-        return min(eligible, key=lambda v: open_count[v.email])
-
-    # -- helpers --------------------------------------------------------
-
-    def _is_awarded(self, text: str) -> bool:
-        return self.awarded.search(text) is not None
-
-    def _known_cluster(self, name: str) -> bool:
-        return any(c["status"] != INCOMPLETE for c in self.store.clusters_named(name))
-
-
-def _nomination_to_dict(parsed: Nomination) -> dict[str, Any]:
-    return asdict(parsed)
-
-
-def _nomination_from_dict(data: dict[str, Any]) -> Nomination:
-    schools = tuple(SchoolEntry(**s) for s in data.get("schools", []))
-    return Nomination(**{**data, "schools": schools})
-
-
-def _understood(parsed: Nomination) -> dict[str, Any]:
-    return {"cluster_name": parsed.cluster_name,
-            "local_authority": parsed.local_authority,
-            "lead_name": parsed.lead_name, "lead_email": parsed.lead_email,
-            "schools": [asdict(s) for s in parsed.schools]}
-
-
-def _form(parsed: Nomination) -> str:
-    """A plain-text form the sender can fill in and send back."""
-    blank = "____"
-    lead = ", ".join(x for x in (parsed.lead_name, parsed.lead_email) if x)
-    lines = [
-        f"Cluster name: {parsed.cluster_name or blank}",
-        f"Local authority: {parsed.local_authority or blank}",
-        f"Lead contact: {lead or blank}",
-        "Schools (one per line: name (primary or secondary) - contact name"
-        " - email address):",
-    ]
-    for n, school in enumerate(parsed.schools or (), start=1):
-        phase = school.phase or blank
-        lines.append(f"{n}. {school.name} ({phase}) - "
-                     f"{school.contact_name or blank} - "
-                     f"{school.contact_email or blank}")
-    if not parsed.schools:
-        lines.append(f"1. {blank} ({blank}) - {blank} - {blank}")
-    return "\n".join(lines)

@@ -7,10 +7,11 @@ import email
 import email.policy
 import email.utils
 import time
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot import config as config_module

@@ -7,6 +7,7 @@ nothing here talks to any other host.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -170,10 +171,8 @@ class DovecotServer:
         # to be reaped: where nothing reaps orphans (some containers) that
         # costs three seconds.
         pid_file = self.root / "run" / "master.pid"
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
         self.running = False
         if not wait:
             return

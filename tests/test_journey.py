@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from harness import Harness, body, example_config, make_mail, sample
 
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"

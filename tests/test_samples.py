@@ -3,11 +3,10 @@ on the embedded default (Maildir in, file outbox out)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from harness import Harness, body, example_config, sample
 
 FIFE = "digital.learning@fife.example.gov.uk"

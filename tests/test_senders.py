@@ -172,6 +172,17 @@ def test_smtp_550_for_one_sends_to_the_others_then_fails(
         ["head@school.example"]]
 
 
+def test_smtp_non_ascii_address_is_refused_for_good(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(PermanentSendError, match="non-ASCII") as failure:
+        sender.send(make_message(Cc="j\u00f6rg@example.org"))
+
+    assert failure.value.recipients == ["j\u00f6rg@example.org"]
+    assert [r.rcpt_tos for r in smtp_server.received] == [
+        ["head@school.example"]]
+
+
 def test_smtp_550_for_everyone_is_permanent(smtp_server: SmtpServer) -> None:
     smtp_server.refuse("head@school.example", "550 5.1.1 No such user")
 
@@ -187,7 +198,19 @@ def test_smtp_refused_data_is_permanent(smtp_server: SmtpServer) -> None:
     smtp_server.handler.data_reply = "554 5.6.0 Message rejected"
 
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
-            pytest.raises(PermanentSendError, match="554"):
+            pytest.raises(PermanentSendError, match="554") as failure:
+        sender.send(make_message())
+
+    # The message was refused, not its recipients: no address is blamed.
+    assert failure.value.recipients == []
+
+
+def test_smtp_login_required_but_not_configured_is_transient(
+        smtp_server: SmtpServer) -> None:
+    smtp_server.require_auth()
+
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(TransientSendError, match="530"):
         sender.send(make_message())
 
 

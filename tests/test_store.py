@@ -4,7 +4,7 @@ the disk or none do."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from mailbot.errors import StoreLockedError
 from mailbot.storage import DamagedRecordError
 from mailbot.store import Store
 
-NOW = datetime(2027, 1, 12, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 12, 9, 30, tzinfo=UTC)
 
 
 def test_committed_changes_survive_reopening(tmp_path: Path) -> None:

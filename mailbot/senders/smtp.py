@@ -22,6 +22,7 @@ message is retried later, so that nobody gets it twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import ipaddress
 import logging
@@ -104,10 +105,8 @@ class SmtpSender:
             if self._loop.is_closed():
                 return
             if self._smtp is not None and self._smtp.is_connected:
-                try:
+                with contextlib.suppress(SMTPException, OSError):
                     self._loop.run_until_complete(self._smtp.quit())
-                except (SMTPException, OSError):
-                    pass
             self._forget()
             self._loop.close()
 
@@ -123,20 +122,29 @@ class SmtpSender:
             raise TransientSendError(
                 recipients, f"{self.where} refused the login as "
                 f"{self.config.username!r} ({exc.code} {exc.message}); "
-                "check sending.username and the password") from exc
+                "check sending.username and the password",
+                server_down=True) from exc
         except SMTPResponseException as exc:
             await self._reset()
-            error = (TransientSendError if 400 <= exc.code < 500
-                     else PermanentSendError)
-            raise error(recipients, f"{self.where} answered {exc.code} "
-                                    f"{exc.message}") from exc
+            detail = f"{self.where} answered {exc.code} {exc.message}"
+            if 400 <= exc.code < 500:
+                raise TransientSendError(recipients, detail) from exc
+            if exc.code == 530:
+                # The server wants a login that the config does not give:
+                # every message would fail, so keep them queued for a fix.
+                log.error("%s: a login is required; set sending.username",
+                          self.where)
+                raise TransientSendError(recipients, detail,
+                                         server_down=True) from exc
+            # Refused at MAIL FROM or DATA: the message, not its recipients.
+            raise PermanentSendError([], detail) from exc
         except (SMTPException, OSError) as exc:
             # Timeouts, refused and dropped connections, missing STARTTLS:
             # the connection is in an unknown state, so start afresh.
             self._forget()
             raise TransientSendError(
-                recipients, f"{self.where}: {type(exc).__name__}: "
-                            f"{exc}") from exc
+                recipients, f"{self.where}: {type(exc).__name__}: {exc}",
+                server_down=True) from exc
 
     async def _transaction(self, recipients: list[str], data: bytes) -> None:
         reused = self._smtp is not None and self._smtp.is_connected
@@ -162,6 +170,10 @@ class SmtpSender:
                 await smtp.rcpt(address)
             except SMTPRecipientRefused as exc:
                 refused[address] = exc
+            except UnicodeEncodeError:
+                # Would need SMTPUTF8 (RFC 6531), which mailbot does not use.
+                refused[address] = SMTPRecipientRefused(
+                    553, "non-ASCII address not supported", address)
         later = [a for a, exc in refused.items() if exc.code < 500]
         if later:
             await self._reset()

@@ -7,8 +7,9 @@ ever deleted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from mailbot.config import MailboxConfig
 

@@ -8,6 +8,7 @@ before the original goes. imapclient is untyped; this module is its seam.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import ssl
@@ -91,10 +92,8 @@ class ImapSource:
     def close(self) -> None:
         if self._imap is None:
             return
-        try:
+        with contextlib.suppress(IMAPClientError, OSError):
             self._imap.logout()
-        except (IMAPClientError, OSError):
-            pass
         self._drop()
 
     # ---------------------------------------------------------- connection
@@ -253,7 +252,5 @@ class ImapSource:
 
 
 def _close_quietly(imap: Any) -> None:
-    try:
+    with contextlib.suppress(OSError, IMAPClientError):
         imap.shutdown()
-    except (OSError, IMAPClientError):
-        pass

@@ -1,0 +1,82 @@
+"""Bad input never crashes a poll and never loses a message: each one is
+handled or set aside with a reason, and the poll goes on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from harness import ROOT, Harness, example_config, make_mail, sample
+
+BAD = {
+    "empty": b"",
+    "binary": bytes(range(256)) * 40,
+    "no headers": b"just some words\r\nand more words\r\n",
+    "no sender": b"Subject: hello\r\nMessage-ID: <x1@e.org>\r\n\r\nHello\r\n",
+    "unknown charset": (b"From: a@b.example.org\r\nSubject: =?x-klingon?q?Qapla?=\r\n"
+                        b"Message-ID: <x2@e.org>\r\nContent-Type: text/plain; "
+                        b"charset=x-klingon\r\n\r\n\xff\xfe\xfd\r\n"),
+    "broken base64": (b"From: a@b.example.org\r\nSubject: list\r\n"
+                      b"Message-ID: <x3@e.org>\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n"
+                      b"--XX\r\nContent-Type: text/plain\r\n\r\nCluster name: "
+                      b"Broken Cluster\r\n--XX\r\nContent-Type: application/vnd."
+                      b"openxmlformats-officedocument.spreadsheetml.sheet; "
+                      b"name=schools.xlsx\r\nContent-Transfer-Encoding: base64\r\n"
+                      b"\r\n!!!not base64 at all!!!\r\n--XX--\r\n"),
+    "huge header": (b"From: a@b.example.org\r\nSubject: " + b"x" * 200_000 +
+                    b"\r\nMessage-ID: <x4@e.org>\r\n\r\nbody\r\n"),
+    "endless boundary": (b"From: a@b.example.org\r\nMessage-ID: <x5@e.org>\r\n"
+                         b"Content-Type: multipart/mixed; boundary=Q\r\n\r\n"
+                         + b"--Q\r\nContent-Type: multipart/mixed; boundary=Q\r\n\r\n"
+                         * 200),
+}
+
+
+def test_each_bad_message_is_kept_and_the_poll_goes_on(tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    for raw in BAD.values():
+        bot.deliver(raw)
+    bot.deliver(sample("01-nomination-list"))  # good mail after the bad
+    bot.cycle()
+
+    inbox = tmp_path / "inbox"
+    assert list((inbox / "new").iterdir()) == []
+    kept = list((inbox / ".Handled" / "cur").iterdir()) + \
+        list((inbox / ".Set aside" / "cur").iterdir())
+    assert len(kept) == len(BAD) + 1
+    assert {p.read_bytes() for p in kept} >= set(BAD.values())
+
+    records = bot.bot.store.messages.all()
+    assert len(records) == len(BAD) + 1
+    assert all(r["reason"] for r in records)
+    assert bot.cluster("Glenbrae")["status"] == "active"
+    bot.close()
+
+
+def test_an_error_mid_message_sets_it_aside_and_undoes_its_changes(
+        tmp_path: Path) -> None:
+    # A template that fails only when rendered: the comment is being
+    # stored when the receipt cannot be built.
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    receipt = templates / "comment-receipt.txt"
+    receipt.write_text(receipt.read_text() + "{{ 1 // 0 }}\n")
+    bot = Harness(example_config(tmp_path, templates_dir=templates),
+                  "2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+
+    bot.deliver(sample("04-comment-reply"),
+                make_mail("Fiona Baird <headteacher@kirkton-ps.fife.example.sch.uk>",
+                          "Done", "We have completed the self-review."))
+    bot.cycle()
+
+    assert bot.school("Glenbrae Primary School")["comments"] == []
+    aside = bot.export()["set_aside"]
+    assert len(aside) == 1
+    assert aside[0]["from"] == "a.reid@glenbrae-ps.fife.example.sch.uk"
+    assert "ZeroDivisionError" in aside[0]["reason"]
+    # The next message was handled as usual.
+    assert bot.school("Kirkton Primary School")["status"] == "self_review_complete"
+    bot.close()
