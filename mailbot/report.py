@@ -86,8 +86,8 @@ def status_table(store: Store) -> str:
     if len(rows) == 1:
         return "No clusters recorded yet.\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
-             for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+             .rstrip() for row in rows]
     footer = []
     last_poll = store.get_meta("last_poll")
     footer.append(f"Last poll: {last_poll or 'never'}")
