@@ -52,6 +52,11 @@ class Classifier:
         if drafts and not thread.school_id:
             return Understanding(NOMINATION_REPLY, drafts[-1].doc_id,
                                  reason="from the lead of an incomplete nomination")
+        if thread.cluster_id is not None and thread.school_id is None:
+            # An answer to mail about the whole cluster (the acknowledgment,
+            # the welcome): a correction or a question for a person.
+            return Understanding(OTHER, thread.cluster_id,
+                                 reason=f"a reply about the cluster: {thread.reason}")
 
         school_id = thread.school_id or self._school_of_sender(mail, store)
         if school_id is None and nomination.looks_like_nomination(mail):

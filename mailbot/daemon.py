@@ -34,6 +34,11 @@ def poll(bot: Mailbot) -> None:
     except TransientError as exc:
         log.warning("poll failed, will try again: %s", exc)
         return
+    except Exception:
+        # Not one message's fault (those are set aside): the mailbox or
+        # the disk. Say so loudly and try again at the next turn.
+        log.exception("poll failed")
+        return
     if count:
         log.info("poll handled %d messages", count)
 
@@ -43,6 +48,8 @@ def sweep(bot: Mailbot) -> None:
         bot.pipeline.sweep()
     except TransientError as exc:
         log.warning("sweep failed, will try again: %s", exc)
+    except Exception:
+        log.exception("sweep failed")
 
 
 def run_forever(bot: Mailbot) -> None:

@@ -57,8 +57,7 @@ class Pipeline:
         return count
 
     def sweep(self) -> None:
-        with self.store.transaction():
-            sweep(self.flow)
+        sweep(self.flow)
         deliver_pending(self.store, self.sender, self.clock)
 
     def handle(self, raw: RawMail) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinydb.table import Document
+
 from mailbot.store import Store
 
 STATUS_LABELS = {
@@ -36,7 +38,8 @@ def export(store: Store) -> dict[str, Any]:
             if validator else None,
             "missing": cluster.get("missing") or [],
             "created_at": cluster.get("created_at"),
-            "schools": [_school(s) for s in store.schools_of(cluster.doc_id)],
+            "schools": [_school(store, s)
+                        for s in store.schools_of(cluster.doc_id)],
         })
     set_aside = [{"message_id": m.get("message_id"), "from": _lower(m.get("from")),
                   "subject": m.get("subject"), "reason": m.get("reason"),
@@ -45,7 +48,7 @@ def export(store: Store) -> dict[str, Any]:
     return {"clusters": clusters, "set_aside": set_aside}
 
 
-def _school(school: dict[str, Any]) -> dict[str, Any]:
+def _school(store: Store, school: Document) -> dict[str, Any]:
     return {
         "name": school["name"],
         "phase": school.get("phase"),
@@ -56,7 +59,19 @@ def _school(school: dict[str, Any]) -> dict[str, Any]:
         "undeliverable": bool(school.get("undeliverable")),
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
                      for c in school.get("comments", [])],
+        "history": history(store, school.doc_id),
     }
+
+
+def history(store: Store, school_id: int) -> list[dict[str, Any]]:
+    """What came in and what went out for one school, oldest first."""
+    came = [{"at": e["at"], "event": e["event"], "message_id": e["message_id"],
+             "detail": e["detail"]} for e in store.history_of_school(school_id)]
+    went = [{"at": o.get("sent_at") or o["not_before"],
+             "event": f"{o['kind']} {o['status']}",
+             "message_id": o["message_id"], "detail": ", ".join(o["to"])}
+            for o in store.outgoing_for_school(school_id)]
+    return sorted(came + went, key=lambda e: e["at"])
 
 
 def _lower(value: Any) -> Any:

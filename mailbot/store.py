@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,15 +99,6 @@ class Store:
             table.clear_cache()
             table._next_id = None  # recount ids from what is on disk
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
-
     def close(self) -> None:
         self.commit()
         self.db.close()
@@ -184,6 +173,9 @@ class Store:
 
     def history_of_cluster(self, cluster_id: int) -> list[Document]:
         return self.events.search(Q.cluster_id == cluster_id)
+
+    def outgoing_for_school(self, school_id: int) -> list[Document]:
+        return self.outgoing.search(Q.school_id == school_id)
 
     # -- incoming messages --------------------------------------------
 

@@ -22,14 +22,25 @@ log = logging.getLogger(__name__)
 
 
 def sweep(flow: Workflow) -> None:
-    for cluster in flow.store.all_clusters():
-        if cluster["status"] == ACTIVE:
-            for school in flow.store.schools_of(cluster.doc_id):
-                if school["status"] == INVITED:
-                    remind(flow, cluster, school)
-        if cluster["status"] in (ACTIVE, AWAITING_VALIDATOR):
-            flow.assign_validator_if_ready(cluster.doc_id)
+    """Queue what has fallen due, committing cluster by cluster so that
+    one cluster's trouble holds up no other."""
+    store = flow.store
+    for cluster in store.all_clusters():
+        try:
+            if cluster["status"] == ACTIVE:
+                for school in store.schools_of(cluster.doc_id):
+                    if school["status"] == INVITED:
+                        remind(flow, cluster, school)
+            if cluster["status"] in (ACTIVE, AWAITING_VALIDATOR):
+                flow.assign_validator_if_ready(cluster.doc_id)
+        except Exception:
+            store.rollback()
+            log.exception("sweep of cluster %s (%s) failed", cluster.doc_id,
+                          cluster.get("name"))
+            continue
+        store.commit()
     send_digest_if_due(flow)
+    store.commit()
 
 
 def due_at(reminder: Reminder, invited_at: datetime, deadline: date) -> datetime:

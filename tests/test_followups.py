@@ -123,3 +123,21 @@ def test_someone_else_replying_in_a_school_thread_changes_nothing(
     assert bot.school("Glenbrae Primary School")["status"] == "invited"
     assert [m["from"] for m in bot.export()["set_aside"]] == [
         "someone@elsewhere.example.com"]
+
+
+def test_a_lead_answering_the_acknowledgment_is_not_a_school_comment(
+        bot: Harness) -> None:
+    # Morag leads Glenbrae and is also Glenbrae High School's contact. Her
+    # reply to the cluster's acknowledgment is a matter for staff.
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    ack = bot.sent("acknowledgment")[0]
+    bot.deliver(make_mail("Morag Lindsay <m.lindsay@glenbrae-hs.fife.example.sch.uk>",
+                          f"Re: {ack['Subject']}",
+                          "Thanks. Kirkton's head is now Mrs Baird-Smith.",
+                          In_Reply_To=str(ack["Message-ID"])))
+    bot.cycle()
+    assert bot.school("Glenbrae High School")["comments"] == []
+    aside = bot.export()["set_aside"]
+    assert len(aside) == 1 and "about the cluster" in aside[0]["reason"]
+    assert not bot.sent("comment-receipt")

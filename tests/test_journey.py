@@ -170,6 +170,11 @@ def _assert_history(bot: Harness) -> None:
                    if e["event"] == "comment")
     assert comment["message_id"].startswith("<179639671474.11793.342066")
 
+    exported = bot.school("Glenbrae Primary School")["history"]
+    assert [e["at"] for e in exported] == sorted(e["at"] for e in exported)
+    assert "invitation sent" in [e["event"] for e in exported]
+    assert "comment-receipt sent" in [e["event"] for e in exported]
+
 
 def _assert_folders(dovecot: Any) -> None:
     assert dovecot.folder_messages("INBOX") == []
