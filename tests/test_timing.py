@@ -1,0 +1,101 @@
+"""What time decides: when invitations and reminders go out, and which
+validator a finished cluster gets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from harness import Harness, example_config, sample
+
+from mailbot.assign import choose_validator, open_clusters
+from mailbot.config import Validator
+from mailbot.rules import Reminder
+from mailbot.sweep import due_at
+
+UK = ZoneInfo("Europe/London")
+POOL = (Validator("Isla Fraser", "isla@x.org"),
+        Validator("Graeme Munro", "graeme@x.org", ("Fife",)),
+        Validator("Catriona Sinclair", "catriona@x.org", ("Highland",)))
+
+
+def test_the_fewest_open_clusters_wins() -> None:
+    load = Counter({"isla@x.org": 2, "catriona@x.org": 1})
+    assert choose_validator(POOL, "Angus", load).name == "Graeme Munro"
+    assert choose_validator(POOL, "Fife", load).name == "Catriona Sinclair"
+
+
+def test_an_excluded_validator_is_never_chosen() -> None:
+    load = Counter({"isla@x.org": 5})
+    assert choose_validator(POOL, "Highland", load).name == "Graeme Munro"
+    assert choose_validator(POOL[1:2], "Fife", Counter()) is None
+
+
+def test_ties_go_to_the_first_listed() -> None:
+    assert choose_validator(POOL, "Angus", Counter()).name == "Isla Fraser"
+
+
+def test_only_open_clusters_count() -> None:
+    clusters = [
+        {"status": "validator_assigned", "validator": {"email": "isla@x.org"}},
+        {"status": "validator_assigned", "validator": {"email": "isla@x.org"}},
+        {"status": "closed", "validator": {"email": "graeme@x.org"}},
+        {"status": "active", "validator": None},
+    ]
+    assert open_clusters(clusters) == Counter({"isla@x.org": 2})
+
+
+def test_when_each_reminder_falls_due() -> None:
+    invited = datetime(2027, 1, 12, 9, 35, tzinfo=UK)
+    deadline = date(2027, 1, 26)
+    assert due_at(Reminder("a", after_invitation_days=7), invited, deadline) == \
+        datetime(2027, 1, 19, 9, 35, tzinfo=UK)
+    assert due_at(Reminder("b", before_deadline_days=2), invited, deadline) == \
+        datetime(2027, 1, 24, 0, 0, tzinfo=UK)
+    assert due_at(Reminder("c", after_deadline_days=1), invited, deadline) == \
+        datetime(2027, 1, 27, 0, 0, tzinfo=UK)
+
+
+def test_a_weekend_nomination_is_answered_now_but_invites_on_monday(
+        tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-16 11:00")  # Saturday
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert len(bot.sent("acknowledgment")) == 1
+    assert bot.sent("invitation") == []
+    # The deadline counts from the Monday the invitations go out.
+    assert bot.school("Kirkton Primary School")["deadline"] == "2027-02-01"
+
+    bot.at("2027-01-18 08:29")
+    bot.cycle()
+    assert bot.sent("invitation") == []
+    bot.at("2027-01-18 08:31")
+    bot.cycle()
+    assert len(bot.sent("invitation")) == 5
+    bot.close()
+
+
+def test_after_a_holiday_only_the_latest_reminder_goes(tmp_path: Path) -> None:
+    # Invited on Friday 18 December: the school holidays (21 December to
+    # 5 January) swallow the first reminder, the deadline-near one and the
+    # deadline itself; on 6 January only the overdue reminder goes.
+    bot = Harness(example_config(tmp_path), "2026-12-18 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert len(bot.sent("invitation")) == 5
+    for day in ("2026-12-25 10:00", "2027-01-01 10:00", "2027-01-05 10:00"):
+        bot.at(day)
+        bot.cycle()
+        assert bot.sent("reminder") == []
+    bot.at("2027-01-06 09:00")
+    bot.cycle()
+    reminders = bot.sent("reminder")
+    assert len(reminders) == 4  # every school still at work, once each
+    assert all(m["Cc"] for m in reminders
+               if "m.lindsay" not in str(m["To"]))  # overdue: lead copied
+    bot.at("2027-01-07 09:00")
+    bot.cycle()
+    assert len(bot.sent("reminder")) == 4
+    bot.close()
