@@ -141,3 +141,25 @@ def test_a_lead_answering_the_acknowledgment_is_not_a_school_comment(
     aside = bot.export()["set_aside"]
     assert len(aside) == 1 and "about the cluster" in aside[0]["reason"]
     assert not bot.sent("comment-receipt")
+
+
+@pytest.mark.parametrize("reply, status", [
+    ("All done, we submitted it this morning.", "self_review_complete"),
+    ("Our self-review is done now. Thanks!", "self_review_complete"),
+    ("We have not finished it yet, sorry - next week.", "invited"),
+    (("We are halfway through the self-review and will have it done by "
+     "Friday."), "invited"),
+])
+def test_a_short_reply_to_the_invitation(bot: Harness, reply: str,
+                                         status: str) -> None:
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    invitation = bot.sent("invitation", "headteacher@kirkton-ps.fife.example.sch.uk")[0]
+    bot.deliver(make_mail("Fiona Baird <headteacher@kirkton-ps.fife.example.sch.uk>",
+                          f"Re: {invitation['Subject']}", reply,
+                          In_Reply_To=str(invitation["Message-ID"])))
+    bot.cycle()
+    school = bot.school("Kirkton Primary School")
+    assert school["status"] == status
+    # What is not a completion is kept as a comment for the validator.
+    assert len(school["comments"]) == (status == "invited")
