@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from mailbot import examples
 from mailbot import rules as rules_module
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
@@ -21,23 +22,14 @@ from mailbot.workhours import WorkingTime
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = [
-    "acknowledgment", "welcome", "council-notice", "invitation-primary",
-    "invitation-secondary", "invitation-awarded", "reminder",
-    "comment-receipt", "completion-receipt", "visit-request", "visit-receipt",
-    "validator-assignment", "validator-introduction", "missing-information",
-    "digest",
-]
-
-
-def composer_for(config: Config) -> Composer:
+def composer_for(config: Config, salt: str = "") -> Composer:
     composer = Composer(config.templates_dir, config.sender_name,
                         config.programme_address, {
                             "programme_name": config.programme_name,
                             "programme_address": config.programme_address,
                             "sender_name": config.sender_name,
-                        })
-    composer.check(TEMPLATES)
+                        }, salt=salt)
+    composer.check(examples.contexts())
     return composer
 
 
@@ -49,7 +41,8 @@ def load_rules(config: Config) -> tuple[Rules, WorkingTime]:
 
 def workflow_for(config: Config, store: Store, clock: Clock) -> Workflow:
     rules, hours = load_rules(config)
-    return Workflow(config, rules, store, composer_for(config), clock, hours)
+    composer = composer_for(config, store.instance_id())
+    return Workflow(config, rules, store, composer, clock, hours)
 
 
 @dataclass

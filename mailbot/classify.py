@@ -58,9 +58,12 @@ class Classifier:
             return Understanding(OTHER, thread.cluster_id,
                                  reason=f"a reply about the cluster: {thread.reason}")
 
-        school_id = thread.school_id or self._school_of_sender(mail, store)
-        if school_id is None and nomination.looks_like_nomination(mail):
+        # Outside a school's thread, a nomination is a nomination even
+        # from a school contact (a lead who also heads a school, sending
+        # the list again or nominating another cluster).
+        if thread.school_id is None and nomination.looks_like_nomination(mail):
             return Understanding(NOMINATION, reason="names a cluster and schools")
+        school_id = thread.school_id or self._school_of_sender(mail, store)
         if school_id is None:
             return Understanding(OTHER, reason=thread.reason or
                                  "not from a school contact and not a nomination")

@@ -84,8 +84,11 @@ def _logging(level: str, verbose: bool) -> None:
         level=logging.DEBUG if verbose else getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr)
-    # mail-parser reports every MIME part it does not know at WARNING.
+    # mail-parser reports every MIME part it does not know at WARNING, and
+    # APScheduler logs every run of every job at INFO.
     logging.getLogger("mailparser").setLevel(logging.ERROR)
+    if not verbose:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_run(config: config_module.Config, args: argparse.Namespace) -> int:
@@ -96,9 +99,8 @@ def cmd_run(config: config_module.Config, args: argparse.Namespace) -> int:
     bot = open_mailbot(config, SystemClock())
     try:
         if args.once:
-            daemon.cycle(bot)
-        else:
-            daemon.run_forever(bot)
+            return 0 if daemon.cycle(bot) else 1
+        daemon.run_forever(bot)
     finally:
         bot.close()
     return 0

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import re
+import textwrap
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -28,6 +31,9 @@ KINDS = frozenset({
     "validator-assignment", "digest", "missing-information",
 })
 UK = ZoneInfo("Europe/London")
+# Headers stay on one line up to RFC 5322's hard limit: folded Subject and
+# In-Reply-To lines come back with stray spaces in some readers.
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,36 @@ def long_date(value: Any) -> str:
     return f"{value:%A} {value.day} {value:%B %Y}"
 
 
+_LIST_ITEM = re.compile(r"^\s*([-*•–]|\d+[.)])\s")
+
+
+def reflow(text: str, width: int = 72) -> str:
+    """Someone's own words rewrapped to `width`: lines of one paragraph are
+    joined first, so that a message written 80 columns wide does not come
+    out ragged; list items and blank lines are kept."""
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            out.extend(textwrap.wrap(" ".join(para), width,
+                                     break_long_words=False,
+                                     break_on_hyphens=False) or [""])
+            para.clear()
+
+    for line in str(text).strip().splitlines():
+        if not line.strip():
+            flush()
+            out.append("")
+        elif _LIST_ITEM.match(line):
+            flush()
+            para.append(line.strip())
+        else:
+            para.append(line.strip())
+    flush()
+    return "\n".join(out)
+
+
 def long_time(value: Any) -> str:
     """'12 January 2027 at 09:30' in UK time."""
     if isinstance(value, str):
@@ -66,11 +102,13 @@ def long_time(value: Any) -> str:
 
 class Composer:
     def __init__(self, templates: Path, sender_name: str, address: str,
-                 globals_: dict[str, Any] | None = None) -> None:
+                 globals_: dict[str, Any] | None = None, salt: str = "") -> None:
         if not templates.is_dir():
             raise ConfigError(templates, "", "templates folder not found")
+        self.folder = templates
         self.sender = email.utils.formataddr((sender_name, address))
         self.domain = address.rsplit("@", 1)[1]
+        self.salt = salt
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates)),
             autoescape=jinja2.select_autoescape(["html"]),
@@ -81,17 +119,21 @@ class Composer:
         )
         self.env.filters["long_date"] = long_date
         self.env.filters["long_time"] = long_time
+        self.env.filters["reflow"] = reflow
         self.env.globals.update(globals_ or {})
 
-    def check(self, names: list[str]) -> None:
-        """Load every template once so a typo stops start-up, not a send."""
-        for name in names:
-            for ext in ("txt", "html"):
-                try:
-                    self.env.get_template(f"{name}.{ext}")
-                except jinja2.TemplateError as exc:
-                    raise ConfigError(f"templates/{name}.{ext}", "",
-                                      str(exc)) from exc
+    def check(self, examples: dict[str, dict[str, Any]]) -> None:
+        """Render every template with example values, so that a mistake in
+        one stops start-up instead of a message."""
+        for name, context in examples.items():
+            draft = Draft(key="check", kind="digest", template=name,
+                          to=("check@example.org",), context=context)
+            try:
+                self.render(draft)
+            except jinja2.TemplateError as exc:
+                where, line = _template_frame(exc, self.folder / name)
+                raise ConfigError(where, f"line {line}" if line else "",
+                                  exc.message or str(exc)) from exc
 
     def render(self, draft: Draft) -> tuple[str, str, str]:
         """Subject, plain text and HTML of a draft."""
@@ -101,13 +143,13 @@ class Composer:
         html = self.env.get_template(f"{draft.template}.html").render(draft.context)
         first, _, body = text.partition("\n")
         if not first.startswith("Subject:"):
-            raise ConfigError(f"templates/{draft.template}.txt", "",
-                              "the first line must be 'Subject: ...'")
+            raise ConfigError(self.folder / f"{draft.template}.txt", "",
+                              "the first line it writes must be 'Subject: ...'")
         return one_line(first[len("Subject:"):]), body.lstrip("\n"), html
 
     def build(self, draft: Draft, now: datetime) -> EmailMessage:
         subject, text, html = self.render(draft)
-        message = EmailMessage(policy=SMTP)
+        message = EmailMessage(policy=_POLICY)
         message["From"] = self.sender
         message["To"] = ", ".join(draft.to)
         if draft.cc:
@@ -128,11 +170,25 @@ class Composer:
 
     def message_id(self, key: str) -> str:
         # Derived from the key, so a message rebuilt after a crash keeps
-        # the id that replies to it will carry.
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+        # the id that replies to it will carry; the record's own salt keeps
+        # ids apart between records (a demo, a fresh start).
+        seed = f"{self.salt}:{key}".encode()
+        digest = hashlib.sha256(seed).hexdigest()[:24]
         return f"<mailbot.{digest}@{self.domain}>"
 
 
 def one_line(value: str) -> str:
     """A header value with no line breaks or runs of spaces."""
     return " ".join(value.split())
+
+
+def _template_frame(exc: jinja2.TemplateError, fallback: Path
+                    ) -> tuple[Path, int | None]:
+    """The template file and line an error came from, as far as known."""
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
+        return Path(exc.filename), exc.lineno
+    # Jinja2 rewrites tracebacks so that template lines appear as frames.
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith((".txt", ".html")):
+            return Path(frame.filename), frame.lineno
+    return fallback, None

@@ -22,34 +22,40 @@ from mailbot.errors import TransientError
 log = logging.getLogger(__name__)
 
 
-def cycle(bot: Mailbot) -> None:
-    """One poll and one sweep: the whole of `run --once`."""
-    poll(bot)
-    sweep(bot)
+def cycle(bot: Mailbot) -> bool:
+    """One poll and one sweep: the whole of `run --once`. False if either
+    failed, so that cron or a script can tell."""
+    polled = poll(bot)
+    swept = sweep(bot)
+    return polled and swept
 
 
-def poll(bot: Mailbot) -> None:
+def poll(bot: Mailbot) -> bool:
     try:
         count = bot.pipeline.poll()
     except TransientError as exc:
         log.warning("poll failed, will try again: %s", exc)
-        return
+        return False
     except Exception:
         # Not one message's fault (those are set aside): the mailbox or
         # the disk. Say so loudly and try again at the next turn.
         log.exception("poll failed")
-        return
+        return False
     if count:
-        log.info("poll handled %d messages", count)
+        log.info("poll handled %d message%s", count, "" if count == 1 else "s")
+    return True
 
 
-def sweep(bot: Mailbot) -> None:
+def sweep(bot: Mailbot) -> bool:
     try:
         bot.pipeline.sweep()
     except TransientError as exc:
         log.warning("sweep failed, will try again: %s", exc)
+        return False
     except Exception:
         log.exception("sweep failed")
+        return False
+    return True
 
 
 def run_forever(bot: Mailbot) -> None:

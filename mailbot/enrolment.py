@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailbot import nomination
@@ -103,8 +103,9 @@ class Enrolment:
         now = self.clock.now()
         council = parsed.local_authority
         start = self.flow.hours.next_working(now, council)
-        deadline = start.astimezone(UK).date() + timedelta(
-            days=self.flow.rules.deadline_days)
+        deadline = self.flow.hours.deadline(start.astimezone(UK).date(),
+                                            self.flow.rules.deadline_days,
+                                            council)
         self.store.update_cluster(cluster_id, {
             "status": ACTIVE, "activated_at": stamp(now), "draft": None,
             "missing": []})

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
+
 from mailbot.councils import COUNCILS
 from mailbot.errors import ConfigError
 
@@ -65,11 +67,22 @@ class Rules:
     phrases: Phrases
 
 
+_PROGRAMME_KEYS = {
+    "self_review": {"deadline_days"},
+    "reminders": None,  # checked entry by entry
+    "working_hours": {"timezone", "days", "start", "end"},
+    "holidays": {"public", "closures"},
+}
+_PHRASE_KEYS = {"completion", "visit_request", "already_awarded", "negations"}
+
+
 def load(folder: Path) -> Rules:
     programme_file = folder / "programme.toml"
     phrases_file = folder / "phrases.toml"
     programme = _read(programme_file)
     phrases = _read(phrases_file)
+    _known_keys(programme_file, programme, _PROGRAMME_KEYS)
+    _known_keys(phrases_file, phrases, dict.fromkeys(_PHRASE_KEYS))
     return Rules(
         deadline_days=_deadline(programme_file, programme),
         reminders=_reminders(programme_file, programme),
@@ -89,8 +102,27 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(path, "", f"cannot read: {exc}") from exc
 
 
+def _known_keys(path: Path, raw: dict[str, Any],
+                known: dict[str, set[str] | None]) -> None:
+    """Refuse a misspelt section or key instead of quietly ignoring it."""
+    for section, value in raw.items():
+        if section not in known:
+            raise ConfigError(path, section, "unknown section or key "
+                              f"(known: {', '.join(sorted(known))})")
+        keys = known[section]
+        if keys is None or not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in keys:
+                raise ConfigError(path, f"{section}.{key}", "unknown key "
+                                  f"(known: {', '.join(sorted(keys))})")
+
+
 def _deadline(path: Path, raw: dict[str, Any]) -> int:
-    days = raw.get("self_review", {}).get("deadline_days")
+    section = raw.get("self_review", {})
+    if "deadline_days" not in section:
+        raise ConfigError(path, "self_review.deadline_days", "missing")
+    days = section["deadline_days"]
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise ConfigError(path, "self_review.deadline_days",
                           "must be a whole number of days, at least 1")
@@ -115,7 +147,10 @@ def _reminders(path: Path, raw: dict[str, Any]) -> tuple[Reminder, ...]:
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(path, f"{key}.name", "missing")
-        found.append(Reminder(name=name, copy_lead=bool(entry.get("copy_lead")),
+        copy_lead = entry.get("copy_lead", False)
+        if not isinstance(copy_lead, bool):
+            raise ConfigError(path, f"{key}.copy_lead", "must be true or false")
+        found.append(Reminder(name=name, copy_lead=copy_lead,
                               **{given[0]: value}))
     names = [r.name for r in found]
     if len(set(names)) != len(names):
@@ -147,6 +182,14 @@ def _public(path: Path, raw: dict[str, Any]) -> str:
     region = raw.get("holidays", {}).get("public", "")
     if not isinstance(region, str):
         raise ConfigError(path, "holidays.public", "must be a region like GB-SCT")
+    country, _, subdivision = region.strip().upper().partition("-")
+    if country:
+        try:
+            holidays.country_holidays(country, subdiv=subdivision or None)
+        except NotImplementedError as exc:
+            raise ConfigError(path, "holidays.public",
+                              f"{region!r} is not a region the holidays "
+                              "package knows (try GB-SCT)") from exc
     return region
 
 
@@ -170,9 +213,15 @@ def _closures(path: Path, raw: dict[str, Any]) -> tuple[Closure, ...]:
 
 def _phrases(path: Path, raw: dict[str, Any]) -> Phrases:
     lists = {}
-    for key in ("completion", "visit_request", "already_awarded", "negations"):
-        value = raw.get(key)
+    for key in sorted(_PHRASE_KEYS):
+        if key not in raw:
+            raise ConfigError(path, key, "missing")
+        value = raw[key]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(path, key, "must be a list of phrases")
+            raise ConfigError(path, key, "must be a list of phrases in quotes")
+        for n, phrase in enumerate(value):
+            if not any(ch.isalnum() for ch in phrase):
+                raise ConfigError(path, f"{key}[{n}]",
+                                  f"{phrase!r} has no words to match")
         lists[key] = tuple(value)
     return Phrases(**lists)

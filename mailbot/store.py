@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,12 @@ class Store:
     def _init_schema(self) -> None:
         if not self.meta.get(Q.name == "schema"):
             self.meta.insert({"name": "schema", "version": SCHEMA_VERSION})
+            self.meta.insert({"name": "instance", "value": uuid.uuid4().hex})
             self.commit()
+
+    def instance_id(self) -> str:
+        """A random id made with the record, unique to it."""
+        return str(self.get_meta("instance", ""))
 
     # -- clusters and schools -----------------------------------------
 

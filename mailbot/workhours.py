@@ -56,6 +56,27 @@ class WorkingTime:
                          f"{moment:%Y-%m-%d %H:%M} UTC; check the working "
                          f"days and closures in {RULES_FILE}")
 
+    def deadline(self, start: date, days: int,
+                 council: str | None = None) -> date:
+        """`days` days after `start`, not counting school closures, and
+        moved on to a working day: two weeks of self-review should be two
+        weeks of school, not the Christmas holidays."""
+        day, counted = start, 0
+        while counted < days:
+            day += timedelta(days=1)
+            if not self._closed(day, council):
+                counted += 1
+        for _ in range(SEARCH_DAYS):
+            if self._working_day(day, council):
+                return day
+            day += timedelta(days=1)
+        return day
+
+    def _closed(self, day: date, council: str | None) -> bool:
+        return any(c.first <= day <= c.last
+                   and (not c.councils or council in c.councils)
+                   for c in self.closures)
+
     def is_holiday(self, day: date, council: str | None = None) -> str | None:
         """The public holiday or closure that `day` falls in, if any.
 

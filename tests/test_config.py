@@ -120,3 +120,27 @@ def test_the_rules_load_and_a_bad_cadence_is_named(tmp_path: Path) -> None:
         rules_module.load(tmp_path)
     assert caught.value.key == "reminders[0]"
     assert caught.value.path.endswith("programme.toml")
+
+
+@pytest.mark.parametrize("file, old, new, key", [
+    ("programme.toml", "[working_hours]", "[workinghours]", "workinghours"),
+    ("programme.toml", "deadline_days = 14", "deadline_day = 14",
+     "self_review.deadline_day"),
+    ("programme.toml", "\ncopy_lead = true", '\ncopy_lead = "yes"',
+     "reminders[2].copy_lead"),
+    ("programme.toml", 'public = "GB-SCT"', 'public = "SCOTLAND"',
+     "holidays.public"),
+    ("phrases.toml", "completion = [", "completon = [", "completon"),
+    ("phrases.toml", '    "validation visit",', '    "",', "visit_request[0]"),
+])
+def test_a_mistake_in_the_rules_is_named_by_file_and_key(
+        tmp_path: Path, file: str, old: str, new: str, key: str) -> None:
+    for name in ("programme.toml", "phrases.toml"):
+        (tmp_path / name).write_text((ROOT / "rules" / name).read_text())
+    target = tmp_path / file
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new, 1))
+    with pytest.raises(ConfigError) as caught:
+        rules_module.load(tmp_path)
+    assert caught.value.key == key
+    assert caught.value.path == str(target)

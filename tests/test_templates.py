@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from mailbot import examples
 from mailbot.compose import Composer, Draft
+from mailbot.errors import ConfigError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROGRAMME = "Digital Schools Awards Cluster Initiative"
 ADDRESS = "programme@dsa.example.org"
 SENDER = "Digital Schools Programme"
+GLOBALS = {"programme_name": PROGRAMME, "programme_address": ADDRESS,
+           "sender_name": SENDER}
 
 NASTY = "O'Neill <script>"
 
@@ -202,11 +207,7 @@ LIST_MESSAGES = {"acknowledgment", "welcome", "council-notice",
 
 @pytest.fixture(scope="module")
 def composer():
-    return Composer(TEMPLATES, SENDER, ADDRESS, {
-        "programme_name": PROGRAMME,
-        "programme_address": ADDRESS,
-        "sender_name": SENDER,
-    })
+    return Composer(TEMPLATES, SENDER, ADDRESS, GLOBALS)
 
 
 def render(composer, name, context=None, kind=None):
@@ -256,8 +257,28 @@ def test_every_template_has_both_parts():
         assert (TEMPLATES / f"{name}.html").is_file()
 
 
-def test_check_loads_every_template(composer):
-    composer.check(NAMES)
+def test_check_renders_every_template_with_the_examples(composer):
+    assert set(examples.contexts()) == set(NAMES)
+    composer.check(examples.contexts())
+
+
+@pytest.mark.parametrize("broken, problem", [
+    ("{{ school.nme }}", "has no attribute 'nme'"),
+    ("{% if %}", "Expected an expression"),
+])
+def test_check_names_the_file_and_line_of_a_mistake(tmp_path, broken, problem):
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    reminder = folder / "reminder.txt"
+    lines = reminder.read_text().splitlines()
+    lines.insert(6, broken)  # after the subject, on every path
+    reminder.write_text("\n".join(lines) + "\n")
+    composer = Composer(folder, SENDER, ADDRESS, GLOBALS)
+    with pytest.raises(ConfigError) as caught:
+        composer.check(examples.contexts())
+    assert caught.value.path == str(reminder)
+    assert caught.value.key == "line 7"
+    assert problem in caught.value.problem
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -476,7 +497,7 @@ def test_visit_request_to_staff(composer):
     _subject, text, _html = render(composer, "visit-request", context)
     assert "no validator has been assigned" in flat(text)
     assert text.startswith("Dear colleague,")
-    assert "Any Tuesday or Thursday in March" in text
+    assert "Any Tuesday or Thursday in March" in flat(text)
     assert "alan.reid@ardmore.sch.uk" in text
 
 

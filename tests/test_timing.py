@@ -77,14 +77,16 @@ def test_a_weekend_nomination_is_answered_now_but_invites_on_monday(
     bot.close()
 
 
-def test_after_a_holiday_only_the_latest_reminder_goes(tmp_path: Path) -> None:
-    # Invited on Friday 18 December: the school holidays (21 December to
-    # 5 January) swallow the first reminder, the deadline-near one and the
-    # deadline itself; on 6 January only the overdue reminder goes.
+def test_the_school_holidays_move_the_deadline_and_the_reminders(
+        tmp_path: Path) -> None:
+    # Invited on Friday 18 December: the holidays (21 December to 5
+    # January) do not count towards the two weeks, and the first reminder,
+    # due on Christmas Day, waits for the first school day.
     bot = Harness(example_config(tmp_path), "2026-12-18 10:00")
     bot.deliver(sample("01-nomination-list"))
     bot.cycle()
     assert len(bot.sent("invitation")) == 5
+    assert bot.school("Kirkton Primary School")["deadline"] == "2027-01-18"
     for day in ("2026-12-25 10:00", "2027-01-01 10:00", "2027-01-05 10:00"):
         bot.at(day)
         bot.cycle()
@@ -93,9 +95,22 @@ def test_after_a_holiday_only_the_latest_reminder_goes(tmp_path: Path) -> None:
     bot.cycle()
     reminders = bot.sent("reminder")
     assert len(reminders) == 4  # every school still at work, once each
-    assert all(m["Cc"] for m in reminders
-               if "m.lindsay" not in str(m["To"]))  # overdue: lead copied
-    bot.at("2027-01-07 09:00")
+    assert not any(m["Cc"] for m in reminders)
+    bot.close()
+
+
+def test_when_several_reminders_are_due_only_the_latest_goes(
+        tmp_path: Path) -> None:
+    # mailbot was stopped from the invitations until after the deadline.
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
     bot.cycle()
-    assert len(bot.sent("reminder")) == 4
+    bot.at("2027-01-28 09:00")
+    bot.cycle()
+    reminders = bot.sent("reminder")
+    assert len(reminders) == 4
+    assert all("deadline has passed" in str(m["Subject"]) for m in reminders)
+    bot.at("2027-02-01 09:00")
+    bot.cycle()
+    assert len(bot.sent("reminder")) == 4  # the others are passed over
     bot.close()

@@ -227,3 +227,22 @@ def test_next_working_is_working_and_not_before(moment: datetime) -> None:
     # Nothing earlier on the way was working time.
     if found > moment:
         assert not PROGRAMME.is_working(found - timedelta(minutes=1))
+
+
+def test_a_deadline_does_not_count_school_holidays() -> None:
+    hours = WorkingTime(HOURS, "GB-SCT", [
+        Closure("Christmas holidays", date(2026, 12, 21), date(2027, 1, 5))])
+    # Invited Monday 14 December: one week before the holidays, one after.
+    assert hours.deadline(date(2026, 12, 14), 14) == date(2027, 1, 13)
+    # Outside any holiday, fourteen days are fourteen days...
+    assert hours.deadline(date(2027, 1, 12), 14) == date(2027, 1, 26)
+    # ...moved on to Monday when they end on a weekend.
+    assert hours.deadline(date(2027, 1, 16), 14) == date(2027, 2, 1)
+
+
+def test_a_council_closure_moves_only_that_councils_deadline() -> None:
+    hours = WorkingTime(HOURS, "", [
+        Closure("Fife in-service", date(2027, 2, 15), date(2027, 2, 19),
+                ("Fife",))])
+    assert hours.deadline(date(2027, 2, 8), 14, "Fife") == date(2027, 3, 1)
+    assert hours.deadline(date(2027, 2, 8), 14, "Angus") == date(2027, 2, 22)

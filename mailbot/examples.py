@@ -1,0 +1,75 @@
+"""Example values for every template, so `check-config` can render each one
+and a mistake in a template shows up before a school would see it.
+
+The shapes are those the workflow passes (see views.py); keep them in step.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+_SCHOOLS: list[dict[str, Any]] = [
+    {"name": "Kirkton Primary School", "phase": "primary",
+     "contact_name": "Fiona Baird", "contact_email": "head@kirkton.example.org",
+     "status": "invited", "already_awarded": False,
+     "comments": [{"received_at": "2027-01-14T15:00:00+00:00",
+                   "text": "Strengths: a weekly coding club."}]},
+    {"name": "Glenbrae High School", "phase": "secondary",
+     "contact_name": None, "contact_email": "office@glenbrae.example.org",
+     "status": "self_review_complete", "already_awarded": False,
+     "comments": []},
+    {"name": "Balgonie Primary School", "phase": "primary",
+     "contact_name": "Ewan Hart", "contact_email": "e.hart@balgonie.example.org",
+     "status": "already_awarded", "already_awarded": True, "comments": []},
+]
+_CLUSTER: dict[str, Any] = {"name": "Example Cluster", "local_authority": "Fife",
+            "lead_name": "Morag Lindsay", "lead_email": "lead@example.org"}
+_DEADLINE = date(2027, 1, 26)
+_VALIDATOR = {"name": "Isla Fraser", "email": "isla@example.org"}
+
+
+def contexts() -> dict[str, dict[str, Any]]:
+    """Template name to an example context for it."""
+    school = _SCHOOLS[0]
+    common = {"cluster": _CLUSTER, "schools": _SCHOOLS}
+    reply = {"school": school, "cluster": _CLUSTER,
+             "contact_name": school["contact_name"]}
+    understood = {"cluster_name": None, "local_authority": "Fife",
+                  "lead_name": "Gordon Fleming", "lead_email": "g@example.org",
+                  "schools": [{"name": "Burnside Primary", "phase": None,
+                               "contact_name": None, "contact_email": None,
+                               "already_awarded": False}]}
+    invitation = {"school": school, "cluster": _CLUSTER, "deadline": _DEADLINE}
+    return {
+        "acknowledgment": {**common, "lead_name": "Morag Lindsay",
+                           "deadline_days": 14},
+        "welcome": {**common, "lead_name": "Morag Lindsay",
+                    "deadline": _DEADLINE},
+        "council-notice": {**common, "recipient_name": "Fife Council",
+                           "council": "Fife"},
+        "invitation-primary": invitation,
+        "invitation-secondary": {**invitation, "school": _SCHOOLS[1]},
+        "invitation-awarded": {**invitation, "school": _SCHOOLS[2]},
+        "reminder": {**invitation, "reminder_name": "overdue",
+                     "days_left": -1, "overdue": True, "lead_copied": True},
+        "comment-receipt": {**reply, "comment": "We run a coding club."},
+        "completion-receipt": {**reply, "remaining": 2},
+        "visit-request": {**reply, "recipient_name": None,
+                          "contact_email": school["contact_email"],
+                          "request_text": "We would like a visit.",
+                          "has_validator": False},
+        "visit-receipt": {**reply, "validator": _VALIDATOR},
+        "validator-assignment": {**common, "validator": _VALIDATOR},
+        "validator-introduction": {"cluster": _CLUSTER,
+                                   "lead_name": "Morag Lindsay",
+                                   "validator": _VALIDATOR},
+        "missing-information": {"sender_name": "Gordon Fleming",
+                                "missing": ["the cluster's name"],
+                                "form": "Cluster name: ____",
+                                "understood": understood},
+        "digest": {"day": _DEADLINE, "since": None,
+                   "counts": {"clusters": 1, "schools": 3, "complete": 2},
+                   "sections": [{"title": "New clusters", "empty": "None.",
+                                 "items": ["Example Cluster (Fife)"]}]},
+    }
