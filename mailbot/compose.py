@@ -16,7 +16,6 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from mailbot.errors import ConfigError
+from mailbot.senders import WIRE_POLICY
 
 KINDS = frozenset({
     "acknowledgment", "welcome", "council-notice", "invitation", "reminder",
@@ -31,9 +31,6 @@ KINDS = frozenset({
     "validator-assignment", "digest", "missing-information",
 })
 UK = ZoneInfo("Europe/London")
-# Headers stay on one line up to RFC 5322's hard limit: folded Subject and
-# In-Reply-To lines come back with stray spaces in some readers.
-_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ class Composer:
 
     def build(self, draft: Draft, now: datetime) -> EmailMessage:
         subject, text, html = self.render(draft)
-        message = EmailMessage(policy=_POLICY)
+        message = EmailMessage(policy=WIRE_POLICY)
         message["From"] = self.sender
         message["To"] = ", ".join(draft.to)
         if draft.cc:
@@ -178,8 +175,13 @@ class Composer:
 
 
 def one_line(value: str) -> str:
-    """A header value with no line breaks or runs of spaces."""
-    return " ".join(value.split())
+    """A header value with no line breaks, control characters or runs of
+    spaces, and nothing a reader could take for an encoded-word."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    return text.replace("=?", "= ?")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _template_frame(exc: jinja2.TemplateError, fallback: Path

@@ -9,14 +9,13 @@ message with nobody left to send to is marked suppressed.
 from __future__ import annotations
 
 import email
-import email.policy
 import email.utils
 import logging
 from datetime import timedelta
 
 from mailbot.clock import Clock
 from mailbot.errors import PermanentSendError, TransientSendError
-from mailbot.senders import Sender
+from mailbot.senders import WIRE_POLICY, Sender
 from mailbot.store import Store, stamp
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
     sent = 0
     for item in store.pending_outgoing(clock.now()):
         now = clock.now()
-        message = email.message_from_string(item["raw"], policy=email.policy.SMTP)
+        message = email.message_from_string(item["raw"], policy=WIRE_POLICY)
         to = [a for a in item["to"] if not store.is_undeliverable(a)]
         cc = [a for a in item["cc"] if not store.is_undeliverable(a)]
         if not to:

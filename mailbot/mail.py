@@ -6,8 +6,10 @@ loosely typed result into a frozen `Incoming` so that `Any` stops here.
 
 from __future__ import annotations
 
+import email.header
 import email.utils
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -83,7 +85,9 @@ def parse(raw: bytes) -> Incoming:
 
 def _from_mailparser(parsed: Any) -> Incoming:
     message: Message = parsed.message
-    headers = {k.lower(): _clean(str(v)) for k, v in message.items()}
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), _clean(_decoded(value)))
 
     text = "\n".join(parsed.text_plain).replace("\r\n", "\n")
     html = "\n".join(parsed.text_html)
@@ -92,10 +96,10 @@ def _from_mailparser(parsed: Any) -> Incoming:
 
     return Incoming(
         message_id=_message_id(headers.get("message-id", "")),
-        sender=_first(_addresses(message, "from")) or Address("", ""),
-        to=_addresses(message, "to"),
-        cc=_addresses(message, "cc"),
-        subject=headers.get("subject", ""),
+        sender=_first(_addresses(parsed.from_)) or Address("", ""),
+        to=_addresses(parsed.to),
+        cc=_addresses(parsed.cc),
+        subject=_clean(str(parsed.subject or "")),
         date=_date(headers.get("date", "")),
         in_reply_to=_message_id(headers.get("in-reply-to", "")),
         references=tuple(
@@ -126,8 +130,36 @@ def html_to_text(html: str) -> str:
 
 
 def _clean(value: str) -> str:
-    # Folded headers keep their line breaks in mail-parser's output.
-    return " ".join(value.split())
+    """One line of text: folding, line breaks and control characters go."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _decoded(value: Any) -> str:
+    """A header's text with RFC 2047 encoded-words decoded; raw 8-bit
+    headers (RFC 6532) are read as UTF-8, else as Windows-1252."""
+    try:
+        parts = email.header.decode_header(value)
+    except (ValueError, LookupError, TypeError, UnicodeError):
+        return str(value)
+    text = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        for codec in (charset, "utf-8", "cp1252"):
+            if not codec or codec == "unknown-8bit":
+                continue
+            try:
+                text.append(chunk.decode(codec))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+        else:
+            text.append(chunk.decode("latin-1"))
+    return "".join(text)
 
 
 def _message_id(value: str) -> str:
@@ -140,12 +172,11 @@ def _message_id(value: str) -> str:
     return value if value.startswith("<") else f"<{value}>"
 
 
-def _addresses(message: Message, header: str) -> tuple[Address, ...]:
-    values = [str(v) for v in message.get_all(header) or []]
-    pairs = email.utils.getaddresses(values)
+def _addresses(pairs: Any) -> tuple[Address, ...]:
+    """mail-parser's decoded (name, address) pairs, tidied."""
     return tuple(
-        Address(name.strip(), normalise_address(addr))
-        for name, addr in pairs if "@" in addr
+        Address(_clean(str(name)), normalise_address(str(addr)))
+        for name, addr in pairs or () if "@" in str(addr)
     )
 
 

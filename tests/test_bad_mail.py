@@ -4,9 +4,11 @@ handled or set aside with a reason, and the poll goes on."""
 from __future__ import annotations
 
 import shutil
+from email.message import EmailMessage
 from pathlib import Path
 
 from harness import ROOT, Harness, example_config, make_mail, sample
+from servers import SmtpServer
 
 BAD = {
     "empty": b"",
@@ -82,3 +84,49 @@ def test_an_error_mid_message_sets_it_aside_and_undoes_its_changes(
     # The next message was handled as usual.
     assert bot.school("Kirkton Primary School")["status"] == "self_review_complete"
     bot.close()
+
+
+INJECTION = "=?utf-8?q?=0D=0AReply-To=3A_attacker=40evil=2Eexample=0D=0AX-Pad=3A?="
+
+
+def injected_nomination() -> bytes:
+    message = EmailMessage()
+    message["From"] = "Lee Lead <lee@inj.example.sch.uk>"
+    message["To"] = "programme@dsa.example.org"
+    message["Subject"] = "Cluster nomination"
+    message["Message-ID"] = "<inj-1@inj.example.sch.uk>"
+    message.set_content(f"Cluster name: Body {INJECTION} Cluster\n"
+                        "Local authority: Fife\n"
+                        "Lead contact: Lee Lead, lee@inj.example.sch.uk\n")
+    message.add_attachment(
+        "School,Phase,Contact,Email\n"
+        f"Victim {INJECTION} Primary School,primary,Vic Tim,"
+        "head@victim-ps.example.sch.uk\n", subtype="csv", filename="s.csv")
+    return message.as_bytes()
+
+
+def header_names(raw: bytes) -> list[str]:
+    block = raw.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    return [line.split(":", 1)[0].lower() for line in block.split("\r\n")
+            if line and not line[0].isspace()]
+
+
+def test_encoded_line_breaks_in_names_never_become_headers(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # Guards a past bug: an encoded-word holding CR LF in a cluster or
+    # school name came out as a Reply-To header on every message.
+    on_file = Harness(example_config(tmp_path / "file"), "2027-01-12 10:00")
+    on_smtp = Harness(example_config(tmp_path / "smtp",
+                                     sending=smtp_server.sending_config()),
+                      "2027-01-12 10:00")
+    for bot in (on_file, on_smtp):
+        bot.deliver(injected_nomination())
+        bot.cycle()
+        bot.close()
+    written = [p.read_bytes() for p in (tmp_path / "file" / "outbox").glob("*.eml")]
+    wire = [r.content for r in smtp_server.received]
+    assert len(written) == len(wire) >= 5
+    for raw in written + wire:
+        names = header_names(raw)
+        assert "reply-to" not in names and "x-pad" not in names
+        assert names.count("subject") == 1

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Protocol
 
 from mailbot.config import SendingConfig
+
+# How every message is written out. Headers are kept on one line up to RFC
+# 5322's hard limit, and a header read back from the record is never
+# refolded: refolding decodes encoded-words, and a decoded line break in a
+# name must not become a header of its own.
+WIRE_POLICY = SMTP.clone(max_line_length=998, refold_source="none")
 
 
 class Sender(Protocol):

@@ -12,11 +12,11 @@ import logging
 import os
 import re
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.config import SendingConfig
+from mailbot.senders import WIRE_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class FileOutbox:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def send(self, message: EmailMessage) -> None:
-        data = message.as_bytes(policy=policy.SMTP)
+        data = message.as_bytes(policy=WIRE_POLICY)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{stamp}-{_id_part(str(message.get('Message-ID', '')))}"
 

@@ -27,7 +27,6 @@ import copy
 import ipaddress
 import logging
 import threading
-from email import policy
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -42,6 +41,7 @@ from aiosmtplib import (
 
 from mailbot.config import SendingConfig
 from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
+from mailbot.senders import WIRE_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def wire_bytes(message: EmailMessage) -> bytes:
     if "Bcc" in message:
         message = copy.deepcopy(message)
         del message["Bcc"]
-    return message.as_bytes(policy=policy.SMTP)
+    return message.as_bytes(policy=WIRE_POLICY)
 
 
 class SmtpSender:
