@@ -88,8 +88,15 @@ class Store:
         self._lock_file = handle
 
     def commit(self) -> None:
+        """Write every change since the last commit, or, if the disk
+        refuses, forget them, so that memory never runs ahead of the file
+        (a message whose record could not be written is not moved on)."""
         assert self._storage is not None
-        self._storage.flush()
+        try:
+            self._storage.flush()
+        except BaseException:
+            self.rollback()
+            raise
 
     def rollback(self) -> None:
         """Drop changes not yet committed (after an error mid-message)."""

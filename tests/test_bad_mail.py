@@ -130,3 +130,25 @@ def test_encoded_line_breaks_in_names_never_become_headers(
         names = header_names(raw)
         assert "reply-to" not in names and "x-pad" not in names
         assert names.count("subject") == 1
+
+
+def test_a_message_whose_record_cannot_be_written_stays_in_the_inbox(
+        tmp_path: Path) -> None:
+    # Guards a past bug: the failed write stayed in memory, and the next
+    # poll moved the message on as if it had been recorded.
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    record = tmp_path / "mailbot.json"
+    record.unlink()
+    record.mkdir()  # the record can no longer be replaced
+    bot.deliver(sample("01-nomination-list"))
+    for _ in range(2):
+        bot.cycle()
+        assert len(list((tmp_path / "inbox" / "new").iterdir())) == 1
+        assert bot.sent() == []
+
+    record.rmdir()
+    bot.cycle()
+    assert list((tmp_path / "inbox" / "new").iterdir()) == []
+    assert bot.cluster("Glenbrae")["status"] == "active"
+    assert len(bot.sent("invitation")) == 5
+    bot.close()

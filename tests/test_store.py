@@ -54,6 +54,8 @@ def test_a_failed_write_leaves_the_old_record_whole(tmp_path: Path) -> None:
     assert path.read_text() == good
     assert json.loads(good)["clusters"]
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+    # Memory does not run ahead of the file.
+    assert [c["name"] for c in store.all_clusters()] == ["Kept"]
 
 
 def test_a_second_owner_is_refused(tmp_path: Path) -> None:
