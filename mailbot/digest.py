@@ -54,6 +54,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     aside = [f"{m.get('from')}: \"{m.get('subject')}\" ({m.get('reason')})"
              for m in store.set_aside_messages()
              if m.get("received_at", "") > after]
+    limited = sorted({e["detail"] for e in store.reply_limited_since(after)})
     failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
               for o in store.failed_outgoing()
               if o.get("sent_at", "") > after]
@@ -67,6 +68,8 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Validators assigned", "None since the last digest.", given),
         ("Undeliverable addresses", "None.", bounced),
         ("Mail that could not be sent", "None.", failed),
+        ("Addresses not answered again today (too many replies; a robot?)",
+         "None.", limited),
         ("Mail set aside for a person", "Nothing new.", aside),
     ]
     return {

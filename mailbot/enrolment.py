@@ -61,12 +61,18 @@ class Enrolment:
                              detail=f"{len(parsed.schools)} schools")
         return self._settle(cluster_id, parsed, mail)
 
-    def reply(self, mail: Incoming,
-                          understood: Understanding) -> Outcome:
+    def reply(self, mail: Incoming, understood: Understanding) -> Outcome:
         assert understood.cluster_id is not None
         cluster = self.store.cluster(understood.cluster_id)
         update = nomination.parse_nomination(mail, self._is_awarded)
-        merged = nomination.merge(_nomination_from_dict(cluster["draft"]), update)
+        before = _nomination_from_dict(cluster["draft"])
+        merged = nomination.merge(before, update)
+        if merged == before:
+            # Nothing new: a thank-you, a question, or a robot. Asking
+            # again would start a loop; a person should read it.
+            return Outcome(SET_ASIDE, NOMINATION,
+                           "a reply to our request for details that adds "
+                           "none of them", cluster.doc_id)
         self.store.update_cluster(cluster.doc_id, {
             "name": merged.cluster_name,
             "local_authority": merged.local_authority,

@@ -60,6 +60,7 @@ class Phrases:
 @dataclass(frozen=True)
 class Rules:
     deadline_days: int
+    replies_per_address_per_day: int
     reminders: tuple[Reminder, ...]
     working_hours: WorkingHours
     public_holidays: str
@@ -69,6 +70,7 @@ class Rules:
 
 _PROGRAMME_KEYS = {
     "self_review": {"deadline_days"},
+    "replies": {"per_address_per_day"},
     "reminders": None,  # checked entry by entry
     "working_hours": {"timezone", "days", "start", "end"},
     "holidays": {"public", "closures"},
@@ -85,6 +87,7 @@ def load(folder: Path) -> Rules:
     _known_keys(phrases_file, phrases, dict.fromkeys(_PHRASE_KEYS))
     return Rules(
         deadline_days=_deadline(programme_file, programme),
+        replies_per_address_per_day=_reply_limit(programme_file, programme),
         reminders=_reminders(programme_file, programme),
         working_hours=_working_hours(programme_file, programme),
         public_holidays=_public(programme_file, programme),
@@ -127,6 +130,14 @@ def _deadline(path: Path, raw: dict[str, Any]) -> int:
         raise ConfigError(path, "self_review.deadline_days",
                           "must be a whole number of days, at least 1")
     return days
+
+
+def _reply_limit(path: Path, raw: dict[str, Any]) -> int:
+    limit = raw.get("replies", {}).get("per_address_per_day", 5)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(path, "replies.per_address_per_day",
+                          "must be a whole number, at least 1")
+    return limit
 
 
 def _reminders(path: Path, raw: dict[str, Any]) -> tuple[Reminder, ...]:

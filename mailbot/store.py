@@ -225,6 +225,16 @@ class Store:
         self.outgoing.insert(fields)
         return True
 
+    def replies_to_since(self, address: str, since: str) -> int:
+        """How many answers to incoming mail went to `address` since then."""
+        return self.outgoing.count(
+            (Q.created_at >= since) & Q.to.any([address])
+            & Q.in_reply_to.exists() & (Q.in_reply_to != ""))
+
+    def reply_limited_since(self, since: str) -> list[Document]:
+        return self.events.search((Q.event == "reply-limit")
+                                  & (Q.at > since))
+
     def pending_outgoing(self, now: datetime) -> list[Document]:
         due = stamp(now)
         return sorted(

@@ -8,7 +8,7 @@ both once the whole message has been dealt with.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailbot.assign import choose_validator, open_clusters
@@ -60,10 +60,13 @@ class Workflow:
     # -- the queue ------------------------------------------------------
 
     def queue(self, draft: Draft) -> bool:
-        """Render and queue a draft; False if its key was queued before."""
+        """Render and queue a draft; False if its key was queued before,
+        or if it answers someone who has had too many answers today."""
         if self.store.outgoing_by_key(draft.key) is not None:
             return False
         now = self.clock.now()
+        if draft.reply_to_id and self._reply_limit_reached(draft, now):
+            return False
         message = self.composer.build(draft, now)
         return self.store.queue_outgoing({
             "key": draft.key,
@@ -78,7 +81,25 @@ class Workflow:
             "cluster_id": draft.cluster_id,
             "school_id": draft.school_id,
             "raw": message.as_string(),
+            "in_reply_to": draft.reply_to_id,
         })
+
+    def _reply_limit_reached(self, draft: Draft, now: datetime) -> bool:
+        # Whatever a robot's headers say, it cannot keep a conversation
+        # with mailbot going: answers to one address are capped per day.
+        limit = self.rules.replies_per_address_per_day
+        since = stamp(now - timedelta(days=1))
+        for address in draft.to:
+            if self.store.replies_to_since(address, since) >= limit:
+                log.warning("not answering %s again today: %d automatic "
+                            "replies in 24 hours", address, limit)
+                self.store.add_event(now, "reply-limit",
+                                     cluster_id=draft.cluster_id,
+                                     school_id=draft.school_id,
+                                     message_id=draft.reply_to_id,
+                                     detail=address)
+                return True
+        return False
 
     # -- robots ---------------------------------------------------------
 
@@ -133,6 +154,11 @@ class Workflow:
                            understood.school_id)
         now = self.clock.now()
         school = self.store.school(understood.school_id)
+        if any(c["text"] == text for c in school.get("comments", [])):
+            return Outcome(IGNORED, COMMENT,
+                           f"the same text as an earlier comment from "
+                           f"{school['name']}", school["cluster_id"],
+                           school.doc_id)
         comments = [*school.get("comments", []), {
             "received_at": stamp(now), "text": text,
             "message_id": mail.message_id}]

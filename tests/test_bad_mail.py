@@ -152,3 +152,68 @@ def test_a_message_whose_record_cannot_be_written_stays_in_the_inbox(
     assert bot.cluster("Glenbrae")["status"] == "active"
     assert len(bot.sent("invitation")) == 5
     bot.close()
+
+
+ROBOT = "Alan Reid <a.reid@glenbrae-ps.fife.example.sch.uk>"
+
+
+def robot_reply(to: EmailMessage, n: int) -> bytes:
+    # An auto-responder that sends no RFC 3834 headers at all.
+    return make_mail(ROBOT, f"Re: {to['Subject']}",
+                     f"Thank you for your email (ticket {n}). This mailbox is "
+                     "monitored during school hours.",
+                     In_Reply_To=str(to["Message-ID"]))
+
+
+def test_a_robot_without_loop_headers_cannot_keep_mailbot_talking(
+        tmp_path: Path) -> None:
+    # Guards a past bug: each robot reply was a new comment with its own
+    # receipt, which the robot answered again, for ever.
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    last = bot.sent("invitation", "a.reid@glenbrae-ps.fife.example.sch.uk")[0]
+    for n in range(12):
+        bot.at(f"2027-01-12 10:{n + 1:02d}")
+        bot.deliver(robot_reply(last, n))
+        bot.cycle()
+        receipts = bot.sent("comment-receipt")
+        last = receipts[-1] if receipts else last
+    assert len(bot.sent("comment-receipt")) == 5  # the daily limit in rules/
+    digest_day = bot.sent("digest")
+    bot.at("2027-01-13 08:00")
+    bot.cycle()
+    assert len(bot.sent("digest")) == len(digest_day) + 1
+    text = bot.sent("digest")[-1].get_body(("plain",)).get_content()
+    assert "a.reid@glenbrae-ps.fife.example.sch.uk" in text.split(
+        "not answered again")[1]
+    bot.close()
+
+
+def test_the_same_text_again_is_not_a_new_comment(tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    for _ in range(3):
+        bot.deliver(make_mail(ROBOT, "Re: your message",
+                              "Thank you for your email. I am away."))
+        bot.cycle()
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 1
+    assert len(bot.sent("comment-receipt")) == 1
+    bot.close()
+
+
+def test_a_reply_that_adds_nothing_is_not_asked_again(tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(sample("10-nomination-incomplete"))
+    bot.cycle()
+    request = bot.sent("missing-information")[0]
+    for n in range(3):
+        bot.deliver(make_mail("Gordon Fleming <gfleming@burnside-ps.example.sch.uk>",
+                              f"Re: {request['Subject']}",
+                              f"Thank you for your email ({n}).",
+                              In_Reply_To=str(request["Message-ID"])))
+        bot.cycle()
+    assert len(bot.sent("missing-information")) == 1
+    assert len(bot.export()["set_aside"]) == 3
+    bot.close()
