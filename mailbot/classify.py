@@ -21,6 +21,7 @@ COMMENT = "comment"
 COMPLETION = "completion"
 VISIT_REQUEST = "visit-request"
 OTHER = "other"
+FOREIGN_THREAD = "foreign-thread"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Classifier:
     def classify(self, mail: Incoming, store: Store) -> Understanding:
         thread = self._thread(mail, store)
         sender = mail.sender.email
+        if thread.kind == FOREIGN_THREAD:
+            return Understanding(OTHER, thread.cluster_id, None, thread.reason)
 
         # A reply to what we asked of an incomplete nomination, or more
         # mail from the lead of one, goes to that nomination.
@@ -85,12 +88,16 @@ class Classifier:
             if sent is None:
                 continue
             school_id = sent.get("school_id")
-            # Only a school's own contact answers for the school; anyone
-            # else replying to that thread is not taken as the school.
+            # Only a school's own contact answers for the school. Anyone
+            # else writing in that thread is not taken as the school, nor
+            # as their own school either: a person should look.
             if school_id is not None:
                 school = store.school(school_id)
                 if school.get("contact_email") != mail.sender.email:
-                    continue
+                    return Understanding(
+                        FOREIGN_THREAD, sent.get("cluster_id"), school_id,
+                        f"written in the thread of mail to {school['name']} "
+                        "by someone who is not its contact")
             return Understanding(OTHER, sent.get("cluster_id"), school_id,
                                  f"answers {sent.get('kind')} {ref}")
         return Understanding(OTHER)

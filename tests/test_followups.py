@@ -163,3 +163,22 @@ def test_a_short_reply_to_the_invitation(bot: Harness, reply: str,
     assert school["status"] == status
     # What is not a completion is kept as a comment for the validator.
     assert len(school["comments"]) == (status == "invited")
+
+
+def test_a_school_writing_in_another_schools_thread_changes_neither(
+        bot: Harness) -> None:
+    # Guards a past bug: the thread was rightly ignored, but the sender's
+    # own school was then marked complete on the other school's behalf.
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    invitation = bot.sent("invitation", "a.reid@glenbrae-ps.fife.example.sch.uk")[0]
+    bot.deliver(make_mail(
+        "Fiona Baird <headteacher@kirkton-ps.fife.example.sch.uk>",
+        f"Re: {invitation['Subject']}",
+        "Glenbrae Primary asked me to say they have completed the self-review.",
+        In_Reply_To=str(invitation["Message-ID"])))
+    bot.cycle()
+    assert bot.school("Kirkton Primary School")["status"] == "invited"
+    assert bot.school("Glenbrae Primary School")["status"] == "invited"
+    aside = bot.export()["set_aside"]
+    assert len(aside) == 1 and "Glenbrae Primary School" in aside[0]["reason"]

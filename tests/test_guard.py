@@ -325,3 +325,29 @@ def test_an_auto_reply_from_a_list_counts_as_an_auto_reply() -> None:
     mail = message(Auto_Submitted="auto-replied", Precedence="bulk")
     verdict = check(mail, OWN)
     assert verdict is not None and verdict.kind == "auto-reply"
+
+
+def test_a_list_post_without_list_id_is_bulk() -> None:
+    # Guards a past bug: a Mailman post with only Sender: and X-BeenThere
+    # was read as a nomination, and the list got the acknowledgment.
+    raw = (b"From: Head <head@school.example.org>\r\n"
+           b"Sender: heads-bounces@lists.example.org\r\n"
+           b"To: heads@lists.example.org\r\nSubject: Our cluster\r\n"
+           b"Message-ID: <l1@x>\r\n\r\nCluster name: Heads\r\n")
+    verdict = check(parse(raw), OWN)
+    assert verdict is not None and verdict.kind == "bulk"
+    assert "heads-bounces" in verdict.reason
+    been_there = raw.replace(b"Sender: heads-bounces@lists.example.org",
+                             b"X-BeenThere: heads@lists.example.org")
+    verdict = check(parse(been_there), OWN)
+    assert verdict is not None and verdict.kind == "bulk"
+
+
+def test_a_postmaster_message_not_delivered_is_a_bounce() -> None:
+    raw = (b"From: postmaster@mx.example.org\r\n"
+           b"Subject: Message not delivered\r\nMessage-ID: <b1@x>\r\n\r\n"
+           b"Your message to <head@school.example.org> was not delivered.\r\n"
+           b"<head@school.example.org>: mailbox unavailable\r\n")
+    verdict = check(parse(raw), OWN)
+    assert verdict is not None and verdict.kind == "bounce"
+    assert verdict.bounced == ("head@school.example.org",)
