@@ -44,6 +44,8 @@ class Enrolment:
             return Outcome(SET_ASIDE, NOMINATION,
                            f"a cluster named {parsed.cluster_name!r} "
                            "is already recorded")
+        if too_many := self._too_many_schools(parsed):
+            return too_many
         now = self.clock.now()
         cluster_id = self.store.add_cluster({
             "name": parsed.cluster_name,
@@ -67,6 +69,8 @@ class Enrolment:
         update = nomination.parse_nomination(mail, self._is_awarded)
         before = _nomination_from_dict(cluster["draft"])
         merged = nomination.merge(before, update)
+        if too_many := self._too_many_schools(merged):
+            return too_many
         if merged == before:
             # Nothing new: a thank-you, a question, or a robot. Asking
             # again would start a loop; a person should read it.
@@ -186,6 +190,16 @@ class Enrolment:
 
 
     # -- helpers --------------------------------------------------------
+
+    def _too_many_schools(self, parsed: Nomination) -> Outcome | None:
+        # Inviting hundreds of schools on the word of one email is for a
+        # person to decide: it is more likely a mistake than a cluster.
+        limit = self.flow.rules.max_schools
+        if len(parsed.schools) <= limit:
+            return None
+        return Outcome(SET_ASIDE, NOMINATION,
+                       f"lists {len(parsed.schools)} schools, more than the "
+                       f"{limit} a cluster may have (rules: max_schools)")
 
     def _is_awarded(self, text: str) -> bool:
         return self.awarded.search(text) is not None

@@ -61,6 +61,7 @@ class Phrases:
 class Rules:
     deadline_days: int
     replies_per_address_per_day: int
+    max_schools: int
     reminders: tuple[Reminder, ...]
     working_hours: WorkingHours
     public_holidays: str
@@ -71,6 +72,7 @@ class Rules:
 _PROGRAMME_KEYS = {
     "self_review": {"deadline_days"},
     "replies": {"per_address_per_day"},
+    "nomination": {"max_schools"},
     "reminders": None,  # checked entry by entry
     "working_hours": {"timezone", "days", "start", "end"},
     "holidays": {"public", "closures"},
@@ -87,7 +89,10 @@ def load(folder: Path) -> Rules:
     _known_keys(phrases_file, phrases, dict.fromkeys(_PHRASE_KEYS))
     return Rules(
         deadline_days=_deadline(programme_file, programme),
-        replies_per_address_per_day=_reply_limit(programme_file, programme),
+        replies_per_address_per_day=_whole(
+            programme_file, programme, "replies", "per_address_per_day", 5),
+        max_schools=_whole(programme_file, programme, "nomination",
+                           "max_schools", 40),
         reminders=_reminders(programme_file, programme),
         working_hours=_working_hours(programme_file, programme),
         public_holidays=_public(programme_file, programme),
@@ -132,12 +137,13 @@ def _deadline(path: Path, raw: dict[str, Any]) -> int:
     return days
 
 
-def _reply_limit(path: Path, raw: dict[str, Any]) -> int:
-    limit = raw.get("replies", {}).get("per_address_per_day", 5)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ConfigError(path, "replies.per_address_per_day",
+def _whole(path: Path, raw: dict[str, Any], section: str, key: str,
+           default: int) -> int:
+    value = raw.get(section, {}).get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(path, f"{section}.{key}",
                           "must be a whole number, at least 1")
-    return limit
+    return value
 
 
 def _reminders(path: Path, raw: dict[str, Any]) -> tuple[Reminder, ...]:

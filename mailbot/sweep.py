@@ -96,7 +96,8 @@ def send_digest_if_due(flow: Workflow) -> bool:
     now = flow.clock.now()
     local = now.astimezone(UK)
     schedule = flow.config.schedule
-    if schedule.digest_weekdays_only and local.weekday() >= 5:
+    if schedule.digest_weekdays_only and (
+            local.weekday() >= 5 or flow.hours.public_holiday(local.date())):
         return False
     if local.time() < schedule.digest_time:
         return False

@@ -77,16 +77,20 @@ class WorkingTime:
                    and (not c.councils or council in c.councils)
                    for c in self.closures)
 
+    def public_holiday(self, day: date) -> str | None:
+        """The name of the public holiday on `day`, if it is one."""
+        name = self._public.get(day) if self._public is not None else None
+        return str(name) if name else None
+
     def is_holiday(self, day: date, council: str | None = None) -> str | None:
         """The public holiday or closure that `day` falls in, if any.
 
         A closure that lists councils applies only to schools in them; with
         no council given, only closures for every council apply.
         """
-        if self._public is not None:
-            name = self._public.get(day)
-            if name:
-                return str(name)
+        public = self.public_holiday(day)
+        if public:
+            return public
         for closure in self.closures:
             if not closure.first <= day <= closure.last:
                 continue

@@ -217,3 +217,20 @@ def test_a_reply_that_adds_nothing_is_not_asked_again(tmp_path: Path) -> None:
     assert len(bot.sent("missing-information")) == 1
     assert len(bot.export()["set_aside"]) == 3
     bot.close()
+
+
+def test_a_nomination_of_hundreds_of_schools_waits_for_a_person(
+        tmp_path: Path) -> None:
+    rows = "\n".join(f"{n}. School {n} Primary School (primary) - Pat Kerr - "
+                     f"head{n}@school{n}.example.sch.uk" for n in range(1, 301))
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(make_mail("Lee Lead <lee@lead.example.sch.uk>",
+                          "Cluster nomination - Huge Cluster",
+                          f"Cluster name: Huge Cluster\nLocal authority: Fife\n"
+                          f"\nSchools:\n{rows}\n"))
+    bot.cycle()
+    assert bot.export()["clusters"] == []
+    assert bot.sent("invitation") == []
+    (aside,) = bot.export()["set_aside"]
+    assert "300 schools" in aside["reason"]
+    bot.close()

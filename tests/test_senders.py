@@ -69,14 +69,36 @@ def test_outbox_writes_parseable_eml_files(tmp_path: Path) -> None:
 def test_outbox_names_are_unique_and_sort_by_time(tmp_path: Path) -> None:
     outbox = FileOutbox(outbox_config(tmp_path))
 
-    for _ in range(3):
-        outbox.send(make_message())
+    for n in range(3):
+        outbox.send(make_message(Message_ID=f"<1.{n}@example.org>"))
     outbox.send(make_message(Message_ID="<2@example.org>"))
 
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 4
     assert all(name.endswith(".eml") for name in names)
     assert "2_example.org" in names[-1]
+
+
+def test_outbox_writes_a_message_id_once(tmp_path: Path) -> None:
+    # After a crash between writing a message and recording it as sent,
+    # the same message comes again: it must not be sent twice.
+    outbox = FileOutbox(outbox_config(tmp_path))
+    for _ in range(3):
+        outbox.send(make_message(Message_ID="<once@example.org>"))
+    assert len(list(tmp_path.glob("*.eml"))) == 1
+
+
+def test_outbox_clears_half_written_files_and_reports_a_full_disk(
+        tmp_path: Path) -> None:
+    (tmp_path / ".20270112T093500.000000Z-x.tmp").write_bytes(b"From: half")
+    outbox = FileOutbox(outbox_config(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+    tmp_path.rmdir()
+    tmp_path.write_text("not a folder any more")
+    with pytest.raises(TransientSendError) as failure:
+        outbox.send(make_message())
+    assert failure.value.server_down
 
 
 @pytest.mark.parametrize("message_id", [

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.config import SendingConfig
+from mailbot.errors import TransientSendError
 from mailbot.senders import WIRE_POLICY
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,29 @@ class FileOutbox:
     def __init__(self, config: SendingConfig) -> None:
         self.path = config.path
         self.path.mkdir(parents=True, exist_ok=True)
+        # Half-written files from a run that was killed mid-write.
+        for stale in self.path.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def send(self, message: EmailMessage) -> None:
+        try:
+            self._write(message)
+        except OSError as exc:
+            raise TransientSendError([], f"cannot write to {self.path}: {exc}",
+                                     server_down=True) from exc
+
+    def _write(self, message: EmailMessage) -> None:
+        part = _id_part(str(message.get("Message-ID", "")))
+        # Message-IDs are unique to each intended message, so one already
+        # here was written before a crash that came before the record of
+        # it: writing it again would send it twice.
+        if message.get("Message-ID") and any(self.path.glob(f"*-{part}.eml")):
+            log.warning("%s is already in the outbox; not written again",
+                        message["Message-ID"])
+            return
         data = message.as_bytes(policy=WIRE_POLICY)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        name = f"{stamp}-{_id_part(str(message.get('Message-ID', '')))}"
+        name = f"{stamp}-{part}"
 
         # Written under a hidden name first, so that a reader globbing
         # *.eml never sees half a message.
