@@ -147,6 +147,14 @@ def cmd_check_config(config: config_module.Config,
     load_rules(config)
     composer_for(config)
     _warn_if_readable(config)
+    for section, server in (("mailbox", config.mailbox),
+                            ("sending", config.sending)):
+        if server.kind in ("imap", "smtp"):
+            server.password.value()  # raises, naming what is not set
+            if server.security == "none" and not config_module.is_loopback(
+                    server.host):
+                print(f"warning: {section}.security = \"none\" sends the "
+                      f"password in clear to {server.host}")
     missing = [c for c in config_module.COUNCILS if c not in config.councils]
     if missing:
         print(f"note: no contact for {len(missing)} councils: "

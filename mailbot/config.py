@@ -8,6 +8,7 @@ password comes from the environment variable or the file that it names.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -120,6 +121,16 @@ class Config:
         return frozenset({self.programme_address})
 
 
+def is_loopback(host: str) -> bool:
+    """Is `host` this machine (where a password in clear stays local)?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def config_path(given: str | None) -> Path:
     """The config file to use: --config, else $MAILBOT_CONFIG, else ./config.toml."""
     return Path(given or os.environ.get("MAILBOT_CONFIG") or DEFAULT_PATH)
@@ -171,13 +182,14 @@ class _Reader:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(f"{section}.{key}", f"must be {kind.__name__}")
+            raise self.fail(f"{section}.{key}", f"must be {_KIND_NAMES[kind]}")
         return value
 
     def email(self, table: dict[str, Any], section: str, key: str) -> str:
-        value = normalise_address(self.get(table, section, key, str))
+        given = self.get(table, section, key, str)
+        value = normalise_address(given)
         if not _EMAIL.match(value):
-            raise self.fail(f"{section}.{key}", f"{value!r} is not an email address")
+            raise self.fail(f"{section}.{key}", f"{given!r} is not an email address")
         return value
 
     def file_path(self, value: str) -> Path:
@@ -294,6 +306,9 @@ class _Reader:
         if kind not in ("maildir", "imap"):
             raise self.fail(f"{s}.kind", "must be maildir or imap")
         security = self.security(t, s, "tls")
+        if kind == "imap" and not ("password_env" in t or "password_file" in t):
+            raise self.fail(f"{s}.password_env",
+                            "imap needs password_env or password_file")
         return MailboxConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/inbox")),
@@ -318,6 +333,10 @@ class _Reader:
         if kind not in ("file", "smtp"):
             raise self.fail(f"{s}.kind", "must be file or smtp")
         security = self.security(t, s, "starttls")
+        if t.get("username") and not ("password_env" in t
+                                      or "password_file" in t):
+            raise self.fail(f"{s}.password_env", "a username needs "
+                            "password_env or password_file")
         return SendingConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/outbox")),
@@ -353,6 +372,11 @@ class _Reader:
             raise self.fail("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
         return level
 
+
+_KIND_NAMES = {
+    str: "text in quotes", int: "a whole number", float: "a number",
+    bool: "true or false", list: "a list in [brackets]", dict: "a table",
+}
 
 _SECTIONS = {"programme", "education_scotland", "councils", "validators",
              "mailbox", "sending", "store", "schedule", "paths", "logging"}

@@ -138,3 +138,33 @@ def _wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-unty
             return
         time.sleep(0.1)
     raise AssertionError("timed out")
+
+
+def test_check_config_finds_a_missing_password_and_clear_text_login(
+        home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace(
+        'kind = "file"', 'kind = "smtp"\nhost = "smtp.example.org"\n'
+        'security = "none"\nusername = "programme"\n'
+        'password_env = "MAILBOT_TEST_UNSET"'))
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert "MAILBOT_TEST_UNSET: is not set" in result.stderr
+
+    env_file = home / "smtp-password"
+    env_file.write_text("secret\n")
+    config.write_text(config.read_text().replace(
+        'password_env = "MAILBOT_TEST_UNSET"', 'password_file = "smtp-password"'))
+    result = mailbot(home, "check-config")
+    assert 'sending.security = "none" sends the password in clear' in result.stdout
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_a_username_without_a_password_source_is_refused(home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace(
+        'kind = "file"', 'kind = "smtp"\nhost = "smtp.example.org"\n'
+        'username = "programme"'))
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert "sending.password_env: a username needs" in result.stderr

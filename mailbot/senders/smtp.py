@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import ipaddress
 import logging
 import threading
 from email.message import EmailMessage
@@ -39,20 +38,11 @@ from aiosmtplib import (
     SMTPSenderRefused,
 )
 
-from mailbot.config import SendingConfig
+from mailbot.config import SendingConfig, is_loopback
 from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
 from mailbot.senders import WIRE_POLICY
 
 log = logging.getLogger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def envelope_recipients(message: EmailMessage) -> list[str]:

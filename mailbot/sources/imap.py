@@ -9,7 +9,6 @@ before the original goes. imapclient is untyped; this module is its seam.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from imapclient.exceptions import (
     LoginError,
 )
 
-from mailbot.config import MailboxConfig
+from mailbot.config import MailboxConfig, is_loopback
 from mailbot.errors import ConfigError, TransientError
 from mailbot.sources import RawMail
 
@@ -35,15 +34,6 @@ T = TypeVar("T")
 
 # What a dropped or unreachable server looks like from imapclient.
 _CONNECTION_ERRORS = (OSError, IMAPClientAbortError)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _text(value: Any) -> str:
