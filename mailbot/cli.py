@@ -111,7 +111,7 @@ def cmd_status(config: config_module.Config, args: argparse.Namespace) -> int:
     from mailbot.store import Store
 
     store = Store(config.store_path)
-    sys.stdout.write(status_table(store))
+    sys.stdout.write(status_table(store, SystemClock().now()))
     return 0
 
 

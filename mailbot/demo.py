@@ -40,7 +40,8 @@ TIMELINE = [
      ["05-self-review-complete"]),
     ("2027-01-19 10:00", "A week after the invitations: first reminders", []),
     ("2027-01-24 10:00", "Sunday: nothing is sent outside working hours", []),
-    ("2027-01-25 09:00", "Two days before the deadline", []),
+    ("2027-01-25 09:00", ("Monday: the reminder that fell due on Sunday, "
+     "two days before the deadline"), []),
     ("2027-01-26 14:00", ("The rest of Glenbrae finishes (written by the demo)"
      ", so Glenbrae gets its validator"), ["@glenbrae-completions"]),
     ("2027-01-27 09:00", ("The day after the deadline: overdue reminders, "
@@ -78,7 +79,7 @@ def run_demo(config: Config, folder: str) -> int:
             daemon.cycle(bot)
             sent = _count(outbox) - before
             print(f"   {sent} message{'' if sent == 1 else 's'} sent")
-        print("\n" + status_table(bot.store))
+        print("\n" + status_table(bot.store, clock.now()))
     finally:
         bot.close()
     print(f"Every message sent is in {outbox}; the record is in "

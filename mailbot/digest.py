@@ -49,7 +49,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
              f"<{c['validator']['email']}>"
              for c in clusters.values() if c.get("validator")
              and c.get("validator_assigned_at", "") > after]
-    bounced = [f"{a['email']} since {a['since'][:10]}"
+    bounced = [f"{a['email']} since {long_date(a['since'])}"
                for a in store.undeliverable()]
     aside = [f"{m.get('from')}: \"{m.get('subject')}\" ({m.get('reason')})"
              for m in store.set_aside_messages()

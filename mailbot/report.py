@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tinydb.table import Document
 
-from mailbot.store import Store
+from mailbot.compose import long_time
+from mailbot.store import Store, stamp
 
 STATUS_LABELS = {
     "invited": "invited",
@@ -55,6 +57,7 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         "contact_name": school.get("contact_name"),
         "contact_email": _lower(school.get("contact_email")),
         "status": school["status"],
+        "invited_at": school.get("invited_at"),
         "deadline": school.get("deadline"),
         "undeliverable": bool(school.get("undeliverable")),
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
@@ -78,7 +81,7 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def status_table(store: Store) -> str:
+def status_table(store: Store, now: datetime) -> str:
     """Clusters and their schools as an aligned plain-text table."""
     rows: list[tuple[str, ...]] = [("CLUSTER / SCHOOL", "COUNCIL / PHASE",
                                     "STATUS", "CONTACT")]
@@ -95,9 +98,12 @@ def status_table(store: Store) -> str:
             contact = str(school.get("contact_email") or "")
             if school.get("undeliverable"):
                 contact += " (bounces)"
+            status = STATUS_LABELS.get(school["status"], school["status"])
+            invited_at = school.get("invited_at") or ""
+            if school["status"] == "invited" and invited_at > stamp(now):
+                status = f"invitation due {long_time(invited_at)}"
             rows.append(("  " + school["name"], str(school.get("phase") or "?"),
-                         STATUS_LABELS.get(school["status"], school["status"]),
-                         contact))
+                         status, contact))
     if len(rows) == 1:
         return "No clusters recorded yet.\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

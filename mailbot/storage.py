@@ -21,7 +21,7 @@ from mailbot.errors import MailbotError
 
 class DamagedRecordError(MailbotError):
     def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"{path} cannot be read ({detail}); "
+        super().__init__(f"{path} is damaged ({detail}); "
                          "restore it from a backup before starting mailbot")
 
 

@@ -20,7 +20,7 @@ from tinydb import Query, TinyDB
 from tinydb.table import Document
 
 from mailbot.errors import StoreLockedError
-from mailbot.storage import BufferedJSONStorage
+from mailbot.storage import BufferedJSONStorage, DamagedRecordError
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +40,14 @@ AWAITING_VALIDATOR = "awaiting_validator"
 VALIDATOR_ASSIGNED = "validator_assigned"
 
 Q = Query()
+
+# What every record of a table must hold for mailbot to work with it.
+_REQUIRED = {
+    "clusters": {"status", "lead"},
+    "schools": {"cluster_id", "name", "status"},
+    "outgoing": {"key", "status", "message_id"},
+    "messages": {"key", "outcome"},
+}
 
 
 def stamp(moment: datetime) -> str:
@@ -65,6 +73,7 @@ class Store:
         self.outgoing = self.db.table("outgoing")
         self.addresses = self.db.table("addresses")
         self.meta = self.db.table("meta")
+        self._check_shape()
         self._init_schema()
 
     # -- lifetime ------------------------------------------------------
@@ -113,6 +122,24 @@ class Store:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+    def _check_shape(self) -> None:
+        """Refuse a record that is JSON but not mailbot's, before any
+        message is handled against it."""
+        assert self._storage is not None
+        data = self._storage.read() or {}
+        for table, docs in data.items():
+            if not isinstance(docs, dict) or not all(
+                    isinstance(doc, dict) for doc in docs.values()):
+                raise DamagedRecordError(self.path, f"table {table!r} is not "
+                                         "a set of records")
+        for key, fields in _REQUIRED.items():
+            for doc_id, doc in data.get(key, {}).items():
+                missing = fields - set(doc)
+                if missing:
+                    raise DamagedRecordError(
+                        self.path, f"{key} {doc_id} has no "
+                        + ", ".join(sorted(missing)))
 
     def _init_schema(self) -> None:
         if not self.meta.get(Q.name == "schema"):

@@ -90,3 +90,19 @@ def test_the_file_carries_a_schema_version(tmp_path: Path) -> None:
     Store(path)
     meta = json.loads(path.read_text())["meta"]
     assert {"name": "schema", "version": 1} in meta.values()
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"clusters": 5}', "table 'clusters' is not a set of records"),
+    ('{"clusters": {"1": {"name": "x"}}}', "clusters 1 has no lead, status"),
+    ('{"schools": {"3": {"name": "x", "status": "invited"}}}',
+     "schools 3 has no cluster_id"),
+])
+def test_a_record_of_the_wrong_shape_stops_start_up(
+        tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "record.json"
+    path.write_text(content)
+    with pytest.raises(DamagedRecordError) as caught:
+        Store(path)
+    assert problem in str(caught.value)
+    assert path.read_text() == content  # left as it was, for a person

@@ -525,7 +525,7 @@ def test_validator_assignment_file(composer):
 
 def test_digest(composer):
     _subject, text, html = render(composer, "digest")
-    assert "3 clusters, 17 schools, 5 complete." in text
+    assert "3 clusters, 17 schools, 5 finished or already Digital Schools." in text
     assert "25 January 2027 at 07:00" in text
     assert "  - Ardmore Learning Community" in text
     assert "Nothing needs a person." in text and "Nothing needs a person." in html

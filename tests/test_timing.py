@@ -12,6 +12,7 @@ from harness import Harness, example_config, sample
 
 from mailbot.assign import choose_validator, open_clusters
 from mailbot.config import Validator
+from mailbot.report import status_table
 from mailbot.rules import Reminder
 from mailbot.sweep import due_at
 
@@ -65,8 +66,11 @@ def test_a_weekend_nomination_is_answered_now_but_invites_on_monday(
     bot.cycle()
     assert len(bot.sent("acknowledgment")) == 1
     assert bot.sent("invitation") == []
-    # The deadline counts from the Monday the invitations go out.
+    # The deadline counts from the Monday the invitations go out, and
+    # staff can see that the invitations are still to go.
     assert bot.school("Kirkton Primary School")["deadline"] == "2027-02-01"
+    table = status_table(bot.bot.store, bot.clock.now())
+    assert "invitation due 18 January 2027 at 08:30" in table
 
     bot.at("2027-01-18 08:29")
     bot.cycle()
