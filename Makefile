@@ -35,7 +35,8 @@ $(VENV)/.installed: pyproject.toml
 config.toml:
 	cp config.example.toml config.toml
 
-# Dovecot serves the IMAP tests and faketime the sample check; both come
+# Dovecot serves the IMAP tests and faketime fixes the clock of the command
+# line tests; both come
 # from Debian's packages when they are missing.
 system-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \

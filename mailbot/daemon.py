@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -31,30 +32,30 @@ def cycle(bot: Mailbot) -> bool:
 
 
 def poll(bot: Mailbot) -> bool:
-    try:
-        count = bot.pipeline.poll()
-    except TransientError as exc:
-        log.warning("poll failed, will try again: %s", exc)
-        return False
-    except Exception:
-        # Not one message's fault (those are set aside): the mailbox or
-        # the disk. Say so loudly and try again at the next turn.
-        log.exception("poll failed")
-        return False
-    if count:
-        log.info("poll handled %d message%s", count, "" if count == 1 else "s")
-    return True
+    return _guarded("poll", bot.pipeline.poll)
 
 
 def sweep(bot: Mailbot) -> bool:
+    return _guarded("sweep", bot.pipeline.sweep)
+
+
+def _guarded(job: str, step: Callable[[], object]) -> bool:
+    """Run one job; a failure is logged and the job tried at its next turn.
+
+    One message's trouble never gets here (it is set aside): what does is
+    the mailbox, the mail server or the disk.
+    """
     try:
-        bot.pipeline.sweep()
+        result = step()
     except TransientError as exc:
-        log.warning("sweep failed, will try again: %s", exc)
+        log.warning("%s failed, will try again: %s", job, exc)
         return False
     except Exception:
-        log.exception("sweep failed")
+        log.exception("%s failed", job)
         return False
+    if isinstance(result, int) and result:
+        log.info("%s handled %d message%s", job, result,
+                 "" if result == 1 else "s")
     return True
 
 

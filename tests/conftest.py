@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
-from servers import DOVECOT, DovecotMailbox, DovecotServer, SmtpServer
+from servers import DOVECOT, HOST, DovecotMailbox, DovecotServer, SmtpServer
 
 # ------------------------------------------------------- real mail servers
 # The machinery lives in tests/servers.py; these fixtures only wrap it.
@@ -53,3 +54,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.remove()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections but never says a word."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(5)
+        yield listener.getsockname()[1]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import email
 import logging
-import socket
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from email import policy
 from email.message import EmailMessage
@@ -33,15 +31,6 @@ def make_message(**headers: str) -> EmailMessage:
             message[name] = value
     message.set_content("Thank you for the nomination.\n")
     return message
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections but never says a word."""
-    with socket.socket() as listener:
-        listener.bind((HOST, 0))
-        listener.listen(5)
-        yield listener.getsockname()[1]
 
 
 # ------------------------------------------------------------------ outbox

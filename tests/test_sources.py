@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import mailbox
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -26,15 +25,6 @@ def raw_message(n: int, subject: str = "") -> bytes:
             f"Message-ID: <{n}@example.org>\r\n"
             f"\r\n"
             f"Body of message {n}.\r\n").encode()
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections but never says a word."""
-    with socket.socket() as listener:
-        listener.bind((HOST, 0))
-        listener.listen(5)
-        yield listener.getsockname()[1]
 
 
 # ---------------------------------------------------------------- Maildir
