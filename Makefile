@@ -35,9 +35,8 @@ $(VENV)/.installed: pyproject.toml
 config.toml:
 	cp config.example.toml config.toml
 
-# Dovecot serves the IMAP tests and faketime fixes the clock of the command
-# line tests; both come
-# from Debian's packages when they are missing.
+# Dovecot serves the IMAP tests and faketime fixes the clock of the
+# command-line tests; both come from Debian's packages when missing.
 system-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
