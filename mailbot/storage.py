@@ -1,16 +1,27 @@
-"""A TinyDB storage that keeps the record in memory and writes it atomically.
+"""How the record reaches the disk: a snapshot and a journal of changes.
 
-TinyDB rewrites its whole file on every change. Here changes stay in memory
-until `flush()`, which mailbot calls once per handled message or sweep, and
-the file is replaced in one step (temporary file, fsync, rename), so a
-crash leaves either the old record or the new one, never half of each.
+TinyDB's own JSON storage rewrites the whole file on every change, so the
+cost of handling one message would grow with the record. Here a commit
+appends one line to a journal: the documents that changed, nothing more.
+Now and then (when the journal outgrows the snapshot, and when a daemon
+starts) the snapshot is rewritten from memory and the journal emptied.
+
+Crash safety:
+- a commit is one line, fsynced; a torn last line is a commit that never
+  happened, and is ignored (and cut off before the next append);
+- the snapshot is replaced in one step (temporary file, fsync, rename); a
+  crash before the journal is emptied only replays changes the new
+  snapshot already holds, which changes nothing;
+- the snapshot it replaces is kept as a backup (`<name>.1` to `.3`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +29,59 @@ from tinydb.storages import Storage
 
 from mailbot.errors import MailbotError
 
+log = logging.getLogger(__name__)
+
+BACKUPS = 3
+# The journal is folded into the snapshot once it is larger than this or
+# than the snapshot, whichever is more: rare enough to cost little per
+# message, often enough that start-up replays little.
+MIN_JOURNAL_BYTES = 4 * 1024 * 1024
+
+Change = tuple[str, str, dict[str, Any] | None]  # table, doc id, doc or gone
+
 
 class DamagedRecordError(MailbotError):
     def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(f"{path} is damaged ({detail}); "
-                         "restore it from a backup before starting mailbot")
+        self.path = path
+        backup = last_good_backup(path)
+        advice = (f"the last good backup is {backup}" if backup
+                  else "no good backup was found")
+        super().__init__(f"{path} is damaged ({detail}); {advice}: copy it "
+                         f"to {path.name} (and remove {journal_of(path).name}) "
+                         "before starting mailbot")
 
 
-class BufferedJSONStorage(Storage):
+def journal_of(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def backup_of(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
+
+
+def last_good_backup(path: Path) -> Path | None:
+    """The newest backup that reads as a record, if any."""
+    for n in range(1, BACKUPS + 1):
+        candidate = backup_of(path, n)
+        try:
+            if isinstance(json.loads(candidate.read_text(encoding="utf-8")),
+                          dict):
+                return candidate
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class JournalStorage(Storage):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.journal = journal_of(self.path)
         self._data: dict[str, dict[str, Any]] | None = None
-        self._dirty = False
+        self._good_bytes = 0      # how much of the journal replayed cleanly
+        self._journal_bytes = 0
+        self._snapshot_bytes = 0
+
+    # -- what TinyDB calls ---------------------------------------------
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._data is None:
@@ -37,40 +89,78 @@ class BufferedJSONStorage(Storage):
         return self._data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        # TinyDB hands back the whole record after each change; it stays in
+        # memory until the Store commits the documents it changed.
         self._data = data
-        self._dirty = True
 
-    def flush(self) -> None:
-        if not self._dirty or self._data is None:
-            return
+    def close(self) -> None:
+        pass
+
+    # -- what the Store calls ------------------------------------------
+
+    def append(self, changes: Iterable[Change]) -> None:
+        """Make a set of document changes durable, as one commit."""
+        line = json.dumps({"c": list(changes)}, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8") + b"\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "ab") as out:
+            if out.tell() != self._good_bytes:
+                # A torn commit from a crash: cut it off before appending.
+                out.truncate(self._good_bytes)
+                out.seek(self._good_bytes)
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+        self._good_bytes += len(line)
+        self._journal_bytes = self._good_bytes
+        if self._journal_bytes > max(MIN_JOURNAL_BYTES, self._snapshot_bytes):
+            self.compact()
+
+    def compact(self) -> None:
+        """Write the whole record as the new snapshot and empty the journal,
+        keeping the snapshot it replaces as a backup."""
+        data = self.read() or {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".mailbot-",
                                    suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self._data, out, ensure_ascii=False,
-                          separators=(",", ":"))
+                json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
                 out.flush()
                 os.fsync(out.fileno())
+            self._rotate_backups()
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._dirty = False
+        with open(self.journal, "wb") as out:
+            os.fsync(out.fileno())
+        self._snapshot_bytes = self.path.stat().st_size
+        self._good_bytes = self._journal_bytes = 0
+        log.debug("record compacted into %s (%d bytes)", self.path,
+                  self._snapshot_bytes)
 
     def discard(self) -> None:
-        """Forget unflushed changes: the next read loads the file again."""
+        """Forget what is in memory: the next read loads the disk again."""
         self._data = None
-        self._dirty = False
 
-    def close(self) -> None:
-        self.flush()
+    # -- loading -------------------------------------------------------
 
     def _load(self) -> dict[str, dict[str, Any]] | None:
+        data = self._load_snapshot()
+        replayed = self._replay(data if data is not None else {})
+        if data is None and replayed:
+            data = replayed
+        return data
+
+    def _load_snapshot(self) -> dict[str, dict[str, Any]] | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError as exc:
+            raise DamagedRecordError(self.path, str(exc)) from exc
+        self._snapshot_bytes = len(text)
         if not text.strip():
             return None
         try:
@@ -80,3 +170,44 @@ class BufferedJSONStorage(Storage):
         if not isinstance(data, dict):
             raise DamagedRecordError(self.path, "not a JSON object")
         return data
+
+    def _replay(self, data: dict[str, dict[str, Any]]
+                ) -> dict[str, dict[str, Any]]:
+        try:
+            raw = self.journal.read_bytes()
+        except FileNotFoundError:
+            return data
+        good = 0
+        for line in raw.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn: the crash came before this commit finished
+            try:
+                changes = json.loads(line)["c"]
+            except (ValueError, KeyError, TypeError):
+                break
+            for table, doc_id, doc in changes:
+                if doc is None:
+                    data.get(table, {}).pop(doc_id, None)
+                else:
+                    data.setdefault(table, {})[doc_id] = doc
+            good += len(line)
+        if good < len(raw):
+            log.warning("%s: ignoring %d bytes of an unfinished commit",
+                        self.journal, len(raw) - good)
+        self._good_bytes = good
+        self._journal_bytes = len(raw)
+        return data
+
+    def _rotate_backups(self) -> None:
+        if not self.path.exists():
+            return
+        oldest = backup_of(self.path, BACKUPS)
+        oldest.unlink(missing_ok=True)
+        for n in range(BACKUPS - 1, 0, -1):
+            if backup_of(self.path, n).exists():
+                os.replace(backup_of(self.path, n), backup_of(self.path, n + 1))
+        # A hard link keeps the old snapshot whole under its backup name
+        # while the new one takes its place: there is never a moment
+        # without a snapshot at `path`.
+        os.link(self.path, backup_of(self.path, 1))
+

@@ -1,17 +1,25 @@
 """The record: every cluster, school, message and outgoing mail, in TinyDB.
 
-The Store is the only code that touches the TinyDB file. Changes collect in
+The Store is the only code that touches the record. Changes collect in
 memory and reach the disk together at `commit()`, so one message's effects
 (the record, its history, the mail it queued and the note that it was
-handled) are written in one atomic step. A lock file keeps a second daemon
-off the same data.
+handled) are written in one atomic step, or, if the disk refuses, undone
+in memory too. Each commit writes only the documents it changed (see
+storage.py), and lookups on the paths every message takes go through
+in-memory indexes, so handling a message costs the same whether the record
+holds a hundred messages or a hundred thousand. A lock file keeps a second
+daemon off the same data.
 """
 
 from __future__ import annotations
 
+import copy
 import fcntl
+import logging
 import os
 import uuid
+from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +27,14 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.table import Document
 
+from mailbot import migrations
 from mailbot.errors import StoreLockedError
-from mailbot.storage import BufferedJSONStorage, DamagedRecordError
+from mailbot.shards import ShardedTable, shard_name
+from mailbot.storage import DamagedRecordError, JournalStorage
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = migrations.SCHEMA_VERSION
 
 # School statuses, as exported.
 INVITED = "invited"
@@ -58,23 +70,66 @@ def stamp(moment: datetime) -> str:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._storage: BufferedJSONStorage | None = None
         self._lock_file: Any = None
+        self._storage = JournalStorage(path)
+        raw = self._storage.read() or {}
+        _check_shape(path, raw)
+        raw, passed = migrations.migrate(raw)
+        if passed:
+            self._storage.write(raw)
 
-        def make_storage() -> BufferedJSONStorage:
-            self._storage = BufferedJSONStorage(path)
-            return self._storage
-
-        self.db = TinyDB(storage=make_storage)  # type: ignore[arg-type]
-        self.clusters = self.db.table("clusters")
-        self.schools = self.db.table("schools")
-        self.events = self.db.table("events")
-        self.messages = self.db.table("messages")
-        self.outgoing = self.db.table("outgoing")
-        self.addresses = self.db.table("addresses")
-        self.meta = self.db.table("meta")
-        self._check_shape()
+        self.db = TinyDB(storage=_Existing(self._storage))  # type: ignore[arg-type]
+        # (table, doc id) -> the document before this transaction touched
+        # it, or None if the transaction created it.
+        self._undo: dict[tuple[str, int], dict[str, Any] | None] = {}
+        self._open_tables()
+        if passed:
+            log.warning("%s: record upgraded from schema %d to %d", path,
+                        passed[0], SCHEMA_VERSION)
+            self._storage.compact()  # the old file stays as a backup
         self._init_schema()
+
+    def _open_tables(self) -> None:
+        def table(name: str) -> ShardedTable:
+            return ShardedTable(self.db, name, self._track)
+
+        self.clusters = table("clusters")
+        self.schools = table("schools")
+        self.events = table("events")
+        self.messages = table("messages")
+        self.outgoing = table("outgoing")
+        self.addresses = table("addresses")
+        self.meta = table("meta")
+        self._index()
+
+    def _index(self) -> None:
+        """Build the lookups that each message needs from what is stored."""
+        self._message_keys: dict[str, int] = {}
+        self._message_ids: dict[str, int] = {}
+        for doc in self.messages.all():
+            self._index_message(doc.doc_id, doc)
+        self._outgoing_keys: dict[str, int] = {}
+        self._outgoing_ids: dict[str, int] = {}
+        self._pending: set[int] = set()
+        self._replies: dict[str, list[str]] = defaultdict(list)
+        for doc in self.outgoing.all():
+            self._index_outgoing(doc.doc_id, doc)
+
+    def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        self._message_keys[doc["key"]] = doc_id
+        if doc.get("message_id"):
+            self._message_ids[doc["message_id"]] = doc_id
+
+    def _index_outgoing(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        self._outgoing_keys[doc["key"]] = doc_id
+        self._outgoing_ids[doc["message_id"]] = doc_id
+        if doc.get("status") == "pending":
+            self._pending.add(doc_id)
+        else:
+            self._pending.discard(doc_id)
+        if doc.get("in_reply_to"):
+            for address in doc.get("to", []):
+                self._replies[address].append(doc["created_at"])
 
     # -- lifetime ------------------------------------------------------
 
@@ -95,54 +150,51 @@ class Store:
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
         self._lock_file = handle
+        # A fresh snapshot at each start keeps the journal short and the
+        # backups recent.
+        self._storage.compact()
 
     def commit(self) -> None:
         """Write every change since the last commit, or, if the disk
         refuses, forget them, so that memory never runs ahead of the file
         (a message whose record could not be written is not moved on)."""
-        assert self._storage is not None
+        if not self._undo:
+            return
+        changes = []
+        for table, doc_id in self._undo:
+            doc = getattr(self, table).get(doc_id)
+            changes.append((shard_name(table, doc_id), str(doc_id),
+                            dict(doc) if doc is not None else None))
         try:
-            self._storage.flush()
+            self._storage.append(changes)
         except BaseException:
             self.rollback()
             raise
+        self._undo.clear()
 
     def rollback(self) -> None:
-        """Drop changes not yet committed (after an error mid-message)."""
-        assert self._storage is not None
-        self._storage.discard()
-        for table in (self.clusters, self.schools, self.events, self.messages,
-                      self.outgoing, self.addresses, self.meta):
-            table.clear_cache()
-            table._next_id = None  # recount ids from what is on disk
+        """Undo every change not yet committed (after an error mid-message)."""
+        for (table, doc_id), before in self._undo.items():
+            getattr(self, table).put(doc_id, before)
+        touched = {table for table, _ in self._undo}
+        self._undo.clear()
+        if touched & {"messages", "outgoing"}:
+            self._index()
 
     def close(self) -> None:
         self.commit()
-        self.db.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 
-    def _check_shape(self) -> None:
-        """Refuse a record that is JSON but not mailbot's, before any
-        message is handled against it."""
-        assert self._storage is not None
-        data = self._storage.read() or {}
-        for table, docs in data.items():
-            if not isinstance(docs, dict) or not all(
-                    isinstance(doc, dict) for doc in docs.values()):
-                raise DamagedRecordError(self.path, f"table {table!r} is not "
-                                         "a set of records")
-        for key, fields in _REQUIRED.items():
-            for doc_id, doc in data.get(key, {}).items():
-                missing = fields - set(doc)
-                if missing:
-                    raise DamagedRecordError(
-                        self.path, f"{key} {doc_id} has no "
-                        + ", ".join(sorted(missing)))
+    def _track(self, table: str, doc_id: int,
+               before: Mapping[str, Any] | None) -> None:
+        if (table, doc_id) not in self._undo:
+            self._undo[(table, doc_id)] = (copy.deepcopy(dict(before))
+                                           if before is not None else None)
 
     def _init_schema(self) -> None:
-        if not self.meta.get(Q.name == "schema"):
+        if self.meta.first(Q.name == "schema") is None:
             self.meta.insert({"name": "schema", "version": SCHEMA_VERSION})
             self.meta.insert({"name": "instance", "value": uuid.uuid4().hex})
             self.commit()
@@ -157,13 +209,10 @@ class Store:
         return self.clusters.insert(fields)
 
     def cluster(self, cluster_id: int) -> Document:
-        found = self.clusters.get(doc_id=cluster_id)
-        if not isinstance(found, Document):
-            raise KeyError(f"no cluster {cluster_id}")
-        return found
+        return _found(self.clusters.get(cluster_id), "cluster", cluster_id)
 
     def update_cluster(self, cluster_id: int, fields: dict[str, Any]) -> None:
-        self.clusters.update(fields, doc_ids=[cluster_id])
+        self.clusters.update(cluster_id, fields)
 
     def all_clusters(self) -> list[Document]:
         return self.clusters.all()
@@ -180,13 +229,10 @@ class Store:
         return self.schools.insert(fields)
 
     def school(self, school_id: int) -> Document:
-        found = self.schools.get(doc_id=school_id)
-        if not isinstance(found, Document):
-            raise KeyError(f"no school {school_id}")
-        return found
+        return _found(self.schools.get(school_id), "school", school_id)
 
     def update_school(self, school_id: int, fields: dict[str, Any]) -> None:
-        self.schools.update(fields, doc_ids=[school_id])
+        self.schools.update(school_id, fields)
 
     def schools_of(self, cluster_id: int) -> list[Document]:
         return sorted(self.schools.search(Q.cluster_id == cluster_id),
@@ -220,17 +266,25 @@ class Store:
     # -- incoming messages --------------------------------------------
 
     def message_by_key(self, key: str) -> Document | None:
-        found = self.messages.get(Q.key == key)
-        return found if isinstance(found, Document) else None
+        return self._indexed(self.messages, self._message_keys, "key", key)
 
     def message_by_id(self, message_id: str) -> Document | None:
         if not message_id:
             return None
-        found = self.messages.get(Q.message_id == message_id)
-        return found if isinstance(found, Document) else None
+        return self._indexed(self.messages, self._message_ids, "message_id",
+                             message_id)
 
-    def record_message(self, fields: dict[str, Any]) -> None:
-        self.messages.insert(fields)
+    def record_message(self, fields: dict[str, Any]) -> int:
+        doc_id = self.messages.insert(fields)
+        self._index_message(doc_id, fields)
+        return doc_id
+
+    def update_message(self, doc_id: int, fields: dict[str, Any]) -> None:
+        self.messages.update(doc_id, fields)
+        self._index_message(doc_id, self.messages.get(doc_id) or fields)
+
+    def all_messages(self) -> list[Document]:
+        return self.messages.all()
 
     def set_aside_messages(self) -> list[Document]:
         return self.messages.search(Q.outcome == "set_aside")
@@ -238,48 +292,54 @@ class Store:
     # -- outgoing mail ------------------------------------------------
 
     def outgoing_by_key(self, key: str) -> Document | None:
-        found = self.outgoing.get(Q.key == key)
-        return found if isinstance(found, Document) else None
+        return self._indexed(self.outgoing, self._outgoing_keys, "key", key)
 
     def outgoing_by_message_id(self, message_id: str) -> Document | None:
-        found = self.outgoing.get(Q.message_id == message_id)
-        return found if isinstance(found, Document) else None
+        return self._indexed(self.outgoing, self._outgoing_ids, "message_id",
+                             message_id)
 
     def queue_outgoing(self, fields: dict[str, Any]) -> bool:
         """Queue a message unless one with the same key exists; True if queued."""
         if self.outgoing_by_key(fields["key"]) is not None:
             return False
-        self.outgoing.insert(fields)
+        doc_id = self.outgoing.insert(fields)
+        self._index_outgoing(doc_id, fields)
         return True
 
     def replies_to_since(self, address: str, since: str) -> int:
         """How many answers to incoming mail went to `address` since then."""
-        return self.outgoing.count(
-            (Q.created_at >= since) & Q.to.any([address])
-            & Q.in_reply_to.exists() & (Q.in_reply_to != ""))
+        return sum(1 for at in self._replies.get(address, ()) if at >= since)
 
     def reply_limited_since(self, since: str) -> list[Document]:
-        return self.events.search((Q.event == "reply-limit")
-                                  & (Q.at > since))
+        return self.events.search((Q.event == "reply-limit") & (Q.at > since))
 
     def pending_outgoing(self, now: datetime) -> list[Document]:
         due = stamp(now)
-        return sorted(
-            self.outgoing.search((Q.status == "pending") & (Q.not_before <= due)),
-            key=lambda o: o.doc_id)
+        found = [self.outgoing.get(doc_id) for doc_id in sorted(self._pending)]
+        return [doc for doc in found
+                if doc is not None and doc["not_before"] <= due]
+
+    def all_outgoing(self) -> list[Document]:
+        return self.outgoing.all()
 
     def failed_outgoing(self) -> list[Document]:
         return self.outgoing.search(Q.status == "failed")
 
     def update_outgoing(self, outgoing_id: int, fields: dict[str, Any]) -> None:
-        self.outgoing.update(fields, doc_ids=[outgoing_id])
+        if fields.get("status", "pending") != "pending":
+            self._pending.discard(outgoing_id)
+        if fields.get("status") == "sent":
+            # Once sent, the message itself is in the outbox or with the
+            # server; the record keeps who, what and when.
+            fields = {**fields, "raw": ""}
+        self.outgoing.update(outgoing_id, fields)
 
     # -- addresses ----------------------------------------------------
 
     def mark_undeliverable(self, email: str, at: datetime, reason: str,
                            message_id: str) -> bool:
         """Note that mail to `email` bounces; True if this is news."""
-        if self.addresses.get(Q.email == email):
+        if self.is_undeliverable(email):
             return False
         self.addresses.insert({"email": email, "since": stamp(at),
                                "reason": reason, "message_id": message_id})
@@ -289,13 +349,64 @@ class Store:
         return self.addresses.all()
 
     def is_undeliverable(self, email: str) -> bool:
-        return self.addresses.contains(Q.email == email)
+        return self.addresses.first(Q.email == email) is not None
 
     # -- small settings -----------------------------------------------
 
     def get_meta(self, name: str, default: Any = None) -> Any:
-        found = self.meta.get(Q.name == name)
-        return found.get("value", default) if isinstance(found, Document) else default
+        found = self.meta.first(Q.name == name)
+        return found.get("value", default) if found is not None else default
 
     def set_meta(self, name: str, value: Any) -> None:
-        self.meta.upsert({"name": name, "value": value}, Q.name == name)
+        found = self.meta.first(Q.name == name)
+        if found is None:
+            self.meta.insert({"name": name, "value": value})
+        elif found.get("value") != value:
+            self.meta.update(found.doc_id, {"value": value})
+
+    # -- helpers -------------------------------------------------------
+
+    @staticmethod
+    def _indexed(table: ShardedTable, index: dict[str, int], field: str,
+                 value: str) -> Document | None:
+        doc_id = index.get(value)
+        if doc_id is None:
+            return None
+        doc = table.get(doc_id)
+        # The index may be older than a change to the field itself.
+        return doc if doc is not None and doc.get(field) == value else None
+
+
+class _Existing:
+    """Hands TinyDB the storage the Store already opened (TinyDB wants a
+    class to call, not an object)."""
+
+    def __init__(self, storage: JournalStorage) -> None:
+        self.storage = storage
+
+    def __call__(self) -> JournalStorage:
+        return self.storage
+
+
+def _found(doc: Document | None, what: str, doc_id: int) -> Document:
+    if doc is None:
+        raise KeyError(f"no {what} {doc_id}")
+    return doc
+
+
+def _check_shape(path: Path, raw: dict[str, Any]) -> None:
+    """Refuse a record that is JSON but not mailbot's, before any message is
+    handled against it."""
+    for table, docs in raw.items():
+        if not isinstance(docs, dict) or not all(
+                isinstance(doc, dict) for doc in docs.values()):
+            raise DamagedRecordError(path, f"table {table!r} is not a set of "
+                                     "records")
+    for table, docs in raw.items():
+        fields = _REQUIRED.get(table.split(".")[0], set())
+        for doc_id, doc in docs.items():
+            missing = fields - set(doc)
+            if missing:
+                raise DamagedRecordError(
+                    path, f"{table.split('.')[0]} {doc_id} has no "
+                    + ", ".join(sorted(missing)))

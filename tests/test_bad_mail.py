@@ -137,9 +137,9 @@ def test_a_message_whose_record_cannot_be_written_stays_in_the_inbox(
     # Guards a past bug: the failed write stayed in memory, and the next
     # poll moved the message on as if it had been recorded.
     bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
-    record = tmp_path / "mailbot.json"
+    record = tmp_path / "mailbot.json.journal"
     record.unlink()
-    record.mkdir()  # the record can no longer be replaced
+    record.mkdir()  # no commit can be written any more
     bot.deliver(sample("01-nomination-list"))
     for _ in range(2):
         bot.cycle()

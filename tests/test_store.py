@@ -1,19 +1,27 @@
-"""The record: one owner, atomic writes, and changes that either all reach
-the disk or none do."""
+"""The record: one owner, atomic commits that write only what changed,
+backups, and records from older versions brought up to date."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mailbot.errors import StoreLockedError
-from mailbot.storage import DamagedRecordError
-from mailbot.store import Store
+from mailbot.storage import DamagedRecordError, JournalStorage, journal_of
+from mailbot.store import SCHEMA_VERSION, Store
 
 NOW = datetime(2027, 1, 12, 9, 30, tzinfo=UTC)
+
+
+def message(n: int) -> dict[str, object]:
+    return {"key": f"maildir:{n}", "message_id": f"<{n}@school.example.org>",
+            "from": "head@school.example.org", "subject": f"Comment {n}",
+            "received_at": "2027-01-12T09:30:00+00:00", "outcome": "handled",
+            "kind": "comment", "reason": "comment stored"}
 
 
 def test_committed_changes_survive_reopening(tmp_path: Path) -> None:
@@ -33,29 +41,64 @@ def test_committed_changes_survive_reopening(tmp_path: Path) -> None:
 def test_nothing_reaches_the_disk_before_commit(tmp_path: Path) -> None:
     path = tmp_path / "record.json"
     store = Store(path)
-    before = path.read_text()
-    store.add_cluster({"name": "Uncommitted", "status": "active"})
-    assert path.read_text() == before
+    before = journal_of(path).read_bytes()
+    cluster_id = store.add_cluster({"name": "Uncommitted", "status": "active",
+                                    "lead": {}})
+    store.update_cluster(cluster_id, {"name": "Still uncommitted"})
+    assert journal_of(path).read_bytes() == before
     store.rollback()
     assert store.all_clusters() == []
     assert Store(path).all_clusters() == []
 
 
-def test_a_failed_write_leaves_the_old_record_whole(tmp_path: Path) -> None:
+def test_a_failed_write_undoes_the_transaction(tmp_path: Path) -> None:
     path = tmp_path / "record.json"
     store = Store(path)
-    store.add_cluster({"name": "Kept", "status": "active"})
+    kept = store.add_cluster({"name": "Kept", "status": "active", "lead": {}})
     store.commit()
-    good = path.read_text()
+    good = journal_of(path).read_bytes()
 
+    store.update_cluster(kept, {"name": "Renamed"})
     store.add_cluster({"name": "Broken", "when": NOW})  # not JSON-serialisable
     with pytest.raises(TypeError):
         store.commit()
-    assert path.read_text() == good
-    assert json.loads(good)["clusters"]
-    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
-    # Memory does not run ahead of the file.
+    assert journal_of(path).read_bytes() == good
+    # Memory does not run ahead of the file, and updates are undone too.
     assert [c["name"] for c in store.all_clusters()] == ["Kept"]
+    assert [c["name"] for c in Store(path).all_clusters()] == ["Kept"]
+
+
+def test_a_commit_writes_only_what_changed(tmp_path: Path) -> None:
+    # The cost of handling a message must not grow with the record: one
+    # commit appends the same few bytes whether the record is small or big.
+    store = Store(tmp_path / "record.json")
+    sizes = []
+    for n in range(1, 2001):
+        store.record_message(message(n))
+        before = journal_of(store.path).stat().st_size
+        store.commit()
+        sizes.append(journal_of(store.path).stat().st_size - before)
+    assert max(sizes[1500:]) <= sizes[10] + 8  # only the id's digits differ
+    assert store.message_by_key("maildir:1999")["subject"] == "Comment 1999"
+    assert store.message_by_id("<7@school.example.org>")["key"] == "maildir:7"
+
+
+def test_a_torn_commit_is_ignored_and_cut_off(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    store = Store(path)
+    store.record_message(message(1))
+    store.commit()
+    with open(journal_of(path), "ab") as out:
+        out.write(b'{"c":[["messages.00000","2",{"key":"maildir:2"')  # crash
+
+    again = Store(path)
+    assert [m["key"] for m in again.all_messages()] == ["maildir:1"]
+    again.record_message(message(3))
+    again.commit()
+    lines = journal_of(path).read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)
+    assert [m["key"] for m in Store(path).all_messages()] == [
+        "maildir:1", "maildir:3"]
 
 
 def test_a_second_owner_is_refused(tmp_path: Path) -> None:
@@ -69,27 +112,32 @@ def test_a_second_owner_is_refused(tmp_path: Path) -> None:
     second.close()
 
 
-def test_a_damaged_record_stops_start_up(tmp_path: Path) -> None:
+def test_each_start_keeps_a_backup_and_three_at_most(tmp_path: Path) -> None:
     path = tmp_path / "record.json"
+    for n in range(1, 6):
+        store = Store(path)
+        store.lock()
+        store.record_message(message(n))
+        store.commit()
+        store.close()
+    backups = sorted(p.name for p in tmp_path.glob("record.json.[0-9]"))
+    assert backups == ["record.json.1", "record.json.2", "record.json.3"]
+    newest = json.loads((tmp_path / "record.json.1").read_text())
+    assert len(newest["messages.00000"]) == 3  # before the fifth start's own
+    assert len(Store(path).all_messages()) == 5
+
+
+def test_a_damaged_record_names_the_last_good_backup(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    for _ in range(2):
+        store = Store(path)
+        store.lock()
+        store.close()
     path.write_text('{"clusters": {"1": {"name": "Glen')
-    with pytest.raises(DamagedRecordError, match="record.json"):
+    with pytest.raises(DamagedRecordError) as caught:
         Store(path)
-
-
-def test_a_key_is_queued_once(tmp_path: Path) -> None:
-    store = Store(tmp_path / "record.json")
-    item = {"key": "invitation:1", "status": "pending", "not_before": "x",
-            "message_id": "<a@b>"}
-    assert store.queue_outgoing(dict(item)) is True
-    assert store.queue_outgoing(dict(item)) is False
-    assert len(store.outgoing) == 1
-
-
-def test_the_file_carries_a_schema_version(tmp_path: Path) -> None:
-    path = tmp_path / "record.json"
-    Store(path)
-    meta = json.loads(path.read_text())["meta"]
-    assert {"name": "schema", "version": 1} in meta.values()
+    assert "record.json.1" in str(caught.value)
+    assert path.read_text().startswith('{"clusters"')  # left for a person
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -105,4 +153,59 @@ def test_a_record_of_the_wrong_shape_stops_start_up(
     with pytest.raises(DamagedRecordError) as caught:
         Store(path)
     assert problem in str(caught.value)
-    assert path.read_text() == content  # left as it was, for a person
+    assert path.read_text() == content
+
+
+def test_a_version_1_record_is_brought_up_to_date(tmp_path: Path) -> None:
+    # The layout of the first release: one table each, written whole.
+    path = tmp_path / "record.json"
+    old = {
+        "meta": {"1": {"name": "schema", "version": 1},
+                 "2": {"name": "instance", "value": "abc"}},
+        "clusters": {"1": {"name": "Glenbrae Cluster", "status": "active",
+                           "lead": {"email": "lead@x.org"}}},
+        "schools": {"1": {"cluster_id": 1, "name": "Kirkton Primary School",
+                          "status": "invited", "contact_email": "h@k.org"}},
+        "messages": {"1": message(1)},
+        "outgoing": {"1": {"key": "invitation:1", "status": "sent",
+                           "message_id": "<m@x>", "raw": "From: x\r\n\r\nbody",
+                           "to": ["h@k.org"], "created_at": "2027"},
+                     "2": {"key": "reminder:1", "status": "pending",
+                           "message_id": "<r@x>", "raw": "From: x\r\n\r\nbody",
+                           "to": ["h@k.org"], "created_at": "2027",
+                           "not_before": "2027"}},
+    }
+    path.write_text(json.dumps(old))
+
+    store = Store(path)
+    assert store.get_meta("instance") == "abc"
+    assert store.cluster(1)["name"] == "Glenbrae Cluster"
+    assert store.message_by_key("maildir:1") is not None
+    assert store.outgoing_by_key("invitation:1")["raw"] == ""
+    assert store.outgoing_by_key("reminder:1")["raw"].startswith("From")
+    snapshot = json.loads(path.read_text())
+    assert "clusters" not in snapshot and "clusters.00000" in snapshot
+    version = [d for d in snapshot["meta.00000"].values()
+               if d["name"] == "schema"][0]["version"]
+    assert version == SCHEMA_VERSION
+    assert json.loads((tmp_path / "record.json.1").read_text()) == old
+
+
+def test_a_new_record_carries_the_schema_version(tmp_path: Path) -> None:
+    store = Store(tmp_path / "record.json")
+    store.lock()
+    store.close()
+    meta = json.loads((tmp_path / "record.json").read_text())["meta.00000"]
+    assert {"name": "schema", "version": SCHEMA_VERSION} in meta.values()
+
+
+def test_the_journal_is_folded_into_the_snapshot_when_it_outgrows_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailbot.storage.MIN_JOURNAL_BYTES", 20_000)
+    path = tmp_path / "record.json"
+    store = Store(path)
+    for n in range(1, 301):
+        store.record_message(message(n))
+        store.commit()
+    assert path.exists() and os.path.getsize(journal_of(path)) < 20_000
+    assert len(JournalStorage(path).read()["messages.00000"]) == 300

@@ -1,0 +1,60 @@
+"""Bringing a record written by an older mailbot up to the current schema.
+
+Each migration takes the raw record (table name to documents by id) of
+one version and returns it in the next. The Store runs them in order at
+start-up, after keeping a backup of the record as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mailbot.shards import shard_name
+
+Raw = dict[str, dict[str, Any]]
+
+TABLES = ("clusters", "schools", "events", "messages", "outgoing",
+          "addresses", "meta")
+SCHEMA_VERSION = 2
+
+
+def version_of(raw: Raw) -> int:
+    """The schema version a raw record says it has (0: a new record)."""
+    for table, docs in raw.items():
+        if table == "meta" or table.startswith("meta."):
+            for doc in docs.values():
+                if isinstance(doc, dict) and doc.get("name") == "schema":
+                    return int(doc.get("version", 1))
+    return 1 if raw else 0
+
+
+def _shard_tables(raw: Raw) -> Raw:
+    """Version 1 kept each table whole; version 2 keeps it in shards, and
+    drops the bodies of mail already sent."""
+    moved: Raw = {name: docs for name, docs in raw.items()
+                  if name not in TABLES}
+    for table in TABLES:
+        for doc_id, doc in raw.get(table, {}).items():
+            if table == "outgoing" and doc.get("status") == "sent":
+                doc = {**doc, "raw": ""}
+            if table == "meta" and doc.get("name") == "schema":
+                doc = {**doc, "version": 2}
+            moved.setdefault(shard_name(table, int(doc_id)), {})[doc_id] = doc
+    return moved
+
+
+MIGRATIONS: dict[int, Callable[[Raw], Raw]] = {
+    1: _shard_tables,
+}
+
+
+def migrate(raw: Raw) -> tuple[Raw, list[int]]:
+    """The record at SCHEMA_VERSION, and the versions it passed through."""
+    passed = []
+    version = version_of(raw)
+    while 0 < version < SCHEMA_VERSION:
+        raw = MIGRATIONS[version](raw)
+        passed.append(version)
+        version += 1
+    return raw, passed

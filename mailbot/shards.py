@@ -1,0 +1,110 @@
+"""A table of the record, kept as TinyDB tables of bounded size.
+
+TinyDB rebuilds a whole table in memory on every write, so a table that
+grows with every message (the messages handled, the history, the mail
+sent) would make each message dearer than the last. A ShardedTable keeps
+its documents in TinyDB tables of at most SHARD documents each, named
+"<table>.<n>"; document n lives in shard (n - 1) // SHARD, so its id tells
+where it is. Every write is reported to the Store first, which keeps what
+is needed to commit it or undo it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.queries import QueryLike
+from tinydb.table import Document, Table
+
+SHARD = 500
+
+Track = Callable[[str, int, Mapping[str, Any] | None], None]
+
+
+def shard_name(table: str, doc_id: int) -> str:
+    return f"{table}.{(doc_id - 1) // SHARD:05d}"
+
+
+class ShardedTable:
+    def __init__(self, db: TinyDB, name: str, track: Track) -> None:
+        self.db = db
+        self.name = name
+        self._track = track
+        self._shards: dict[str, Table] = {}
+        prefix = f"{name}."
+        self._last_id = 0
+        for table in sorted(db.tables()):
+            if table.startswith(prefix) and table[len(prefix):].isdigit():
+                shard = self._shard(table)
+                ids = list(shard._read_table())
+                if ids:
+                    self._last_id = max(self._last_id, *map(int, ids))
+
+    def _shard(self, name: str) -> Table:
+        if name not in self._shards:
+            self._shards[name] = self.db.table(name, cache_size=0)
+        return self._shards[name]
+
+    def _shard_of(self, doc_id: int) -> Table:
+        return self._shard(shard_name(self.name, doc_id))
+
+    def shards(self) -> Iterator[Table]:
+        prefix = f"{self.name}."
+        for name in sorted(self.db.tables()):
+            if name.startswith(prefix):
+                yield self._shard(name)
+
+    # -- reading -------------------------------------------------------
+
+    def get(self, doc_id: int) -> Document | None:
+        if doc_id < 1:
+            return None
+        found = self._shard_of(doc_id).get(doc_id=doc_id)
+        return found if isinstance(found, Document) else None
+
+    def all(self) -> list[Document]:
+        return [doc for shard in self.shards() for doc in shard.all()]
+
+    def search(self, cond: QueryLike) -> list[Document]:
+        return [doc for shard in self.shards() for doc in shard.search(cond)]
+
+    def first(self, cond: QueryLike) -> Document | None:
+        for shard in self.shards():
+            found = shard.get(cond)
+            if isinstance(found, Document):
+                return found
+        return None
+
+    def count(self, cond: QueryLike) -> int:
+        return sum(shard.count(cond) for shard in self.shards())
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self.shards())
+
+    # -- writing -------------------------------------------------------
+
+    def insert(self, doc: Mapping[str, Any]) -> int:
+        self._last_id += 1
+        doc_id = self._last_id
+        self._track(self.name, doc_id, None)
+        self._shard_of(doc_id).insert(Document(dict(doc), doc_id=doc_id))
+        return doc_id
+
+    def update(self, doc_id: int, fields: Mapping[str, Any]) -> None:
+        current = self.get(doc_id)
+        if current is None:
+            raise KeyError(f"no {self.name} {doc_id}")
+        self._track(self.name, doc_id, current)
+        self._shard_of(doc_id).update(dict(fields), doc_ids=[doc_id])
+
+    def put(self, doc_id: int, doc: Mapping[str, Any] | None) -> None:
+        """Set a document whole, or remove it; not reported (for undo)."""
+        shard = self._shard_of(doc_id)
+        if doc is None:
+            if shard.contains(doc_id=doc_id):
+                shard.remove(doc_ids=[doc_id])
+        else:
+            shard.upsert(Document(dict(doc), doc_id=doc_id))
+        self._last_id = max(self._last_id, doc_id if doc is not None else 0)
