@@ -50,6 +50,7 @@ def make_mail(sender: str, subject: str, body: str, **headers: str) -> bytes:
     message["Date"] = email.utils.formatdate()
     message["Message-ID"] = email.utils.make_msgid(domain="school.example.org")
     for name, value in headers.items():
+        del message[name.replace("_", "-")]
         message[name.replace("_", "-")] = value
     message.set_content(body)
     return message.as_bytes()
