@@ -49,13 +49,23 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
         del message["Date"]
         message["Date"] = email.utils.format_datetime(now)
 
+        # The one window where a crash can repeat a message: after the
+        # server has it and before the record says so. It is marked first,
+        # so that a restart can say which message it may be sending twice.
+        if item["status"] == "sending":
+            log.warning("%s %s to %s was being sent when mailbot stopped; "
+                        "sending it again, so it may arrive twice",
+                        item["kind"], item["message_id"], ", ".join(to))
+        else:
+            store.update_outgoing(item.doc_id, {"status": "sending"})
+            store.commit()
         try:
             sender.send(message)  # type: ignore[arg-type]
         except TransientSendError as exc:
             attempts = int(item.get("attempts", 0)) + 1
             retry = now + retry_delay(attempts)
             store.update_outgoing(item.doc_id, {
-                "attempts": attempts, "error": str(exc),
+                "status": "pending", "attempts": attempts, "error": str(exc),
                 "not_before": stamp(retry)})
             store.commit()
             log.warning("deferred %s %s (attempt %d, next at %s): %s",

@@ -51,6 +51,10 @@ ACTIVE = "active"
 AWAITING_VALIDATOR = "awaiting_validator"
 VALIDATOR_ASSIGNED = "validator_assigned"
 
+# Outgoing statuses that still need sending. "sending" marks the one
+# message handed to the server when mailbot stopped: it may have arrived.
+UNSENT = frozenset({"pending", "sending"})
+
 Q = Query()
 
 # What every record of a table must hold for mailbot to work with it.
@@ -123,7 +127,7 @@ class Store:
     def _index_outgoing(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._outgoing_keys[doc["key"]] = doc_id
         self._outgoing_ids[doc["message_id"]] = doc_id
-        if doc.get("status") == "pending":
+        if doc.get("status") in UNSENT:
             self._pending.add(doc_id)
         else:
             self._pending.discard(doc_id)
@@ -326,7 +330,7 @@ class Store:
         return self.outgoing.search(Q.status == "failed")
 
     def update_outgoing(self, outgoing_id: int, fields: dict[str, Any]) -> None:
-        if fields.get("status", "pending") != "pending":
+        if fields.get("status", "pending") not in UNSENT:
             self._pending.discard(outgoing_id)
         if fields.get("status") == "sent":
             # Once sent, the message itself is in the outbox or with the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from harness import Harness, example_config, sample
 from servers import SmtpServer
 
@@ -77,4 +78,28 @@ def test_a_permanent_refusal_marks_the_address(tmp_path: Path,
     digest = [r for r in smtp_server.received
               if r.rcpt_tos == ["coordinator@dsa.example.org"]][-1]
     assert ALAN.encode() in digest.content
+    bot.close()
+
+
+def test_a_message_caught_mid_send_by_a_crash_is_sent_again_and_logged(
+        tmp_path: Path, smtp_server: SmtpServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    bot = smtp_harness(tmp_path, smtp_server)
+    smtp_server.stop()
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    # As the record stands after a crash while the server had the message:
+    store = bot.bot.store
+    item = store.outgoing_by_key("welcome:1")
+    assert item is not None
+    store.update_outgoing(item.doc_id, {"status": "sending", "not_before": ""})
+    store.commit()
+
+    smtp_server.start()
+    bot.at("2027-01-12 09:45")
+    bot.cycle()
+    assert statuses(bot) == {"sent": 10}
+    warned = [r.getMessage() for r in caplog.records
+              if "was being sent when mailbot stopped" in r.getMessage()]
+    assert len(warned) == 1 and "welcome" in warned[0]
     bot.close()
