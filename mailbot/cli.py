@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from mailbot import config as config_module
 from mailbot.clock import SystemClock
 from mailbot.compose import Draft
-from mailbot.errors import ConfigError, MailbotError
+from mailbot.errors import ConfigError, MailbotError, StoreLockedError
 
 log = logging.getLogger("mailbot")
 
@@ -69,6 +69,21 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("check-config",
                         help="check the config, rules and templates") \
         .set_defaults(func=cmd_check_config)
+
+    aside = commands.add_parser(
+        "set-aside", help="mail set aside for a person: list, show, replay")
+    actions = aside.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="one line per message waiting") \
+        .set_defaults(func=cmd_set_aside_list)
+    show = actions.add_parser("show", help="one message: its record, "
+                              "headers and text")
+    show.add_argument("id", help="the id `set-aside list` shows")
+    show.set_defaults(func=cmd_set_aside_show)
+    replay = actions.add_parser(
+        "replay", help="handle a message again, as if new (after a fix or "
+                       "a config change); the daemon must be stopped")
+    replay.add_argument("id", help="the id `set-aside list` shows")
+    replay.set_defaults(func=cmd_set_aside_replay)
 
     demo = commands.add_parser(
         "demo", help="play the bundled sample mail through a fresh mailbot")
@@ -164,6 +179,44 @@ def cmd_check_config(config: config_module.Config,
     print(f"{config.path}: OK ({len(config.validators)} validators, "
           f"{len(config.councils)} council contacts, mailbox "
           f"{config.mailbox.kind}, sending {config.sending.kind})")
+    return 0
+
+
+def cmd_set_aside_list(config: config_module.Config,
+                       args: argparse.Namespace) -> int:
+    from mailbot import setaside
+    from mailbot.store import Store
+
+    sys.stdout.write(setaside.listing(Store(config.store_path)))
+    return 0
+
+
+def cmd_set_aside_show(config: config_module.Config,
+                       args: argparse.Namespace) -> int:
+    from mailbot import setaside
+    from mailbot.store import Store
+
+    sys.stdout.write(setaside.show(Store(config.store_path), args.id))
+    return 0
+
+
+def cmd_set_aside_replay(config: config_module.Config,
+                         args: argparse.Namespace) -> int:
+    from mailbot import setaside
+    from mailbot.app import open_mailbot
+
+    try:
+        bot = open_mailbot(config, SystemClock())
+    except StoreLockedError as exc:
+        print(f"mailbot: cannot replay while mailbot is running: {exc}\n"
+              "mailbot: stop the daemon first (it finishes the message in "
+              "hand), replay, then start it again", file=sys.stderr)
+        return 1
+    try:
+        new = setaside.replay(bot.pipeline, args.id)
+    finally:
+        bot.close()
+    sys.stdout.write(setaside.replayed(args.id.strip().lower(), new))
     return 0
 
 

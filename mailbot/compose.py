@@ -28,7 +28,7 @@ from mailbot.senders import WIRE_POLICY
 KINDS = frozenset({
     "acknowledgment", "welcome", "council-notice", "invitation", "reminder",
     "comment-receipt", "completion-receipt", "visit-request",
-    "validator-assignment", "digest", "missing-information",
+    "validator-assignment", "digest", "missing-information", "alert",
 })
 UK = ZoneInfo("Europe/London")
 

@@ -22,6 +22,8 @@ from mailbot.errors import ConfigError
 from mailbot.mail import normalise_address
 
 DEFAULT_PATH = "config.toml"
+# RFC 2177: a client re-issues IDLE at least every 29 minutes.
+IDLE_LIMIT_SECONDS = 29 * 60
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -72,6 +74,10 @@ class MailboxConfig:
     password: Secret = field(default_factory=Secret)
     folder: str = "INBOX"
     timeout_seconds: float = 60.0
+    # Tries to connect for one step before the poll gives up.
+    reconnect_attempts: int = 5
+    # IDLE is ended and issued again this often (RFC 2177: under 29 min).
+    idle_renew_seconds: float = 1500.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ class ScheduleConfig:
     sweep_seconds: int
     digest_time: time
     digest_weekdays_only: bool
+    # Staff are alerted once polling has failed for this long.
+    poll_alert_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -301,7 +309,8 @@ class _Reader:
         t = self.table(raw, s, {
             "kind", "path", "handled_folder", "set_aside_folder", "host",
             "port", "security", "username", "password", "password_env",
-            "password_file", "folder", "timeout_seconds"})
+            "password_file", "folder", "timeout_seconds",
+            "reconnect_attempts", "idle_renew_seconds"})
         kind = self.get(t, s, "kind", str)
         if kind not in ("maildir", "imap"):
             raise self.fail(f"{s}.kind", "must be maildir or imap")
@@ -309,6 +318,14 @@ class _Reader:
         if kind == "imap" and not ("password_env" in t or "password_file" in t):
             raise self.fail(f"{s}.password_env",
                             "imap needs password_env or password_file")
+        attempts = self.get(t, s, "reconnect_attempts", int, 5)
+        if attempts < 1:
+            raise self.fail(f"{s}.reconnect_attempts", "must be at least 1")
+        renew = self.get(t, s, "idle_renew_seconds", float, 1500.0)
+        if not 1 <= renew <= IDLE_LIMIT_SECONDS:
+            raise self.fail(f"{s}.idle_renew_seconds",
+                            f"must be from 1 to {IDLE_LIMIT_SECONDS} (servers "
+                            "may end an IDLE after 30 minutes)")
         return MailboxConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/inbox")),
@@ -322,6 +339,8 @@ class _Reader:
             password=self.secret(t, s),
             folder=self.get(t, s, "folder", str, "INBOX"),
             timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
+            reconnect_attempts=attempts,
+            idle_renew_seconds=renew,
         )
 
     def sending(self, raw: dict[str, Any]) -> SendingConfig:
@@ -351,10 +370,12 @@ class _Reader:
     def schedule(self, raw: dict[str, Any]) -> ScheduleConfig:
         s = "schedule"
         t = self.table(raw, s, {"poll_seconds", "sweep_seconds", "digest_time",
-                                "digest_weekdays_only"})
+                                "digest_weekdays_only", "poll_alert_minutes"})
         poll = self.get(t, s, "poll_seconds", int, 60)
         sweep = self.get(t, s, "sweep_seconds", int, 300)
-        for key, value in (("poll_seconds", poll), ("sweep_seconds", sweep)):
+        alert = self.get(t, s, "poll_alert_minutes", int, 30)
+        for key, value in (("poll_seconds", poll), ("sweep_seconds", sweep),
+                           ("poll_alert_minutes", alert)):
             if value < 1:
                 raise self.fail(f"{s}.{key}", "must be at least 1")
         digest = self.get(t, s, "digest_time", str, "07:30")
@@ -363,7 +384,7 @@ class _Reader:
         except ValueError as exc:
             raise self.fail(f"{s}.digest_time", "must be HH:MM") from exc
         weekdays = self.get(t, s, "digest_weekdays_only", bool, True)
-        return ScheduleConfig(poll, sweep, digest_time, weekdays)
+        return ScheduleConfig(poll, sweep, digest_time, weekdays, alert)
 
     def log_level(self, raw: dict[str, Any]) -> str:
         t = self.table(raw, "logging", {"level"}, required=False)

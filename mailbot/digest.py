@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from mailbot.compose import UK, long_date
+from mailbot.setaside import short_id
 from mailbot.store import (
     AWAITING_VALIDATOR,
     COMPLETE_STATUSES,
@@ -51,7 +52,8 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
              and c.get("validator_assigned_at", "") > after]
     bounced = [f"{a['email']} since {long_date(a['since'])}"
                for a in store.undeliverable()]
-    aside = [f"{m.get('from')}: \"{m.get('subject')}\" ({m.get('reason')})"
+    aside = [f"{short_id(m['key'])} {m.get('from')}: \"{m.get('subject')}\" "
+             f"({m.get('reason')})"
              for m in store.set_aside_messages()
              if m.get("received_at", "") > after]
     limited = sorted({e["detail"] for e in store.reply_limited_since(after)})
@@ -70,11 +72,15 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Mail that could not be sent", "None.", failed),
         ("Addresses not answered again today (too many replies; a robot?)",
          "None.", limited),
-        ("Mail set aside for a person", "Nothing new.", aside),
+        ("Mail set aside for a person (mailbot set-aside show ID)",
+         "Nothing new.", aside),
     ]
     return {
         "day": today,
         "since": since,
+        # Whether the mailbox is being read at all, before anything else.
+        "last_poll": store.get_meta("last_poll"),
+        "poll_failing_since": store.get_meta("poll_failing_since"),
         "counts": {"clusters": sum(1 for c in clusters.values()
                                    if c["status"] != INCOMPLETE),
                    "schools": len(schools),

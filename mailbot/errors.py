@@ -3,6 +3,7 @@
     MailbotError
     ├── ConfigError          the configuration is wrong: stop and say where
     ├── StoreLockedError     another daemon holds the record: refuse to start
+    ├── NotWaitingError      no set-aside message waits under that id: say so
     ├── SetAside             keep the message for staff, with a reason
     ├── TransientError       try again later (mail server down, timeout)
     │   └── TransientSendError
@@ -39,6 +40,14 @@ class StoreLockedError(MailbotError):
             f"{self.lock_path} is held by {holder}; "
             "is another mailbot already running on this data?"
         )
+
+
+class NotWaitingError(MailbotError):
+    """Staff named a set-aside message that is unknown or not waiting."""
+
+    def __init__(self, set_aside_id: str, problem: str) -> None:
+        self.set_aside_id = set_aside_id
+        super().__init__(f"set-aside {set_aside_id}: {problem}")
 
 
 class SetAside(MailbotError):

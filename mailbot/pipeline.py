@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from mailbot import guard, mail
+from mailbot import guard, mail, setaside
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
 from mailbot.delivery import deliver_pending
@@ -81,6 +81,8 @@ class Pipeline:
                               f"error while handling: {type(exc).__name__}: {exc}")
 
         self._record(raw, parsed, outcome)
+        if outcome.outcome == SET_ASIDE:  # a copy, to replay after a fix
+            setaside.keep(self.store, raw)
         self.store.commit()
         self._move(raw.key, outcome.outcome)
         log.info("%s %s %s %s cluster=%s school=%s: %s", outcome.outcome,

@@ -8,6 +8,7 @@ from typing import Any
 from tinydb.table import Document
 
 from mailbot.compose import long_time
+from mailbot.setaside import short_id
 from mailbot.store import Store, stamp
 
 STATUS_LABELS = {
@@ -43,9 +44,9 @@ def export(store: Store) -> dict[str, Any]:
             "schools": [_school(store, s)
                         for s in store.schools_of(cluster.doc_id)],
         })
-    set_aside = [{"message_id": m.get("message_id"), "from": _lower(m.get("from")),
-                  "subject": m.get("subject"), "reason": m.get("reason"),
-                  "received_at": m.get("received_at")}
+    set_aside = [{"id": short_id(m["key"]), "message_id": m.get("message_id"),
+                  "from": _lower(m.get("from")), "subject": m.get("subject"),
+                  "reason": m.get("reason"), "received_at": m.get("received_at")}
                  for m in store.set_aside_messages()]
     return {"clusters": clusters, "set_aside": set_aside}
 

@@ -75,6 +75,8 @@ first_valid_gid = {gid}
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 mail_location = maildir:{root}/mail/%u
+# Throwaway mail: no need to wait for the disk after every change.
+mail_fsync = never
 
 # Every user name logs in with one password, so each test can take a
 # fresh user, and so a fresh, empty mailbox.
@@ -188,6 +190,11 @@ class DovecotServer:
         self.stop()
         self.start()
 
+    def doveadm(self, *args: str) -> None:
+        subprocess.run([str(DOVEADM), "-c", str(self.conf), *args],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=30, check=True)
+
     def remove(self) -> None:
         """Stop for good and delete every file; nothing waits for it."""
         self.stop(wait=False)
@@ -270,6 +277,33 @@ class DovecotMailbox:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def kick(self) -> None:
+        """Drop every connection of this user, as a server fault would."""
+        self.server.doveadm("kick", self.user)
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        imap = self.client()
+        try:
+            return int(imap.folder_status(folder, [b"UIDVALIDITY"])
+                       [b"UIDVALIDITY"])
+        finally:
+            imap.logout()
+
+    def renumber(self) -> int:
+        """Make the server number INBOX afresh under a new UIDVALIDITY, as
+        after a restore from backup: the messages stay, their UIDs start
+        again from 1. Restarts the server; returns the new UIDVALIDITY."""
+        old = self.uidvalidity()
+        self.server.stop()
+        for path in self.maildir.glob("dovecot*"):
+            path.unlink()
+        self.server.start()
+        # The rebuilt value comes from the clock: make sure it differs.
+        new = old + 1000
+        self.server.doveadm("mailbox", "update", "-u", self.user,
+                            "--uid-validity", str(new), "INBOX")
+        return new
 
 
 # ------------------------------------------------------------------- SMTP

@@ -33,6 +33,9 @@ def test_the_example_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert config.sending.kind == "file"
     assert config.sending.path == tmp_path / "data" / "outbox"
     assert config.store_path == tmp_path / "data" / "mailbot.json"
+    assert config.schedule.poll_alert_minutes == 30
+    assert config.mailbox.reconnect_attempts == 5
+    assert config.mailbox.idle_renew_seconds == 1500
 
 
 @pytest.mark.parametrize("change, key", [
@@ -48,6 +51,12 @@ def test_the_example_runs_on_the_embedded_default(tmp_path: Path) -> None:
     (('"Fife" = {', '"Kingdom of Fife" = {'), "councils.Kingdom of Fife"),
     (('path = "data/mailbot.json"',
       'path = "data/mailbot.json"\n[mailbox2]'), "mailbox2"),
+    (('poll_alert_minutes = 30', 'poll_alert_minutes = 0'),
+     "schedule.poll_alert_minutes"),
+    (('# idle_renew_seconds = 1500', 'idle_renew_seconds = 1800'),
+     "mailbox.idle_renew_seconds"),
+    (('# reconnect_attempts = 5', 'reconnect_attempts = 0'),
+     "mailbox.reconnect_attempts"),
 ])
 def test_a_mistake_is_named_by_file_and_key(tmp_path: Path, change: tuple[str, str],
                                             key: str) -> None:

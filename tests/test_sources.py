@@ -263,7 +263,7 @@ def test_imap_server_down_is_transient() -> None:
                            handled_folder="Handled",
                            set_aside_folder="Set aside", host=HOST, port=port,
                            security="none", username="nobody",
-                           timeout_seconds=2)
+                           timeout_seconds=2, reconnect_attempts=1)
 
     with pytest.raises(TransientError, match=f"{HOST}:{port}"):
         list(ImapSource(config).fetch())
@@ -271,7 +271,8 @@ def test_imap_server_down_is_transient() -> None:
 
 def test_imap_silent_server_times_out_as_transient(
         dovecot: DovecotMailbox, silent_port: int) -> None:
-    config = dovecot.mailbox_config(port=silent_port, timeout_seconds=0.3)
+    config = dovecot.mailbox_config(port=silent_port, timeout_seconds=0.3,
+                                    reconnect_attempts=1)
     started = time.monotonic()
 
     with pytest.raises(TransientError, match=f"{HOST}:{silent_port}"):
@@ -296,7 +297,8 @@ def test_imap_stopped_server_is_transient_then_recovers(
         dovecot: DovecotMailbox) -> None:
     dovecot.deliver(raw_message(1))
 
-    with closing(ImapSource(dovecot.mailbox_config())) as source:
+    config = dovecot.mailbox_config(reconnect_attempts=1)
+    with closing(ImapSource(config)) as source:
         list(source.fetch())
         dovecot.stop()
         with pytest.raises(TransientError, match=str(dovecot.port)):

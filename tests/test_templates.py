@@ -175,9 +175,18 @@ CASES = {
             ],
         },
     }),
+    "alert": ("alert", {
+        "mailbox": "imap.example.org:993", "minutes": 47,
+        "alert_minutes": 30, "failing_since": "2027-01-26T06:13:00+00:00",
+        "last_poll": "2027-01-26T06:12:00+00:00",
+        "error": "cannot reach IMAP server imap.example.org:993: "
+                 "[Errno 111] Connection refused",
+    }),
     "digest": ("digest", {
         "day": date(2027, 1, 26),
         "since": "2027-01-25T07:00:00+00:00",
+        "last_poll": "2027-01-26T07:29:00+00:00",
+        "poll_failing_since": None,
         "counts": {"clusters": 3, "schools": 17, "complete": 5},
         "sections": [
             {"title": "New nominations", "empty": "No new nominations.",
@@ -193,6 +202,7 @@ CASES = {
 NAMES = sorted(CASES)
 # The schools each message must name, and the name its subject must carry.
 SUBJECT_NAME = {
+    "alert": "cannot read the programme mailbox",
     "digest": "26 January 2027",
     "missing-information": "Ardmore Learning Community",
 }

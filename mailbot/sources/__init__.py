@@ -2,7 +2,9 @@
 
 Every source hands out `RawMail` keyed by the mailbox's own identifiers and
 moves a message out of the way once mailbot has dealt with it; nothing is
-ever deleted.
+ever deleted. Between polls the daemon waits on the source, which returns
+early when new mail may have arrived (IMAP IDLE, or a change to a
+Maildir's new/ folder).
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ class MailSource(Protocol):
 
     def set_aside(self, key: str) -> None:
         """Move a message to the set-aside folder (created if missing)."""
+        ...
+
+    def wait(self, timeout: float) -> None:
+        """Block until new mail may have arrived, `timeout` seconds have
+        passed or `interrupt()` was called, whichever comes first. Never
+        raises for a mailbox that cannot be reached: the next fetch says so.
+        """
+        ...
+
+    def interrupt(self) -> None:
+        """Cut a wait (or a pause before reconnecting) short, for a stop.
+
+        Safe to call from a signal handler or another thread.
+        """
         ...
 
     def close(self) -> None:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from mailbot.config import MailboxConfig
 from mailbot.errors import ConfigError
 from mailbot.sources import RawMail
+from mailbot.sources.waker import Waker
 
 log = logging.getLogger(__name__)
 
 PREFIX = "maildir:"
+# How often a wait looks at new/ for a delivery.
+WATCH_SECONDS = 1.0
 # A file name in cur/ is "<unique name>:2,<flags>"; in new/ it has no info.
 INFO_SEP = ":"
 
@@ -67,9 +71,25 @@ class MaildirSource:
         self.handled_folder = config.handled_folder
         self.set_aside_folder = config.set_aside_folder
         _make_maildir(self.root)
+        self._waker = Waker()
+        self._seen = self._new_mtime()
 
     def fetch(self) -> Iterator[RawMail]:
+        # Noted before reading, so that mail delivered during this poll
+        # makes the next wait return at once.
+        self._seen = self._new_mtime()
         yield from self._read(self.root)
+
+    def wait(self, timeout: float) -> None:
+        """Until a delivery changes new/ (looked at every second or so)."""
+        deadline = time.monotonic() + timeout
+        while self._new_mtime() == self._seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._waker.sleep(min(left, WATCH_SECONDS)):
+                return
+
+    def interrupt(self) -> None:
+        self._waker.wake()
 
     def mark_handled(self, key: str) -> None:
         self._move(key, self.root, self._folder(self.handled_folder))
@@ -89,7 +109,14 @@ class MaildirSource:
         self._move(key, source, self.root)
 
     def close(self) -> None:
-        pass
+        self._waker.close()
+
+    def _new_mtime(self) -> int:
+        # A delivery renames a file into new/, which changes its mtime.
+        try:
+            return (self.root / "new").stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def _folder(self, name: str) -> Path:
         path = self.root / _folder_dir_name(name)
