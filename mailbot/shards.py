@@ -33,6 +33,7 @@ class ShardedTable:
         self.name = name
         self._track = track
         self._shards: dict[str, Table] = {}
+        self._names: list[str] = []  # this table's shards, in order
         prefix = f"{name}."
         self._last_id = 0
         for table in sorted(db.tables()):
@@ -45,16 +46,15 @@ class ShardedTable:
     def _shard(self, name: str) -> Table:
         if name not in self._shards:
             self._shards[name] = self.db.table(name, cache_size=0)
+            self._names = sorted(self._shards)
         return self._shards[name]
 
     def _shard_of(self, doc_id: int) -> Table:
         return self._shard(shard_name(self.name, doc_id))
 
     def shards(self) -> Iterator[Table]:
-        prefix = f"{self.name}."
-        for name in sorted(self.db.tables()):
-            if name.startswith(prefix):
-                yield self._shard(name)
+        for name in self._names:
+            yield self._shards[name]
 
     # -- reading -------------------------------------------------------
 
