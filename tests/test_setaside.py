@@ -1,0 +1,240 @@
+"""Set-aside mail is kept, listed, shown and replayed: through the Harness
+on the embedded default, and through the `mailbot set-aside` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Harness, example_config, make_mail, sample
+from test_cli import ROOT, deliver, mailbot
+
+from mailbot import digest, setaside
+from mailbot.errors import NotWaitingError
+from mailbot.store import Store
+
+ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
+NEWS = "news@edtech-weekly.example.com"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A folder where staff run `mailbot`, as in test_cli.py."""
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
+    for sub in ("rules", "templates"):
+        os.symlink(ROOT / sub, tmp_path / sub)
+    return tmp_path
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(example_config(tmp_path), "2027-01-12 12:00")
+    yield harness
+    harness.close()
+
+
+def aside_ids(bot: Harness) -> list[str]:
+    return [m["id"] for m in bot.export()["set_aside"]]
+
+
+def replay(bot: Harness, set_aside_id: str) -> dict[str, object]:
+    return dict(setaside.replay(bot.bot.pipeline, set_aside_id))
+
+
+def test_the_newsletter_is_kept_listed_and_shown(bot: Harness) -> None:
+    bot.deliver(sample("09-newsletter"))
+    bot.cycle()
+    (entry,) = bot.export()["set_aside"]
+    assert entry["from"] == NEWS
+    assert re.fullmatch(r"[0-9a-f]{8}", entry["id"])
+
+    store = bot.bot.store
+    listing = setaside.listing(store)
+    assert entry["id"] in listing and NEWS in listing
+    assert "This week: 10 apps for your classroom" in listing
+    assert "bulk" in listing
+
+    shown = setaside.show(store, entry["id"])
+    assert "subject: This week: 10 apps for your classroom" in shown
+    assert f"reason: {entry['reason']}" in shown
+    assert "List-Id: EdTech Weekly" in shown  # a header, decoded
+    assert "Ten apps that teachers love this term" in shown  # the text
+
+    context = digest.context(store, bot.clock.now(), None)
+    (section,) = [s for s in context["sections"]
+                  if s["title"].startswith("Mail set aside")]
+    assert section["items"][0].startswith(f"{entry['id']} {NEWS}: ")
+
+
+def test_a_comment_from_an_unknown_sender_is_replayed_once_known(
+        bot: Harness) -> None:
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    (old_id,) = aside_ids(bot)
+
+    # Staff fix the cause: the nomination naming Alan's school arrives.
+    bot.at("2027-01-12 14:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert aside_ids(bot) == [old_id]
+    assert bot.school("Glenbrae Primary School")["comments"] == []
+
+    new = replay(bot, old_id)
+    assert new["outcome"] == "handled" and new["kind"] == "comment"
+    assert new["key"] == f"replay:{old_id}:1"
+    (comment,) = bot.school("Glenbrae Primary School")["comments"]
+    assert "our Acceptable Usage Policy dates from 2019" in comment["text"]
+    assert len(bot.sent("comment-receipt", ALAN)) == 1
+    assert aside_ids(bot) == []
+    assert bot.bot.store.set_aside_messages() == []
+
+    before = setaside.find(bot.bot.store, old_id)
+    assert before["outcome"] == "replayed" and before["message_id"] == ""
+    assert before["original_message_id"] == new["message_id"]
+    assert before["replay_outcome"] == "handled"
+
+    # Once replayed, it is not waiting any more; the mailbox delivering
+    # it again is a duplicate, not a second comment.
+    with pytest.raises(NotWaitingError, match="already replayed"):
+        replay(bot, old_id)
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    assert bot.bot.store.all_messages()[-1]["kind"] == "duplicate"
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 1
+
+
+def test_a_message_that_fails_again_is_set_aside_again_with_a_new_id(
+        bot: Harness) -> None:
+    bot.deliver(sample("04-comment-reply"), sample("09-newsletter"))
+    bot.cycle()
+    old_id, news_id = aside_ids(bot)
+
+    new = replay(bot, old_id)
+    assert new["outcome"] == "set_aside"
+    new_id = setaside.short_id(str(new["key"]))
+    assert new_id != old_id
+    assert aside_ids(bot) == [news_id, new_id]
+    assert old_id not in setaside.listing(bot.bot.store)
+    assert setaside.copy_path(bot.bot.store, str(new["key"])).exists()
+
+    # The new entry can be replayed in turn.
+    assert replay(bot, new_id)["key"] == f"replay:{new_id}:1"
+
+
+def test_an_unknown_id_is_an_error(bot: Harness) -> None:
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    with pytest.raises(NotWaitingError, match="no message has this id"):
+        replay(bot, "0123abcd")
+    with pytest.raises(NotWaitingError, match="not an id"):
+        replay(bot, "../../etc")
+    # A message that was handled has an id too, but it is not waiting.
+    handled = setaside.short_id(bot.bot.store.all_messages()[0]["key"])
+    with pytest.raises(NotWaitingError, match="not waiting: it was handled"):
+        replay(bot, handled)
+
+
+def test_the_copy_is_named_by_a_hash_never_by_the_message(
+        bot: Harness, tmp_path: Path) -> None:
+    raw = re.sub(rb"Message-ID: [^\n]*\n",
+                 b"Message-ID: <../../../outside/x/../y@evil.example.com>\n",
+                 make_mail("Someone <someone@elsewhere.example.com>", "Hello",
+                           "Who reads this?\n"))
+    bot.deliver(raw)
+    bot.cycle()
+    (entry,) = bot.export()["set_aside"]
+    assert entry["message_id"] == "<../../../outside/x/../y@evil.example.com>"
+
+    (copy,) = (tmp_path / "set-aside").iterdir()
+    assert re.fullmatch(r"[0-9a-f]{64}\.eml", copy.name)
+    assert copy.name.startswith(entry["id"])
+    assert copy.read_bytes() == raw
+    assert not (tmp_path.parent / "outside").exists()
+    assert not (tmp_path / "outside").exists()
+
+
+def test_show_never_prints_terminal_controls(bot: Harness) -> None:
+    bot.deliver(make_mail("Someone <someone@elsewhere.example.com>",
+                          "Hello", "Clear \x1b[2J the screen\x07\n"))
+    bot.cycle()
+    (entry,) = bot.export()["set_aside"]
+    shown = setaside.show(bot.bot.store, entry["id"])
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "Clear \\x1b[2J the screen\\x07" in shown
+
+
+# -- the command, as staff run it ----------------------------------------
+
+AT = "2027-01-12 12:00:00"
+
+
+def test_the_set_aside_commands(home: Path) -> None:
+    deliver(home, "04-comment-reply")
+    deliver(home, "09-newsletter")
+    mailbot(home, "run", "--once", at=AT)
+
+    listed = mailbot(home, "set-aside", "list").stdout.splitlines()
+    assert listed[0].split()[:3] == ["ID", "RECEIVED", "(UTC)"]
+    assert len(listed) == 3
+    rows = {line.split()[3]: line.split()[0] for line in listed[1:]}
+    comment_id, news_id = rows[ALAN], rows[NEWS]
+
+    shown = mailbot(home, "set-aside", "show", news_id).stdout
+    assert "subject: This week: 10 apps for your classroom" in shown
+    assert "reason: not programme mail" in shown
+
+    exported = json.loads(mailbot(home, "export").stdout)
+    assert {m["id"] for m in exported["set_aside"]} == {comment_id, news_id}
+
+    unknown = mailbot(home, "set-aside", "replay", "0123abcd", check=False)
+    assert unknown.returncode == 1
+    assert "set-aside 0123abcd: no message has this id" in unknown.stderr
+
+    deliver(home, "01-nomination-list")
+    mailbot(home, "run", "--once", at=AT)
+    replayed = mailbot(home, "set-aside", "replay", comment_id, at=AT)
+    assert replayed.stdout == (f"replayed {comment_id}: handled (comment "
+                               "stored for Glenbrae Primary School)\n")
+
+    exported = json.loads(mailbot(home, "export").stdout)
+    assert [m["id"] for m in exported["set_aside"]] == [news_id]
+    school = exported["clusters"][0]["schools"][1]
+    assert school["contact_email"] == ALAN and len(school["comments"]) == 1
+    receipts = [p for p in (home / "data" / "outbox").glob("*.eml")
+                if b"X-Mailbot-Kind: comment-receipt" in p.read_bytes()]
+    assert len(receipts) == 1
+
+    again = mailbot(home, "set-aside", "replay", comment_id, check=False)
+    assert again.returncode == 1
+    assert "already replayed" in again.stderr
+
+
+def test_replay_is_refused_while_the_daemon_holds_the_record(
+        home: Path) -> None:
+    deliver(home, "09-newsletter")
+    mailbot(home, "run", "--once", at=AT)
+    news_id = mailbot(home, "set-aside", "list").stdout.splitlines()[1][:8]
+
+    daemon = Store(home / "data" / "mailbot.json")
+    daemon.lock()
+    try:
+        refused = mailbot(home, "set-aside", "replay", news_id, check=False)
+        # Reading needs no lock.
+        assert news_id in mailbot(home, "set-aside", "list").stdout
+    finally:
+        daemon.close()
+    assert refused.returncode == 1
+    assert "cannot replay while mailbot is running" in refused.stderr
+    assert "stop the daemon first" in refused.stderr
+    assert news_id in mailbot(home, "set-aside", "list").stdout
+
+    # Once it has stopped, the same replay runs (and the newsletter,
+    # still bulk mail, is set aside again under a new id).
+    result = mailbot(home, "set-aside", "replay", news_id, at=AT)
+    assert "set aside again as" in result.stdout
+    assert news_id not in mailbot(home, "set-aside", "list").stdout
