@@ -22,7 +22,6 @@ from mailbot.errors import ConfigError
 from mailbot.mail import normalise_address
 
 DEFAULT_PATH = "config.toml"
-# RFC 2177: a client re-issues IDLE at least every 29 minutes.
 IDLE_LIMIT_SECONDS = 29 * 60
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -322,10 +321,9 @@ class _Reader:
         if attempts < 1:
             raise self.fail(f"{s}.reconnect_attempts", "must be at least 1")
         renew = self.get(t, s, "idle_renew_seconds", float, 1500.0)
-        if not 1 <= renew <= IDLE_LIMIT_SECONDS:
+        if not 1 <= renew <= IDLE_LIMIT_SECONDS:  # RFC 2177: 29 minutes
             raise self.fail(f"{s}.idle_renew_seconds",
-                            f"must be from 1 to {IDLE_LIMIT_SECONDS} (servers "
-                            "may end an IDLE after 30 minutes)")
+                            f"must be from 1 to {IDLE_LIMIT_SECONDS}")
         return MailboxConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/inbox")),

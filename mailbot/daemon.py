@@ -114,8 +114,14 @@ class Daemon:
             return
         left = self.bot.config.schedule.poll_seconds - (
             time.monotonic() - started)
-        if left > 0:
+        if left <= 0:
+            return
+        try:
             self.source.wait(left)
+        except Exception:
+            # Waiting is only a shortcut to the next poll: never fatal.
+            log.exception("waiting for new mail failed")
+            self._stopping.wait(left)
 
     def stop(self) -> None:
         """Stop after the step in progress; safe from a signal handler."""

@@ -115,8 +115,8 @@ class MaildirSource:
         # A delivery renames a file into new/, which changes its mtime.
         try:
             return (self.root / "new").stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
+        except OSError:
+            return 0  # the next fetch says what is wrong
 
     def _folder(self, name: str) -> Path:
         path = self.root / _folder_dir_name(name)

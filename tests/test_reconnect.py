@@ -1,0 +1,232 @@
+"""The IMAP side over months: restarts, dropped connections and a mailbox
+renumbered under a new UIDVALIDITY lose no message and handle none twice.
+
+Everything runs against the real Dovecot of tests/servers.py. To make a
+fault happen at one exact point of a poll, the source is wrapped so that
+the fault strikes just before the n-th message is moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from harness import Harness, example_config, make_mail
+from imapclient import IMAPClient
+from servers import DovecotMailbox
+
+from mailbot.sources import MailSource, RawMail
+from mailbot.sources.imap import ImapSource, header_message_id
+
+START = "2027-01-12 09:35"
+
+
+class BeforeMove:
+    """A real source that runs `fault` once, just before the n-th move."""
+
+    def __init__(self, source: MailSource, n: int,
+                 fault: Callable[[], object]) -> None:
+        self.source, self.n, self.fault = source, n, fault
+        self.moves = 0
+
+    def _count(self) -> None:
+        self.moves += 1
+        if self.moves == self.n:
+            self.fault()
+
+    def fetch(self) -> Iterator[RawMail]:
+        return self.source.fetch()
+
+    def mark_handled(self, key: str) -> None:
+        self._count()
+        self.source.mark_handled(key)
+
+    def set_aside(self, key: str) -> None:
+        self._count()
+        self.source.set_aside(key)
+
+    def wait(self, timeout: float) -> None:
+        self.source.wait(timeout)
+
+    def interrupt(self) -> None:
+        self.source.interrupt()
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: nothing in mailbot catches it."""
+
+
+def auto_reply(n: int) -> bytes:
+    """A message the pipeline handles without answering: cheap in bulk."""
+    return make_mail(f"Person {n} <person{n}@school.example.org>",
+                     f"Automatic reply {n}", "I am out of the office.",
+                     Message_ID=f"<reply-{n}@school.example.org>",
+                     Auto_Submitted="auto-replied")
+
+
+def append_all(dovecot: DovecotMailbox, raws: list[bytes]) -> None:
+    imap: IMAPClient = dovecot.client()
+    try:
+        for raw in raws:
+            imap.append("INBOX", raw)
+    finally:
+        imap.logout()
+
+
+def harness(dovecot: DovecotMailbox, tmp_path: Path) -> Harness:
+    config = example_config(tmp_path, mailbox=dovecot.mailbox_config())
+    return Harness(config, START, deliver=dovecot.deliver)
+
+
+def assert_each_handled_once(bot: Harness, dovecot: DovecotMailbox,
+                             count: int) -> None:
+    assert dovecot.folder_messages("INBOX") == []
+    handled = Counter(header_message_id(m)
+                      for m in dovecot.folder_messages("Handled"))
+    expected = {f"<reply-{n}@school.example.org>" for n in range(count)}
+    assert set(handled) == expected
+    assert set(handled.values()) == {1}
+    records = bot.bot.store.all_messages()
+    firsts = Counter(r["message_id"] for r in records
+                     if r["kind"] != "duplicate")
+    assert set(firsts) == expected and set(firsts.values()) == {1}
+
+
+# ------------------------------------------------------------- restarts
+
+def test_a_restart_between_polls_loses_and_repeats_nothing(
+        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+    bot = harness(dovecot, tmp_path)
+    bot.deliver(*(auto_reply(n) for n in range(3)))
+    bot.cycle()
+
+    dovecot.restart()
+    bot.deliver(*(auto_reply(n) for n in range(3, 5)))
+    bot.cycle()
+
+    assert_each_handled_once(bot, dovecot, 5)
+    assert bot.bot.store.get_meta("poll_failing_since") is None
+    bot.close()
+
+
+def test_a_restart_during_a_long_fetch_resumes_where_it_stopped(
+        dovecot: DovecotMailbox, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    append_all(dovecot, [auto_reply(n) for n in range(250)])
+    bot = harness(dovecot, tmp_path)
+
+    def down_for_a_moment() -> None:
+        # The server goes away in the middle of the fetch (between two
+        # batches of 200, and within one) and is back a little later.
+        dovecot.server.stop()
+        threading.Timer(0.5, dovecot.server.start).start()
+
+    bot.bot.pipeline.source = BeforeMove(bot.bot.pipeline.source, 150,
+                                         down_for_a_moment)
+    with caplog.at_level(logging.INFO, logger="mailbot"):
+        assert bot.bot.pipeline.poll() == 250
+
+    assert "connecting again in 1 s" in caplog.text
+    assert_each_handled_once(bot, dovecot, 250)
+    bot.close()
+
+
+def test_a_kicked_connection_is_opened_again(
+        dovecot: DovecotMailbox) -> None:
+    for n in range(3):
+        dovecot.deliver(auto_reply(n))
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        first, second, third = source.fetch()
+        dovecot.kick()
+        source.mark_handled(first.key)
+        dovecot.kick()
+        source.set_aside(second.key)
+        dovecot.kick()
+        assert [m.key for m in source.fetch()] == [third.key]
+
+    assert len(dovecot.folder_messages("Handled")) == 1
+    assert len(dovecot.folder_messages("Set aside")) == 1
+
+
+# -------------------------------------------------------- renumbering
+
+def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
+        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+    append_all(dovecot, [auto_reply(n) for n in range(6)])
+    before = dovecot.uidvalidity()
+    bot = harness(dovecot, tmp_path)
+    bot.bot.pipeline.source = BeforeMove(bot.bot.pipeline.source, 3,
+                                         dovecot.renumber)
+
+    bot.cycle()
+
+    # The third message was moved by its Message-ID, the other three were
+    # read again under the new numbers.
+    keys = [r["key"] for r in bot.bot.store.all_messages()]
+    assert [k.split(":")[1] for k in keys] == [str(before)] * 3 + [
+        str(dovecot.uidvalidity())] * 3
+    assert_each_handled_once(bot, dovecot, 6)
+    bot.close()
+
+
+def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
+        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+    append_all(dovecot, [auto_reply(n) for n in range(6)])
+    bot = harness(dovecot, tmp_path)
+
+    def crash() -> None:
+        raise Crash
+
+    bot.bot.pipeline.source = BeforeMove(bot.bot.pipeline.source, 3, crash)
+    with pytest.raises(Crash):
+        bot.bot.pipeline.poll()
+    bot.close()
+    dovecot.renumber()
+
+    bot = harness(dovecot, tmp_path)
+    bot.cycle()
+
+    # The third message came back under a new key and was known by its
+    # Message-ID: moved, not handled again.
+    duplicates = [r for r in bot.bot.store.all_messages()
+                  if r["kind"] == "duplicate"]
+    assert [r["message_id"] for r in duplicates] == [
+        "<reply-2@school.example.org>"]
+    assert_each_handled_once(bot, dovecot, 6)
+    bot.close()
+
+
+def test_an_old_key_never_moves_another_message(
+        dovecot: DovecotMailbox, caplog: pytest.LogCaptureFixture) -> None:
+    append_all(dovecot, [auto_reply(n) for n in range(4)])
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        first, second, third, _ = source.fetch()
+        source.mark_handled(first.key)
+        dovecot.renumber()
+        # UIDs now start again from 1: the old UID of the third message
+        # names the fourth. The source knows the third by its Message-ID.
+        source.mark_handled(third.key)
+
+    # A new process knows no Message-IDs: it leaves the old key alone,
+    # and the next poll reads the message again under a new key.
+    with closing(ImapSource(dovecot.mailbox_config())) as fresh, \
+            caplog.at_level(logging.WARNING):
+        fresh.mark_handled(second.key)
+
+    assert "not moving" in caplog.text
+    assert [header_message_id(m) for m in dovecot.folder_messages("Handled")
+            ] == ["<reply-0@school.example.org>",
+                  "<reply-2@school.example.org>"]
+    assert [header_message_id(m) for m in dovecot.folder_messages("INBOX")
+            ] == ["<reply-1@school.example.org>",
+                  "<reply-3@school.example.org>"]
