@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := dovecot-core dovecot-imapd faketime
 
-.PHONY: run once demo test check setup system-packages clean
+.PHONY: run once demo test bench check setup system-packages clean
 
 run: setup config.toml
 	$(BIN)/mailbot run
@@ -23,6 +23,11 @@ test: setup system-packages
 	$(BIN)/pytest -q
 	$(BIN)/mypy
 	$(BIN)/ruff check mailbot tests
+
+# Figures, no assertions: a real Dovecot on 127.0.0.1 and temporary folders.
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--messages 500 --profile"
+bench: setup system-packages
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 setup: $(VENV)/.installed
 
