@@ -38,8 +38,10 @@ class Classifier:
         self.visit_request = visit_request
 
     def classify(self, mail: Incoming, store: Store) -> Understanding:
-        thread = self._thread(mail, store)
         sender = mail.sender.email
+        if "@" not in sender:
+            return Understanding(OTHER, reason="no sender address to answer")
+        thread = self._thread(mail, store)
         if thread.kind == FOREIGN_THREAD:
             return Understanding(OTHER, thread.cluster_id, None, thread.reason)
 

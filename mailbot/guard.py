@@ -37,7 +37,7 @@ LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "List-Help",
 # Sender: of a list post (Mailman, LISTSERV, Google Groups).
 _LIST_SENDER = re.compile(r"^(?:owner-.+|.+-(?:bounces|request|owner))(?:\+.*)?@")
 
-_NOREPLY = re.compile(r"^(?:no-?reply|do-?not-?reply)(?:[-+._].*)?$")
+_NOREPLY = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply)(?:[-+._].*)?$")
 _ADDRESS = r"[^\s<>()\"':;,]+@[^\s<>()\"':;,]+\.[a-z0-9-]+"
 _ENCODINGS = ("base64", "quoted-printable")
 _LINES = re.IGNORECASE | re.MULTILINE
@@ -52,6 +52,12 @@ class Verdict:
     kind: str            # "own" | "bounce" | "auto-reply" | "bulk"
     reason: str          # for the log and staff
     bounced: tuple[str, ...] = ()   # for bounces: failed recipients
+
+
+def is_robot_address(address: str) -> bool:
+    """An address no person reads: mailer-daemon@, postmaster@, noreply@."""
+    local = normalise_address(address).partition("@")[0]
+    return local in ROBOT_LOCAL_PARTS or bool(_NOREPLY.match(local))
 
 
 def check(mail: Incoming, own_addresses: frozenset[str],

@@ -6,6 +6,7 @@ loosely typed result into a frozen `Incoming` so that `Any` stops here.
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.utils
 import logging
@@ -142,7 +143,8 @@ def _decoded(value: Any) -> str:
     headers (RFC 6532) are read as UTF-8, else as Windows-1252."""
     try:
         parts = email.header.decode_header(value)
-    except (ValueError, LookupError, TypeError, UnicodeError):
+    except (ValueError, LookupError, TypeError, UnicodeError,
+            email.errors.HeaderParseError):
         return str(value)
     text = []
     for chunk, charset in parts:
@@ -166,8 +168,12 @@ def _message_id(value: str) -> str:
     value = value.strip()
     if not value:
         return ""
-    if "<" in value and ">" in value:
-        value = value[value.index("<"):value.index(">", value.index("<")) + 1]
+    start = value.find("<")
+    end = value.find(">", start + 1)
+    if start >= 0 and end < 0:
+        return ""  # unclosed: not an id to trust, nor to echo in a reply
+    if start >= 0:
+        value = value[start:end + 1]
     value = "".join(value.split())
     return value if value.startswith("<") else f"<{value}>"
 

@@ -226,8 +226,11 @@ def _trim_generic(text: str) -> str | None:
 
 
 def _cluster_in_prose(text: str) -> str | None:
-    pattern = (r"(?:[A-Z][\w'\u2019-]*\s+){1,4}(?:Cluster|ASG|Learning "
-               r"Community|Associated Schools Group|Learning Partnership)\b")
+    # Possessive quantifiers and a word-start look-behind keep this linear:
+    # a long run of letters must not be tried from every position in it.
+    pattern = (r"(?<![\w'\u2019-])(?:[A-Z][\w'\u2019-]*+\s++){1,4}"
+               r"(?:Cluster|ASG|Learning Community|Associated Schools Group"
+               r"|Learning Partnership)\b")
     for match in re.finditer(pattern, text):
         name = _trim_generic(match.group())
         if name:

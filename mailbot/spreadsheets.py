@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from datetime import date, datetime
 
 import openpyxl
@@ -119,7 +120,8 @@ def _sniff(text: str) -> str:
 
 # What openpyxl raises on a damaged workbook: broken zips, missing parts,
 # bad XML (ParseError is a SyntaxError) and values of the wrong kind.
-_DAMAGED = (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError,
+_DAMAGED = (zipfile.BadZipFile, zlib.error, InvalidFileException, KeyError,
+            ValueError,
             TypeError, IndexError, AttributeError, OSError, EOFError,
             SyntaxError)
 

@@ -110,7 +110,7 @@ class JournalStorage(Storage):
                 out.seek(self._good_bytes)
             out.write(line)
             out.flush()
-            os.fsync(out.fileno())
+            os.fdatasync(out.fileno())
         self._good_bytes += len(line)
         self._journal_bytes = self._good_bytes
         if self._journal_bytes > max(MIN_JOURNAL_BYTES, self._snapshot_bytes):

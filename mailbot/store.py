@@ -19,7 +19,7 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,18 @@ class Store:
         self._replies: dict[str, list[str]] = defaultdict(list)
         for doc in self.outgoing.all():
             self._index_outgoing(doc.doc_id, doc)
+        self._index_schools()
+
+    def _index_schools(self) -> None:
+        self._by_contact: dict[str, set[int]] = defaultdict(set)
+        self._by_cluster: dict[int, set[int]] = defaultdict(set)
+        for doc in self.schools.all():
+            self._index_school(doc.doc_id, doc)
+
+    def _index_school(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        if doc.get("contact_email"):
+            self._by_contact[doc["contact_email"]].add(doc_id)
+        self._by_cluster[doc["cluster_id"]].add(doc_id)
 
     def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._message_keys[doc["key"]] = doc_id
@@ -184,6 +196,8 @@ class Store:
         self._undo.clear()
         if touched & {"messages", "outgoing"}:
             self._index()
+        elif "schools" in touched:
+            self._index_schools()
 
     def close(self) -> None:
         self.commit()
@@ -230,20 +244,28 @@ class Store:
         return self.clusters.search(Q.lead.email == email)
 
     def add_school(self, fields: dict[str, Any]) -> int:
-        return self.schools.insert(fields)
+        doc_id = self.schools.insert(fields)
+        self._index_school(doc_id, fields)
+        return doc_id
 
     def school(self, school_id: int) -> Document:
         return _found(self.schools.get(school_id), "school", school_id)
 
     def update_school(self, school_id: int, fields: dict[str, Any]) -> None:
         self.schools.update(school_id, fields)
+        if "contact_email" in fields or "cluster_id" in fields:
+            self._index_schools()
 
     def schools_of(self, cluster_id: int) -> list[Document]:
-        return sorted(self.schools.search(Q.cluster_id == cluster_id),
-                      key=lambda s: s.doc_id)
+        return self._schools(self._by_cluster.get(cluster_id, ()))
 
     def schools_with_contact(self, email: str) -> list[Document]:
-        return self.schools.search(Q.contact_email == email)
+        found = self._schools(self._by_contact.get(email, ()))
+        return [s for s in found if s.get("contact_email") == email]
+
+    def _schools(self, ids: Iterable[int]) -> list[Document]:
+        found = (self.schools.get(doc_id) for doc_id in sorted(ids))
+        return [doc for doc in found if doc is not None]
 
     def all_schools(self) -> list[Document]:
         return self.schools.all()

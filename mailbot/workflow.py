@@ -7,6 +7,7 @@ both once the whole message has been dealt with.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from mailbot.clock import Clock
 from mailbot.compose import Composer, Draft
 from mailbot.config import Config
 from mailbot.enrolment import Enrolment
-from mailbot.guard import Verdict
+from mailbot.guard import Verdict, is_robot_address
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
@@ -65,6 +66,9 @@ class Workflow:
         if self.store.outgoing_by_key(draft.key) is not None:
             return False
         now = self.clock.now()
+        draft = self._people_only(draft)
+        if not draft.to:
+            return False
         if draft.reply_to_id and self._reply_limit_reached(draft, now):
             return False
         message = self.composer.build(draft, now)
@@ -83,6 +87,21 @@ class Workflow:
             "raw": message.as_string(),
             "in_reply_to": draft.reply_to_id,
         })
+
+    def _people_only(self, draft: Draft) -> Draft:
+        """The draft without recipients that no person reads: robots, and
+        the programme's own address (a nomination may name either)."""
+        def person(address: str) -> bool:
+            return bool(address) and not is_robot_address(address) \
+                and address not in self.config.own_addresses
+
+        to = tuple(a for a in draft.to if person(a))
+        cc = tuple(a for a in draft.cc if person(a))
+        if (to, cc) != (draft.to, draft.cc):
+            dropped = set(draft.to + draft.cc) - set(to + cc)
+            log.warning("%s %s: not sending to %s", draft.kind, draft.key,
+                        ", ".join(sorted(a or "(no address)" for a in dropped)))
+        return dataclasses.replace(draft, to=to, cc=cc)
 
     def _reply_limit_reached(self, draft: Draft, now: datetime) -> bool:
         # Whatever a robot's headers say, it cannot keep a conversation
