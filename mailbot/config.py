@@ -127,6 +127,13 @@ class Config:
     def own_addresses(self) -> frozenset[str]:
         return frozenset({self.programme_address})
 
+    @property
+    def programme_people(self) -> frozenset[str]:
+        """Staff, validators, council contacts and Education Scotland."""
+        return frozenset({*self.staff, *(v.email for v in self.validators),
+                          *(c.email for c in self.councils.values()),
+                          self.education_scotland.email})
+
 
 def is_loopback(host: str) -> bool:
     """Is `host` this machine (where a password in clear stays local)?"""

@@ -98,7 +98,7 @@ class Enrolment:
                            cluster_id)
         missing = parsed.missing()
         self.flow.queue(Draft(
-            key=f"missing-information:{cluster_id}:{mail.message_id}",
+            key=f"missing-information:{cluster_id}:{mail.ref}",
             kind="missing-information", template="missing-information",
             to=(mail.sender.email,), reply_to_id=mail.message_id,
             references=mail.references, cluster_id=cluster_id,

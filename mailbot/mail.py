@@ -6,18 +6,20 @@ loosely typed result into a frozen `Incoming` so that `Any` stops here.
 
 from __future__ import annotations
 
+import dataclasses
 import email.errors
 import email.header
 import email.utils
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
+from html.parser import HTMLParser
 from typing import Any
 
 import mailparser
-from bs4 import BeautifulSoup
 
 from mailbot.errors import SetAside
 
@@ -62,6 +64,13 @@ class Incoming:
     html: str
     attachments: tuple[Attachment, ...]
     message: Message = field(repr=False, compare=False)
+    fingerprint: str = ""  # SHA-256 of the raw bytes
+
+    @property
+    def ref(self) -> str:
+        """What names this message in the keys of the mail it causes: its
+        Message-ID, or, lacking one, a digest of its bytes."""
+        return self.message_id or f"<sha256:{self.fingerprint[:32]}>"
 
     def header(self, name: str) -> str:
         """The first value of a header, or '' (names compare without case)."""
@@ -81,7 +90,8 @@ def parse(raw: bytes) -> Incoming:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME
         raise SetAside(f"unreadable message: {exc}") from exc
-    return _from_mailparser(parsed)
+    return dataclasses.replace(_from_mailparser(parsed),
+                               fingerprint=hashlib.sha256(raw).hexdigest())
 
 
 def _from_mailparser(parsed: Any) -> Incoming:
@@ -104,9 +114,8 @@ def _from_mailparser(parsed: Any) -> Incoming:
         date=_date(headers.get("date", "")),
         in_reply_to=_message_id(headers.get("in-reply-to", "")),
         references=tuple(
-            _message_id(ref) for ref in headers.get("references", "").split()
-            if ref.strip()
-        ),
+            ref for ref in map(_message_id, _REFERENCE.findall(
+                headers.get("references", ""))) if ref),
         headers=headers,
         text=text,
         html=html,
@@ -117,17 +126,44 @@ def _from_mailparser(parsed: Any) -> Incoming:
 
 def html_to_text(html: str) -> str:
     """Visible text of an HTML body, one line per block and table row."""
-    soup = BeautifulSoup(html, "html.parser")
-    for hidden in soup(["style", "script", "head", "title"]):
-        hidden.decompose()
-    for cell in soup.find_all(["td", "th"]):
-        cell.append("\t")
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for block in soup.find_all(["p", "div", "tr", "li", "h1", "h2", "h3", "table"]):
-        block.append("\n")
-    lines = (line.rstrip("\t ").strip() for line in soup.get_text().splitlines())
+    reader = _TextReader()
+    reader.feed(html)
+    reader.close()
+    text = "".join(reader.parts)
+    lines = (line.rstrip("\t ").strip() for line in text.splitlines())
     return "\n".join(lines).strip() + "\n"
+
+
+class _TextReader(HTMLParser):
+    """One pass over the tags, so that deeply nested mail costs no more
+    than flat mail of the same size."""
+
+    BLOCKS = frozenset({"p", "div", "tr", "li", "h1", "h2", "h3", "h4",
+                        "table", "ul", "ol", "blockquote"})
+    HIDDEN = frozenset({"style", "script", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
 
 
 def _clean(value: str) -> str:
@@ -165,17 +201,22 @@ def _decoded(value: Any) -> str:
 
 
 def _message_id(value: str) -> str:
-    value = value.strip()
-    if not value:
-        return ""
-    start = value.find("<")
-    end = value.find(">", start + 1)
-    if start >= 0 and end < 0:
-        return ""  # unclosed: not an id to trust, nor to echo in a reply
-    if start >= 0:
-        value = value[start:end + 1]
+    """A Message-ID as mailbot keeps and echoes it, or '' for anything that
+    is not one (unclosed, nested brackets, 8-bit or control characters):
+    what mailbot cannot trust it does not repeat in a reply's headers."""
+    bracketed = _REFERENCE.findall(value)
+    if bracketed:
+        value = bracketed[0]  # "<id> (a comment)" names the id first
+    elif "<" in value or ">" in value:
+        return ""  # unclosed or stray brackets
     value = "".join(value.split())
-    return value if value.startswith("<") else f"<{value}>"
+    if value and not value.startswith("<"):
+        value = f"<{value}>"
+    return value if _MESSAGE_ID.fullmatch(value) else ""
+
+
+_REFERENCE = re.compile(r"<[^<>]*>")
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 
 
 def _addresses(pairs: Any) -> tuple[Address, ...]:

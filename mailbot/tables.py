@@ -230,10 +230,16 @@ def from_html(html: str, history: bool = False) -> list[Table]:
     tables = []
     for element in soup.find_all("table")[:MAX_TABLES]:
         grid: Grid = []
-        for row in element.find_all("tr")[:MAX_ROWS]:
-            nested = row.find_parent("table") is not element
-            if not isinstance(row, Tag) or nested:
-                continue  # a row of a table nested inside this one
+        # Only this table's own rows (directly, or in its thead, tbody or
+        # tfoot): searching the whole subtree for each of many nested
+        # tables would make deeply nested mail quadratic to read.
+        sections = [element, *element.find_all(
+            ["thead", "tbody", "tfoot"], recursive=False)]
+        rows = [row for part in sections
+                for row in part.find_all("tr", recursive=False)]
+        for row in rows[:MAX_ROWS]:
+            if not isinstance(row, Tag):
+                continue
             cells = row.find_all(["td", "th"], recursive=False)
             grid.append([cell.get_text(" ", strip=True) for cell in cells])
         table = interpret(grid)

@@ -131,6 +131,15 @@ class Workflow:
                 return Outcome(SET_ASIDE, "bounce",
                                "a bounce whose failed address could not be read")
             for address in verdict.bounced:
+                if address in self.config.programme_people:
+                    # A bounce is easy to forge, and silencing the digest
+                    # or a validator for good would do real harm: the
+                    # config, not a bounce, says who the programme's
+                    # people are.
+                    log.error("a bounce names %s, one of the programme's "
+                              "own people; not marking it undeliverable",
+                              address)
+                    continue
                 self._undeliverable(address, now, verdict.reason, mail.message_id)
             return Outcome(HANDLED, "bounce",
                            "undeliverable: " + ", ".join(verdict.bounced))
@@ -225,7 +234,7 @@ class Workflow:
         validator = cluster.get("validator")
         to = (validator["email"],) if validator else self.config.staff
         self.queue(Draft(
-            key=f"visit-request:{mail.message_id}", kind="visit-request",
+            key=f"visit-request:{mail.ref}", kind="visit-request",
             template="visit-request", to=tuple(to), cluster_id=cluster.doc_id,
             school_id=school.doc_id,
             context={"recipient_name": validator["name"] if validator else None,
@@ -247,7 +256,7 @@ class Workflow:
         school = self.store.school(school_id)
         cluster = self.store.cluster(school["cluster_id"])
         self.queue(Draft(
-            key=key or f"{template}:{mail.message_id}", kind=kind,
+            key=key or f"{template}:{mail.ref}", kind=kind,
             template=template, to=(mail.sender.email,),
             reply_to_id=mail.message_id, references=mail.references,
             cluster_id=cluster.doc_id, school_id=school_id,
