@@ -46,6 +46,10 @@ class FileOutbox:
         # Half-written files from a run that was killed mid-write.
         for stale in self.path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+        # The Message-ID part of every name already here (after the time
+        # stamp, before ".eml"), to check each send against in memory.
+        self._written = {p.stem.split("-", 1)[1] for p in self.path.glob("*.eml")
+                         if "-" in p.stem}
 
     def send(self, message: EmailMessage) -> None:
         try:
@@ -59,7 +63,7 @@ class FileOutbox:
         # Message-IDs are unique to each intended message, so one already
         # here was written before a crash that came before the record of
         # it: writing it again would send it twice.
-        if message.get("Message-ID") and any(self.path.glob(f"*-{part}.eml")):
+        if message.get("Message-ID") and part in self._written:
             log.warning("%s is already in the outbox; not written again",
                         message["Message-ID"])
             return
@@ -76,6 +80,7 @@ class FileOutbox:
             os.fsync(out.fileno())
         final = self._free_name(name)
         os.replace(temp, final)
+        self._written.add(part)
         log.debug("wrote %s", final)
 
     def close(self) -> None:
