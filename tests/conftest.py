@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from harness import ROOT
 from servers import DOVECOT, HOST, DovecotMailbox, DovecotServer, SmtpServer
 
 # ------------------------------------------------------- real mail servers
@@ -63,3 +66,13 @@ def silent_port() -> Iterator[int]:
         listener.bind((HOST, 0))
         listener.listen(5)
         yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A folder where staff run `mailbot`: config.toml copied from the
+    example, rules/ and templates/ linked from the project."""
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
+    for sub in ("rules", "templates"):
+        os.symlink(ROOT / sub, tmp_path / sub)
+    return tmp_path

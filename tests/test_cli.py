@@ -12,18 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "mailbot" / "demo_mail"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
-    for sub in ("rules", "templates"):
-        os.symlink(ROOT / sub, tmp_path / sub)
-    return tmp_path
 
 
 def mailbot(home: Path, *args: str, at: str | None = None,

@@ -4,15 +4,13 @@ on the embedded default, and through the `mailbot set-aside` command."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import Harness, example_config, make_mail, sample
-from test_cli import ROOT, deliver, mailbot
+from test_cli import deliver, mailbot
 
 from mailbot import digest, setaside
 from mailbot.errors import NotWaitingError
@@ -20,15 +18,6 @@ from mailbot.store import Store
 
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
 NEWS = "news@edtech-weekly.example.com"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """A folder where staff run `mailbot`, as in test_cli.py."""
-    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.toml")
-    for sub in ("rules", "templates"):
-        os.symlink(ROOT / sub, tmp_path / sub)
-    return tmp_path
 
 
 @pytest.fixture
