@@ -121,7 +121,7 @@ def _sniff(text: str) -> str:
 # What openpyxl raises on a damaged workbook: broken zips, missing parts,
 # bad XML (ParseError is a SyntaxError) and values of the wrong kind.
 _DAMAGED = (zipfile.BadZipFile, zlib.error, InvalidFileException, KeyError,
-            ValueError,
+            ValueError, NotImplementedError, RuntimeError,
             TypeError, IndexError, AttributeError, OSError, EOFError,
             SyntaxError)
 

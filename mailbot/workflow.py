@@ -46,6 +46,9 @@ from mailbot.workhours import WorkingTime
 
 log = logging.getLogger(__name__)
 
+# How much of a comment its receipt quotes back.
+RECEIPT_QUOTE_CHARS = 2000
+
 
 class Workflow:
     def __init__(self, config: Config, rules: Rules, store: Store,
@@ -194,8 +197,10 @@ class Workflow:
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],
                              message_id=mail.message_id, detail=text[:200])
+        # The receipt quotes enough to recognise the comment, never a
+        # pasted log or a whole document (that stays in the record).
         self._reply(mail, school.doc_id, "comment-receipt", "comment-receipt",
-                    {"comment": text})
+                    {"comment": _excerpt(text, RECEIPT_QUOTE_CHARS)})
         return Outcome(HANDLED, COMMENT, f"comment stored for {school['name']}",
                        school["cluster_id"], school.doc_id)
 
@@ -309,3 +314,10 @@ class Workflow:
             context={"lead_name": view["lead_name"], "cluster": view,
                      "validator": validator}))
         return True
+
+
+def _excerpt(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0]
+    return f"{cut} [...]\n\n(The rest of your message is recorded as you sent it.)"

@@ -578,13 +578,43 @@ def workbooks(draw: Draw) -> bytes:
         book.save(out)
         _WORKBOOKS[key] = out.getvalue()
     data = _WORKBOOKS[key]
-    damage = draw(st.sampled_from(("none", "none", "truncate", "flip")))
+    damage = draw(st.sampled_from(("none", "none", "truncate", "flip")
+                                  + ZIP_DAMAGE))
     if damage == "truncate":
         data = data[:draw(st.integers(0, len(data)))]
     elif damage == "flip":
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+    elif damage != "none":
+        data = damage_zip(data, damage)
     return data
+
+
+ZIP_DAMAGE = ("deflate", "deflate64", "encrypted")
+
+
+def damage_zip(data: bytes, how: str) -> bytes:
+    """A zip damaged as real ones are: its first deflate stream garbage,
+    its parts in Deflate64 (which Windows writes for big archives and
+    zipfile cannot read), or its parts flagged as encrypted."""
+    out = bytearray(data)
+    if how == "deflate":
+        name, extra = out[26:28], out[28:30]  # of the first local header
+        start = 30 + int.from_bytes(name, "little") \
+            + int.from_bytes(extra, "little")
+        out[start:start + 4] = b"\xff" * 4
+        return bytes(out)
+    # Local headers keep the flags 6 bytes in, the central directory 8;
+    # the compression method follows the flags in both.
+    for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = out.find(signature)
+        while at >= 0:
+            if how == "deflate64":
+                out[at + flags + 2:at + flags + 4] = b"\x09\x00"
+            else:
+                out[at + flags] |= 1
+            at = out.find(signature, at + 4)
+    return bytes(out)
 
 
 def _xlsx_safe(cell: str) -> str:

@@ -66,6 +66,9 @@ MSG_ID = re.compile(r"<[!-;=?-~]+>")
 UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Seconds one message may take: past this a hostile message stalls the poll.
 SLOW = 10.0
+# Bytes a message mailbot sends may run to: its templates write a few KB,
+# a digest or a cluster of forty schools some tens.
+MAX_SENT = 1_000_000
 # `set-aside show` looks through every record for the id it is given, so
 # only the first messages of a (scaled-up) run are shown, to keep it linear.
 SHOWN = 1000
@@ -249,9 +252,12 @@ class Rig:
         problems = [p for item in self.queued() if item["raw"]
                     for p in outgoing_problems(item)]
         for path in self.outbox.glob("*.eml"):
-            message = email.message_from_bytes(path.read_bytes(),
+            data = path.read_bytes()
+            message = email.message_from_bytes(data,
                                                policy=email.policy.default)
             problems += message_problems(message, recipients(message))
+            if len(data) > MAX_SENT:
+                problems.append(("huge-reply", f"{path.name}: {len(data)}"))
         self.fail_on(problems)
         self.harness.close()
         print(f"{len(self.thrown)} messages thrown; known defects seen: "
@@ -271,6 +277,8 @@ def outgoing_problems(item: dict[str, Any]) -> list[Problem]:
     message = email.message_from_string(str(item["raw"]),
                                         policy=email.policy.default)
     problems = message_problems(message, to + cc)
+    if len(item["raw"]) > MAX_SENT:
+        problems.append(("huge-reply", f"{len(item['raw'])} bytes"))
     # An empty address is already a problem of its own, and leaves no trace.
     if recipients(message) != [a for a in to + cc if a]:
         problems.append(("headers",
@@ -452,22 +460,18 @@ def test_a_broken_encoded_word_does_not_stop_a_message(tmp_path: Path) -> None:
     rig.harness.close()
 
 
-def damaged_workbook() -> bytes:
-    """A zip whose first member's deflate stream is garbage."""
+def small_zip() -> bytes:
+    """A zip of one deflated part, as a workbook's first part."""
     member = zipfile.ZipInfo("[Content_Types].xml", (2027, 1, 12, 0, 0, 0))
     member.compress_type = zipfile.ZIP_DEFLATED
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr(member, "<Types/>" * 20)
-    data = bytearray(out.getvalue())
-    start = 30 + len(member.filename)  # after the local file header
-    data[start:start + 4] = b"\xff\xff\xff\xff"
-    return bytes(data)
+    return out.getvalue()
 
 
-def test_a_damaged_workbook_is_skipped(tmp_path: Path) -> None:
-    # Guards a past bug: zlib.error escaped spreadsheets.py, and the
-    # nomination it came with was set aside as an error.
+def nomination_with_workbook(data: bytes) -> bytes:
+    """A complete nomination in the text, and a workbook attached."""
     message = email.message_from_bytes(make_mail(
         "Lee Lead <lee@lead.example.sch.uk>",
         "Cluster nomination - Zip Cluster",
@@ -476,10 +480,28 @@ def test_a_damaged_workbook_is_skipped(tmp_path: Path) -> None:
         "1. Zip Primary School (primary) - Ann Bee - "
         "ann@zip-ps.example.sch.uk\n"),
         policy=email.policy.default)
-    message.add_attachment(damaged_workbook(), maintype="application",
+    message.add_attachment(data, maintype="application",
                            subtype="vnd.openxmlformats-officedocument"
                            ".spreadsheetml.sheet", filename="schools.xlsx")
-    rig, problems = one(tmp_path, message.as_bytes())
+    return message.as_bytes()
+
+
+def test_a_damaged_workbook_is_skipped(tmp_path: Path) -> None:
+    # Guards a past bug: zlib.error escaped spreadsheets.py, and the
+    # nomination it came with was set aside as an error.
+    raw = nomination_with_workbook(
+        generators.damage_zip(small_zip(), "deflate"))
+    rig, problems = one(tmp_path, raw)
+    assert problems == []
+    assert rig.harness.cluster("Zip Cluster")["status"] == "active"
+    rig.harness.close()
+
+
+@pytest.mark.parametrize("damage", ["deflate64", "encrypted"])
+def test_a_workbook_zipfile_cannot_open_is_skipped(tmp_path: Path,
+                                                   damage: str) -> None:
+    raw = nomination_with_workbook(generators.damage_zip(small_zip(), damage))
+    rig, problems = one(tmp_path, raw)
     assert problems == []
     assert rig.harness.cluster("Zip Cluster")["status"] == "active"
     rig.harness.close()
@@ -583,6 +605,17 @@ def test_deeply_nested_html_does_not_stall_the_poll(tmp_path: Path,
     rig.harness.close()
 
 
-# Kind of problem -> the tests that show it, while they are marked xfail;
-# e.g. "slow": ("test_deeply_nested_html_does_not_stall_the_poll",).
+def test_a_huge_comment_gets_a_small_receipt(tmp_path: Path) -> None:
+    # Guards a past bug: the receipt quoted the whole comment, twice.
+    # 1.2 MB of text where a comment is a paragraph: a log or an
+    # attachment pasted in, or a body whose MIME could not be read.
+    line = b"A" * 76 + b"\r\n"
+    text = b"Our coding club notes follow.\r\n" + line * 15_000
+    rig, problems = one(tmp_path, b"From: " + ALAN + b"\r\n"
+                        b"Subject: Notes\r\n\r\n" + text, GOOD)
+    assert problems == []
+    rig.harness.close()
+
+
+# Kind of problem -> the tests that show it, while they are marked xfail.
 KNOWN: dict[str, tuple[str, ...]] = {}
