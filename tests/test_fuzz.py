@@ -64,8 +64,11 @@ ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+"
 MSG_ID = re.compile(r"<[!-;=?-~]+>")
 # What must not reach a terminal: C0 and C1 controls but tab and newline.
 UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Seconds one message may take: past this a hostile message stalls the poll.
+# Seconds one message may take, and more per megabyte: past this, a
+# hostile message stalls the poll. (Reading costs about 1.5 s per MB of
+# text; what this catches is cost that grows faster than the message.)
 SLOW = 10.0
+SLOW_PER_MB = 3.0
 # Bytes a message mailbot sends may run to: its templates write a few KB,
 # a digest or a cluster of forty schools some tens.
 MAX_SENT = 1_000_000
@@ -135,7 +138,7 @@ class Rig:
         if not again:  # the same bytes again are the same message again
             problems += self.told(name, queued)
         problems += self.silenced()
-        if took > SLOW:
+        if took > SLOW + SLOW_PER_MB * len(raw) / 1e6:
             problems.append(("slow", f"{took:.1f} s for {len(raw)} bytes"))
         return problems
 
