@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from mailbot.phrases import Anchored, fold
 from mailbot.tables import column_meaning, field_label
 
 EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
@@ -35,16 +36,20 @@ _FORM_MARKER = re.compile(r"schools\s*\(one per line", re.IGNORECASE)
 _LABELLED = re.compile(
     r"(?P<label>[A-Za-z][A-Za-z /'-]{0,40}?)\s*(?::|\t|\s[-\u2013]\s)\s*"
     r"(?P<value>.*)")
+_LABEL_END = re.compile(r"[:\t\-\u2013]")
 _PROSE_LIST = re.compile(
     r"\b(?:schools?|cluster|asg|group)\b[^.:\n]{0,40}?\b(?:are|include|"
     r"includes|comprises?|consists? of|is made up of|will be)\b:?\s+"
     r"(?P<list>.+?)(?:(?<!\bSt)(?<!\bMr)(?<!\bMrs)(?<!\bDr)\.(?=\s|$)|$)",
     re.IGNORECASE | re.DOTALL)
+# The same, tried only where one of the words it starts with stands.
+_PROSE_LISTS = Anchored(_PROSE_LIST, ("school", "cluster", "asg", "group"))
 _LIST_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*|\s+&\s+")
 _I_AM_LEAD = re.compile(
     r"\bI(?:'m|\u2019m| am|'ll be|\u2019ll be| will be| shall be| would be"
     r"| will act as)\s+(?:the\s+)?(?:cluster(?:'s)?\s+)?lead\b"
     r"|\bmyself as (?:the )?lead\b", re.IGNORECASE)
+_LEAD_WORD = re.compile(r"lead\b")  # which _I_AM_LEAD ends with, folded
 
 _SIGN_OFF = re.compile(
     r"(?:(?:many|with|kind|best|warm|warmest|all the) )?(?:thanks|thank you"
@@ -55,13 +60,37 @@ _HISTORY = re.compile(
     r"-{2,}\s*original message\s*-{2,}|_{10,}|on .{5,200}wrote:"
     r"|-{5,}\s*forwarded message\s*-{5,}|begin forwarded message:",
     re.IGNORECASE)
+# What a line that _is_history starts with: "-", "_", "On", "Begin", "From".
+_MAY_BE_HISTORY = re.compile(r"[-_oObBfF]")
 _HEADER_LINE = re.compile(r"(?:from|sent|date|to|cc|subject):\s",
                           re.IGNORECASE)
-_DISCLAIMER = re.compile(
-    r"confidential|intended (?:solely )?for|intended recipient|disclaimer"
-    r"|privileged|viruses|opinions expressed", re.IGNORECASE)
+_DISCLAIMER_WORDS = (r"confidential|intended (?:solely )?for|intended recipient"
+                     r"|disclaimer|privileged|viruses|opinions expressed")
+_DISCLAIMER = re.compile(_DISCLAIMER_WORDS, re.IGNORECASE)
+_DISCLAIMERS = Anchored(_DISCLAIMER, ("confidential", "intended", "disclaimer",
+                                      "privileged", "viruses", "opinions"))
+_QUOTE_MARKS = re.compile(r"^(?:\s*>)+ ?")
+_CLUSTER_NAME_LABEL = re.compile(r"\s*cluster name\s*:", re.IGNORECASE)
+_FROM_FIELD = re.compile(r"from:\s*\S", re.IGNORECASE)
+_SENT_FIELD = re.compile(r"\s*(?:sent|date):", re.IGNORECASE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_ABBREVIATION_END = re.compile(r"\b(?:St|Mr|Mrs|Ms|Dr|No)\.$")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_ASIDE = re.compile(r"\(([^()]*)\)")
+_BRACKETED = re.compile(r"\([^()]*\)")
+_PHASE_WORDS = re.compile(r"(?:a |the )?(?:primary|secondary)(?: school)?"
+                          r"|p|s|high school", re.IGNORECASE)
+_PRIMARY = re.compile(r"\bprimary\b|\bbun[- ]sgoil\b|^p$|\bps\b|\bp[1-7]\b")
+_SECONDARY = re.compile(
+    r"\bsecondary\b|\bhigh\b|\bacademy\b|\bgrammar\b|\b[àa]rd[- ]sgoil\b"
+    r"|^s$|\bhs\b|\bs[1-6]\b")
+_BRACKETS = re.compile(r"[<>()\[\]]")
+_ROLE_LABEL = re.compile(r"^(?:contact(?: name)?|head ?teacher|ht|dht|lead|c/o)\b"
+                         r"\s*[:\-]?\s*", re.IGNORECASE)
 
 _TITLE = r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)"
+_PERSON = re.compile(rf"{_TITLE}?([^\W\d_][\w'\u2019-]*"
+                     rf"(?:\s+[^\W\d_][\w'\u2019-]*){{0,3}})")
 _ROLE_WORDS = {
     "head", "teacher", "headteacher", "depute", "deputy", "principal",
     "school", "primary", "academy", "high", "secondary", "council", "team",
@@ -107,11 +136,8 @@ def given(text: str | None) -> str | None:
 def phase_of(text: str) -> str | None:
     """"primary" or "secondary" from a value or a school's name."""
     lowered = text.lower()
-    primary = list(re.finditer(
-        r"\bprimary\b|\bbun[- ]sgoil\b|^p$|\bps\b|\bp[1-7]\b", lowered))
-    secondary = list(re.finditer(
-        r"\bsecondary\b|\bhigh\b|\bacademy\b|\bgrammar\b|\b[àa]rd[- ]sgoil\b"
-        r"|^s$|\bhs\b|\bs[1-6]\b", lowered))
+    primary = list(_PRIMARY.finditer(lowered))
+    secondary = list(_SECONDARY.finditer(lowered))
     if primary and secondary:
         # "Glenbrae Academy Primary" is a primary: the last word decides.
         return ("primary" if primary[-1].start() > secondary[-1].start()
@@ -121,11 +147,9 @@ def phase_of(text: str) -> str | None:
 
 def person(text: str) -> str | None:
     """A person's name in `text`, with any role or label before it removed."""
-    text = tidy(re.sub(r"[<>()\[\]]", " ", text))
-    text = re.sub(r"^(?:contact(?: name)?|head ?teacher|ht|dht|lead|c/o)\b"
-                  r"\s*[:\-]?\s*", "", text, flags=re.IGNORECASE).strip(" .,")
-    match = re.fullmatch(rf"{_TITLE}?([^\W\d_][\w'\u2019-]*"
-                         rf"(?:\s+[^\W\d_][\w'\u2019-]*){{0,3}})", text)
+    text = tidy(_BRACKETS.sub(" ", text))
+    text = _ROLE_LABEL.sub("", text).strip(" .,")
+    match = _PERSON.fullmatch(text)
     if not match:
         return None
     words = text.split()
@@ -138,7 +162,7 @@ def person(text: str) -> str | None:
 
 
 def _unquote(line: str) -> str:
-    return re.sub(r"^(?:\s*>)+ ?", "", line)
+    return _QUOTE_MARKS.sub("", line)
 
 
 def _take_form(lines: list[str]) -> list[str]:
@@ -149,8 +173,7 @@ def _take_form(lines: list[str]) -> list[str]:
         return []
     start = marker
     for i in range(marker - 1, max(marker - 8, -1), -1):
-        if re.match(r"\s*cluster name\s*:", _unquote(line := lines[i]),
-                    re.IGNORECASE):
+        if _CLUSTER_NAME_LABEL.match(_unquote(line := lines[i])):
             start = i
             break
         if not _unquote(line).strip():
@@ -170,11 +193,11 @@ def own_text(text: str, forwarded: bool = False) -> str:
     point, so only its header lines are dropped.
     """
     lines = text.replace("\r\n", "\n").splitlines()
-    form = _take_form(lines)
+    form = _take_form(lines) if _may_hold(text, "(one per line") else []
     kept: list[str] = []
     for index, line in enumerate(lines):
         stripped = line.strip()
-        if _is_history(lines, index):
+        if _MAY_BE_HISTORY.match(stripped) and _is_history(lines, index):
             if not forwarded:
                 break
             continue
@@ -188,10 +211,19 @@ def own_text(text: str, forwarded: bool = False) -> str:
             continue
         if not stripped.startswith(">"):
             kept.append(line)
-    paragraphs = "\n".join(kept).split("\n\n")
-    text = "\n\n".join(p for p in paragraphs if not _DISCLAIMER.search(p)
-                       or _ITEM.search(p) and "@" in p)
+    text = "\n".join(kept)
+    if _DISCLAIMERS.search(text, fold(text)):
+        paragraphs = text.split("\n\n")
+        text = "\n\n".join(p for p in paragraphs if not _DISCLAIMER.search(p)
+                           or _ITEM.search(p) and "@" in p)
     return text + ("\n\n" + "\n".join(form) if form else "")
+
+
+def _may_hold(text: str, word: str) -> bool:
+    """False when `text` surely does not hold `word` (lower case), in any
+    case: a cheap test before a case-insensitive pattern that needs it."""
+    folded = fold(text)
+    return folded is None or word in folded
 
 
 def _is_history(lines: list[str], index: int) -> bool:
@@ -202,16 +234,16 @@ def _is_history(lines: list[str], index: int) -> bool:
             and _HISTORY.fullmatch(f"{line} {lines[index + 1].strip()}"):
         return True
     # Outlook's reply header: "From: ..." then "Sent:" or "Date:" below it.
-    return bool(re.match(r"from:\s*\S", line, re.IGNORECASE)) and any(
-        re.match(r"\s*(?:sent|date):", following, re.IGNORECASE)
+    return bool(_FROM_FIELD.match(line)) and any(
+        _SENT_FIELD.match(following)
         for following in lines[index + 1:index + 4])
 
 
 def _sentences(line: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", line)
+    parts = _SENTENCE_BREAK.split(line)
     merged: list[str] = []
     for part in parts:
-        if merged and re.search(r"\b(?:St|Mr|Mrs|Ms|Dr|No)\.$", merged[-1]):
+        if merged and _ABBREVIATION_END.search(merged[-1]):
             merged[-1] += " " + part
         else:
             merged.append(part)
@@ -220,7 +252,10 @@ def _sentences(line: str) -> list[str]:
 
 def _labelled(text: str) -> tuple[str, str, str, str] | None:
     """(field, column meaning, value, label) of "Label: value", or None."""
-    match = _LABELLED.fullmatch(text.strip())
+    text = text.strip()
+    if not _LABEL_END.search(text):
+        return None  # no ":", tab or dash: _LABELLED cannot match
+    match = _LABELLED.fullmatch(text)
     if not match:
         return None
     label = match.group("label")
@@ -237,23 +272,24 @@ def _is_school_name(name: str) -> bool:
     not a sentence that happens to say "school"."""
     words = name.split()
     small = {"of", "the", "and", "na", "nan", "an", "a'", "a", "de", "an t-"}
-    return bool(_SCHOOL_WORD.search(name)) and len(words) <= 8 and all(
-        w[0].isupper() or w[0].isdigit() or w.lower() in small for w in words)
+    return len(words) <= 8 and all(
+        w[0].isupper() or w[0].isdigit() or w.lower() in small for w in words
+    ) and bool(_SCHOOL_WORD.search(name))
 
 
 def mention(text: str, need_school_word: bool = True) -> Mention | None:
     """The school a line such as "Kirkton PS (primary) - Fiona Baird - f@x"
     describes, or None if it names no school."""
     text = text.strip().replace("\u00a0", " ")
-    asides = re.findall(r"\(([^()]*)\)", text)
-    bare = re.sub(r"\([^()]*\)", " ; ", text)
+    asides = _ASIDE.findall(text)
+    bare = _BRACKETED.sub(" ; ", text)
     parts = [tidy(p).strip(" .-\u2013\u2014") for p in _SPLIT.split(bare)]
     parts = [p for p in parts if p and not PLACEHOLDER.fullmatch(p)]
-    if not parts or "@" in parts[0] or column_meaning(parts[0]) \
-            or text.endswith(":"):
+    if not parts or "@" in parts[0] or text.endswith(":"):
         return None
     name = parts[0].strip(" .,:")
-    if need_school_word and not _is_school_name(name) or len(name) > 80:
+    if need_school_word and not _is_school_name(name) or len(name) > 80 \
+            or column_meaning(parts[0]):
         return None
 
     phase = contact = email = None
@@ -267,8 +303,7 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
         if found:
             email = email or found.group()
             part = part.replace(found.group(), " ")
-        if re.fullmatch(r"(?:a |the )?(?:primary|secondary)(?: school)?"
-                        r"|p|s|high school", part.strip(), re.IGNORECASE):
+        if _PHASE_WORDS.fullmatch(part.strip()):
             phase = phase or phase_of(part)
         elif person(part) and not contact:
             contact = person(part)
@@ -279,7 +314,8 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
 
 def _prose_schools(paragraph: str) -> list[Mention]:
     found = []
-    for match in _PROSE_LIST.finditer(" ".join(paragraph.split())):
+    flat = " ".join(paragraph.split())
+    for match in _PROSE_LISTS.finditer(flat, fold(flat)):
         if _ITEM.match(match.group("list")):
             continue  # a bulleted list, which is read line by line
         items = _LIST_SPLIT.split(_protect(match.group("list")))
@@ -292,8 +328,7 @@ def _prose_schools(paragraph: str) -> list[Mention]:
 
 def _protect(text: str) -> str:
     # Commas inside brackets belong to one school, not between two.
-    return re.sub(r"\([^()]*\)", lambda m: m.group().replace(",", "\x00"),
-                  text)
+    return _BRACKETED.sub(lambda m: m.group().replace(",", "\x00"), text)
 
 
 @dataclass
@@ -306,9 +341,12 @@ class _List:
 
 def read(text: str) -> Reading:
     """Labelled fields, schools and "I'm the lead" in a sender's own text."""
-    reading = Reading(lead_is_sender=bool(_I_AM_LEAD.search(text)))
+    folded = fold(text)
+    reading = Reading(lead_is_sender=(
+        folded is None or bool(_LEAD_WORD.search(folded)))
+        and bool(_I_AM_LEAD.search(text)))
     current: _List | None = None
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in _PARAGRAPH_BREAK.split(text):
         reading.schools += _prose_schools(paragraph)
         for line in paragraph.splitlines():
             current = _read_line(line.strip(), current, reading)

@@ -2,28 +2,51 @@
 
 mail-parser does the MIME work; this module is the seam that turns its
 loosely typed result into a frozen `Incoming` so that `Any` stops here.
+
+Huge mail costs no more than large mail: mailbot reads the first
+TEXT_LIMIT characters of a body's text (and HTML_LIMIT of its HTML). The
+rest is neither classified nor kept in the record; the text ends with a
+note saying how much was left out, and the whole message stays in the
+mailbox folders. Attachments are read whole (within their own bounds in
+spreadsheets.py), so a list of schools attached to a long message is
+still read; a table pasted into the body after the limit is not.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import base64
 import email.errors
 import email.header
 import email.utils
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import mailparser
 
 from mailbot.errors import SetAside
 
 log = logging.getLogger(__name__)
+
+# How much of a body is read: enough for any letter, any nomination typed
+# or pasted into a message, and the start of a long thread; a pasted log
+# or a document in the body is cut. Characters, not bytes.
+TEXT_LIMIT = 64 * 1024
+# HTML says the same with far more markup: Word's table of forty schools
+# is well under a hundred KB.
+HTML_LIMIT = 512 * 1024
+# Ends a text cut at TEXT_LIMIT. It names nothing that mailbot looks for
+# (no phrase, label, school or council), so it changes no reading.
+CUT_NOTE = ("[mailbot read the first {kept:,} characters of this message; "
+            "the other {omitted:,} are in the copy kept in the mailbox.]")
+
+T = TypeVar("T")
 
 
 def normalise_address(address: str) -> str:
@@ -65,6 +88,11 @@ class Incoming:
     attachments: tuple[Attachment, ...]
     message: Message = field(repr=False, compare=False)
     fingerprint: str = ""  # SHA-256 of the raw bytes
+    omitted: int = 0  # characters of body text past TEXT_LIMIT, not read
+    # What is read from the message (its tables, its nomination), kept so
+    # that classifying it and acting on it read it once; see `once`.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False,
+                                    compare=False)
 
     @property
     def ref(self) -> str:
@@ -83,6 +111,14 @@ class Incoming:
         ids += [ref for ref in reversed(self.references) if ref not in ids]
         return tuple(ids)
 
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """`compute()` the first time `key` is asked of this message, and
+        the same answer after. For what is derived from the message alone:
+        the answer must not depend on anything else, nor be changed."""
+        if key not in self.derived:
+            self.derived[key] = compute()
+        return cast(T, self.derived[key])
+
 
 def parse(raw: bytes) -> Incoming:
     """Parse raw RFC 5322 bytes; unreadable mail raises SetAside."""
@@ -90,20 +126,22 @@ def parse(raw: bytes) -> Incoming:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME
         raise SetAside(f"unreadable message: {exc}") from exc
-    return dataclasses.replace(_from_mailparser(parsed),
-                               fingerprint=hashlib.sha256(raw).hexdigest())
+    return _from_mailparser(parsed, hashlib.sha256(raw).hexdigest())
 
 
-def _from_mailparser(parsed: Any) -> Incoming:
+def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
     message: Message = parsed.message
     headers: dict[str, str] = {}
     for name, value in message.items():
-        headers.setdefault(name.lower(), _clean(_decoded(value)))
+        name = name.lower()
+        if name not in headers:
+            headers[name] = _clean(_decoded(value))
 
     text = "\n".join(parsed.text_plain).replace("\r\n", "\n")
-    html = "\n".join(parsed.text_html)
+    html = "\n".join(parsed.text_html)[:HTML_LIMIT]
     if not text.strip() and html:
         text = html_to_text(html)
+    text, omitted = _bounded(text)
 
     return Incoming(
         message_id=_message_id(headers.get("message-id", "")),
@@ -121,7 +159,20 @@ def _from_mailparser(parsed: Any) -> Incoming:
         html=html,
         attachments=tuple(_attachments(parsed.attachments)),
         message=message,
+        fingerprint=fingerprint,
+        omitted=omitted,
     )
+
+
+def _bounded(text: str) -> tuple[str, int]:
+    """`text` cut to TEXT_LIMIT characters, at a line's end where one is
+    near, with CUT_NOTE after; and how many characters were left out."""
+    if len(text) <= TEXT_LIMIT:
+        return text, 0
+    cut = text.rfind("\n", TEXT_LIMIT // 2, TEXT_LIMIT) + 1 or TEXT_LIMIT
+    omitted = len(text) - cut
+    note = CUT_NOTE.format(kept=cut, omitted=omitted)
+    return f"{text[:cut].rstrip()}\n\n{note}\n", omitted
 
 
 def html_to_text(html: str) -> str:
@@ -177,6 +228,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _decoded(value: Any) -> str:
     """A header's text with RFC 2047 encoded-words decoded; raw 8-bit
     headers (RFC 6532) are read as UTF-8, else as Windows-1252."""
+    if isinstance(value, str) and "=?" not in value:
+        return value  # no encoded-word: decode_header would return it as is
     try:
         parts = email.header.decode_header(value)
     except (ValueError, LookupError, TypeError, UnicodeError,
@@ -247,8 +300,6 @@ def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
         payload = item.get("payload") or ""
         try:
             if item.get("binary"):
-                import base64
-
                 data = base64.b64decode(payload)
             else:
                 data = str(payload).encode(item.get("charset") or "utf-8",

@@ -11,6 +11,7 @@ from mailbot import freetext, tables
 from mailbot.councils import canonical_council, find_council, mentioned_council
 from mailbot.freetext import EMAIL, given, person, phase_of, tidy
 from mailbot.mail import Incoming, normalise_address
+from mailbot.phrases import Anchored, fold
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ _FORWARD = re.compile(r"\s*(?:fwd?|tr|wg)\s*:", re.IGNORECASE)
 _CLUSTER_WORDS = re.compile(
     r"\bcluster|\bASG\b|associated schools? group|learning community"
     r"|\bnominat", re.IGNORECASE)
+# The same, tried only where one of the words it starts with stands.
+_ABOUT_CLUSTERS = Anchored(_CLUSTER_WORDS, (
+    "cluster", "asg", "associated", "learning", "nominat"))
+
+
+def _about_clusters(text: str) -> bool:
+    return _ABOUT_CLUSTERS.search(text, fold(text)) is not None
 
 
 def _says_awarded(text: str) -> bool:
@@ -268,20 +276,34 @@ def _lead(fields: dict[str, str], reading: freetext.Reading, mail: Incoming,
     return name, email, assumed
 
 
-def _read(mail: Incoming) -> tuple[list[tables.Table], freetext.Reading, str]:
+def _attachment_tables(mail: Incoming) -> tuple[tables.Table, ...]:
+    """The tables of every attachment, each attachment read once for the
+    message however often it is asked."""
+    return mail.once("nomination.attachment_tables", lambda: tuple(
+        t for a in mail.attachments for t in tables.from_attachment(a)))
+
+
+def _read(mail: Incoming
+          ) -> tuple[tuple[tables.Table, ...], freetext.Reading, str]:
     """Tables and free text of the sender's own words, theirs first.
 
     What the sender typed comes before HTML tables, which may repeat it
-    or, in a reply, hold an older version quoted back.
+    or, in a reply, hold an older version quoted back. Read once per
+    message: classifying asks first, enrolment after; neither changes it.
     """
+    return mail.once("nomination.read", lambda: _read_now(mail))
+
+
+def _read_now(mail: Incoming
+              ) -> tuple[tuple[tables.Table, ...], freetext.Reading, str]:
     forwarded = bool(_FORWARD.match(mail.subject))
     text = freetext.own_text(mail.text, forwarded)
-    found = [t for a in mail.attachments for t in tables.from_attachment(a)]
+    found = list(_attachment_tables(mail))
     pasted, rest = tables.from_text(text)
     found += pasted
     if mail.html:
         found += tables.from_html(mail.html, history=forwarded)
-    return found, freetext.read(rest), rest
+    return tuple(found), freetext.read(rest), rest
 
 
 def parse_nomination(mail: Incoming,
@@ -336,8 +358,7 @@ def looks_like_nomination(mail: Incoming) -> bool:
     if mail.header("list-id") or re.search(
             r"bulk|list|junk", mail.header("precedence"), re.IGNORECASE):
         return False
-    if any(t.schools for a in mail.attachments
-           for t in tables.from_attachment(a)):
+    if any(t.schools for t in _attachment_tables(mail)):
         return True
 
     # Otherwise it must name schools or label a cluster's details, and
@@ -346,7 +367,7 @@ def looks_like_nomination(mail: Incoming) -> bool:
     schools = sum(len(t.schools) for t in found) + len(reading.schools)
     labelled = {"cluster", "authority"} & (
         set(reading.fields) | {k for t in found for k in t.fields})
-    about_clusters = bool(_CLUSTER_WORDS.search(f"{mail.subject}\n{text}"))
+    about_clusters = _about_clusters(f"{mail.subject}\n{text}")
     return bool(about_clusters and (schools or labelled)
                 or labelled and schools)
 

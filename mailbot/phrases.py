@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from functools import cache
 
 # Letters and digits make words; anything else (spaces, punctuation, line
 # breaks) only separates them, but a phrase does not run on from one
@@ -12,41 +13,65 @@ _WORD = r"[^\W_]"
 _SEP = r"(?:[^\w.!?;]|_)+"
 _JOIN = r"(?:[^\w.!?;]|_)*"          # inside a hyphenated word
 _GAP = rf"(?:{_SEP}{_WORD}+){{0,4}}"   # "...": up to four other words
+_START = rf"(?<!{_WORD})"              # a phrase starts a word
 
 # Words just before a match, "haven't" kept whole, for the negation test.
 _WORDS_BEFORE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?;]")
+_IS_WORD = re.compile(r"\w")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 NEGATION_REACH = 3      # words
 NEGATION_WINDOW = 120   # characters looked back for those words
 
 
 class PhraseSet:
-    """A list of phrases, searched for together in one pass."""
+    """A list of phrases, searched for together in one pass.
+
+    The phrases are one alternation behind a single word-start test.
+    Text is lowered once, and the alternation is tried only where the
+    first word of a phrase stands in it; text or phrases with characters
+    whose case does not fold one-for-one (the Turkish dotless i, the long
+    s, final sigma...) are searched without case at every position
+    instead, which finds exactly the same.
+    """
 
     def __init__(self, phrases: Sequence[str],
                  negations: Sequence[str] = ()) -> None:
         self.phrases = tuple(phrases)
-        alternatives = [f"(?P<p{n}>{_pattern(phrase)})"
-                        for n, phrase in enumerate(self.phrases)]
-        self._regex = (re.compile("|".join(alternatives), re.IGNORECASE)
-                       if alternatives else None)
+        bodies = [_pattern(phrase) for phrase in self.phrases]
+        self._any = _compile(bodies, re.IGNORECASE) if bodies else None
+        self._each = [re.compile(b, re.IGNORECASE) for b in bodies]
+        self._folded: tuple[Anchored, list[re.Pattern[str]]] | None = None
+        if bodies and all(_folds(phrase) for phrase in self.phrases):
+            lowered = [_pattern(phrase.lower()) for phrase in self.phrases]
+            starts = [re.findall(r"[^\W_]+", phrase.lower())[0]
+                      for phrase in self.phrases]
+            self._folded = (Anchored(_compile(lowered, 0), starts),
+                            [re.compile(b) for b in lowered])
         self._negations = [_words(n) for n in negations if _words(n)]
 
     def search(self, text: str) -> str | None:
         """The first phrase in `text` that is not negated, as written."""
-        if self._regex is None:
+        if self._any is None:
             return None
         text = text.replace("\u2019", "'")
-        position = 0
-        while True:
-            match = self._regex.search(text, position)
-            if match is None:
-                return None
-            if not self._negated(text, match.start()):
-                return self.phrases[int(str(match.lastgroup)[1:])]
-            # The negation covers the whole phrase, so that "yet to request
-            # a validation visit" does not match "validation visit" after.
-            position = match.end()
+        each = self._each
+        matches = self._any.finditer(text)
+        if self._folded is not None and _folds(text):
+            text = text.lower()
+            anchored, each = self._folded
+            matches = anchored.finditer(text, text)
+        # Each match starts after the one before: a negation covers the
+        # whole phrase, so that "yet to request a validation visit" does
+        # not match "validation visit" after.
+        for match in matches:
+            start = match.start()
+            if not self._negated(text, start):
+                # Which phrase: the first in the rules that matches here,
+                # as the alternation of them all chose.
+                return next(self.phrases[n] for n, phrase in enumerate(each)
+                            if phrase.match(text, start))
+        return None
 
     def _negated(self, text: str, start: int) -> bool:
         before = text[max(0, start - NEGATION_WINDOW):start]
@@ -63,8 +88,52 @@ class PhraseSet:
         return False
 
 
+class Anchored:
+    """A regex every match of which begins with one of a few words, and
+    a quicker way to search for it: the words are found first (str.find
+    on the text in lower case, from `fold`) and the regex is tried only
+    where one stands. Without folded text, the regex searches alone.
+    Either way the matches are those of regex.search and .finditer.
+    """
+
+    def __init__(self, regex: re.Pattern[str], starts: Sequence[str]) -> None:
+        self.regex = regex
+        self.starts = tuple(dict.fromkeys(starts))
+
+    def search(self, text: str, folded: str | None) -> re.Match[str] | None:
+        """regex.search(text); `folded` is fold(text)."""
+        return next(self.finditer(text, folded), None)
+
+    def finditer(self, text: str, folded: str | None
+                 ) -> Iterator[re.Match[str]]:
+        """regex.finditer(text), for a regex that matches no empty text;
+        `folded` is fold(text)."""
+        if folded is None:
+            yield from self.regex.finditer(text)
+            return
+        # Where each word next stands, from `position` on (-1: nowhere).
+        ahead = [folded.find(word) for word in self.starts]
+        while True:
+            waiting = [at for at in ahead if at >= 0]
+            if not waiting:
+                return
+            start = min(waiting)
+            match = self.regex.match(text, start)
+            position = start + 1
+            if match is not None:
+                yield match
+                position = max(match.end(), position)
+            ahead = [folded.find(word, position) if 0 <= at < position else at
+                     for word, at in zip(self.starts, ahead, strict=True)]
+
+
+def _compile(bodies: list[str], flags: int) -> re.Pattern[str]:
+    return re.compile(f"{_START}(?:{'|'.join(bodies)})", flags)
+
+
 def _pattern(phrase: str) -> str:
-    """A regex for one phrase; hyphen and space are alike, case is not."""
+    """A regex for one phrase; hyphen and space are alike. The word-start
+    test before it is left to the caller."""
     parts: list[str] = []
     for token in phrase.split():
         if token == "...":
@@ -83,7 +152,34 @@ def _pattern(phrase: str) -> str:
     pattern = parts[0]
     for part in parts[1:]:
         pattern += _GAP if part == "..." else _SEP + part
-    return rf"(?<!{_WORD}){pattern}(?!{_WORD})"
+    return rf"{pattern}(?!{_WORD})"
+
+
+def fold(text: str) -> str | None:
+    """`text` in lower case, where searching that for lower-case words is
+    the same as searching `text` without case; else None. A cheap test
+    that a case-insensitive pattern cannot match starts here."""
+    return text.lower() if _folds(text) else None
+
+
+def _folds(text: str) -> bool:
+    """Whether lowering `text` and matching with case is the same as
+    matching `text` without case: true of ASCII, and of most letters."""
+    return text.isascii() or all(
+        _folds_simply(char) for char in set(_NOT_ASCII.findall(text)))
+
+
+@cache
+def _folds_simply(char: str) -> bool:
+    """One character lowers to one, whatever surrounds it (not so for
+    final sigma), stays a letter or not, matches its lower case without
+    case, and shares no case-insensitive match with another lower case
+    letter (the dotless i, the long s and their like do)."""
+    low = char.lower()
+    return (len(low) == 1 and char != "\u03a3"
+            and low.lower() == low and low.upper().lower() == low
+            and bool(_IS_WORD.match(char)) == bool(_IS_WORD.match(low))
+            and re.fullmatch(re.escape(low), char, re.IGNORECASE) is not None)
 
 
 def _words(phrase: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from mailparser_reply import EmailReplyParser
 
@@ -40,13 +41,39 @@ _SIGN_OFFS = frozenset((
 
 LIBRARY_LINE = 400  # characters of a line shown to mail-parser-reply
 
+# What must stand at the start of a line for mail-parser-reply to take it
+# for the first line of a header ("On ... wrote:", a run of "From:",
+# "Sent:"... fields, "-----Original Message-----"), and what an "On" line
+# needs somewhere after it. Where no line above our own first header
+# could be one, asking the library cannot change the answer.
+# Over lines joined by "\n", like the library's own patterns: a match of
+# "^\s*" that runs over blank lines means the line it ends in matches.
+_LIBRARY_FIELD = re.compile(
+    r"^\s*(?:[* ]*(?:from|sent|to|subject|date|cc|organization):|-{5})",
+    re.IGNORECASE | re.MULTILINE)
+_LIBRARY_ON = re.compile(r"^\s*on(?:\s|$)", re.IGNORECASE | re.MULTILINE)
+_LIBRARY_WROTE = re.compile(r"wrote:", re.IGNORECASE)
+
+# What a line opening history (_SEPARATOR, _ON, _FROM) and a sign-off
+# (_SIGN_OFFS) can start with: cheap tests before the exact ones.
+_MAY_OPEN_HISTORY = re.compile(r"\s*[-_bofBOF*]")
+_MAY_SIGN_OFF = re.compile(
+    r"\s*(?:best|with|kind|warm|regards|many|thank|cheers|yours|sincerely"
+    r"|all)", re.IGNORECASE)
+_QUOTED = re.compile(r"\s*>")
+
 # How much may follow a sign-off for it to count as the end of a message.
 SIGNATURE_LINES = 8
 SIGNATURE_WORDS = 10
 
 
+@lru_cache(maxsize=8)
 def new_text(text: str) -> str:
-    """The text the writer added, without history, signature or footer."""
+    """The text the writer added, without history, signature or footer.
+
+    Classifying a message and acting on it both ask for this, of the same
+    text: the answer is kept for the few messages last asked about.
+    """
     new, _ = _split(_lines(text))
     new = _cut_at_footer(new)
     new = _cut_at_signature(new)
@@ -80,8 +107,9 @@ def _split(lines: list[str]) -> tuple[list[str], list[str]]:
     start, end = found
     head, rest = lines[:start], lines[end:]
     history = [s for s in head if _quoted(s)]
-    if _has_words(_unquoted(head)):
-        return _unquoted(head), history + rest
+    own = _unquoted(head)
+    if _has_words(own):
+        return own, history + rest
 
     # Nothing above the history. If it is quoted with '>', the writer may
     # have answered below it; unquoted history is all there is.
@@ -93,8 +121,9 @@ def _split(lines: list[str]) -> tuple[list[str], list[str]]:
 
 def _history_header(lines: list[str]) -> tuple[int, int] | None:
     """Where the first header of unquoted history starts and ends."""
-    starts = [i for i, line in enumerate(lines) if _opens_history(lines, i)]
-    starts += _library_headers(lines)
+    starts = [i for i, line in enumerate(lines)
+              if _MAY_OPEN_HISTORY.match(line) and _opens_history(lines, i)]
+    starts += _library_headers(lines, min(starts, default=len(lines)))
     if not starts:
         return None
     start = min(starts)
@@ -117,8 +146,11 @@ def _opens_history(lines: list[str], i: int) -> bool:
     return False
 
 
-def _library_headers(lines: list[str]) -> list[int]:
-    """Header lines that mail-parser-reply finds and we would not."""
+def _library_headers(lines: list[str], before: int) -> list[int]:
+    """Header lines that mail-parser-reply finds and we would not, if it
+    could find one above line `before`."""
+    if not _library_may_find(lines[:before], lines):
+        return []
     # Its "On ... wrote:" rule is quadratic in the length of a line; no
     # header line is long, so long lines are cut before it sees them.
     shown = "\n".join(line[:LIBRARY_LINE] for line in lines)
@@ -139,6 +171,23 @@ def _library_headers(lines: list[str]) -> list[int]:
     return found
 
 
+def _library_may_find(head: list[str], lines: list[str]) -> bool:
+    """Whether a line of `head` could start a header the library finds.
+
+    Where one does, the library names it by that line's text, which is
+    what _library_headers looks for: so if no unquoted line of `head` can
+    be such a first line, nothing the library says moves the history's
+    start above the end of `head`.
+    """
+    # Each pattern starts after blanks at a line's start with something
+    # other than ">", so no quoted line matches it.
+    shown = "\n".join(head)
+    if _LIBRARY_FIELD.search(shown):
+        return True
+    return bool(_LIBRARY_ON.search(shown)) and any(
+        _LIBRARY_WROTE.search(s) for s in lines)
+
+
 def _header_end(lines: list[str], start: int) -> int:
     i = start
     if _SEPARATOR.match(lines[i]):
@@ -151,7 +200,7 @@ def _header_end(lines: list[str], start: int) -> int:
 
 
 def _quoted(line: str) -> bool:
-    return line.lstrip().startswith(">")
+    return _QUOTED.match(line) is not None
 
 
 def _has_words(lines: list[str]) -> bool:
@@ -186,8 +235,8 @@ def _cut_at_signature(lines: list[str]) -> list[str]:
             lines = lines[:i]
             break
     for i, line in enumerate(lines):
-        if (_is_sign_off(line) and _has_words(lines[:i])
-                and _is_signature(lines[i + 1:])):
+        if (_MAY_SIGN_OFF.match(line) and _is_sign_off(line)
+                and _has_words(lines[:i]) and _is_signature(lines[i + 1:])):
             return lines[:i]
     return lines
 

@@ -47,13 +47,16 @@ class Table:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+_LABEL_PUNCTUATION = re.compile(r"[*?:#.()\[\]]")
+
+
 def _label(text: str) -> str:
     text = text.lower().replace("\u00a0", " ")
-    text = re.sub(r"[*?:#.()\[\]]", " ", text)
+    text = _LABEL_PUNCTUATION.sub(" ", text)
     return " ".join(text.split())
 
 
-_FIELDS: tuple[tuple[str, str], ...] = (
+_FIELD_PATTERNS: tuple[tuple[str, str], ...] = (
     ("lead_email", (r"(?:cluster |main )?(?:lead |contact )?(?:contact )?"
                     r"e ?-?mail(?: address)?")),
     ("cluster", (r"(?:the )?(?:cluster|asg|learning community)(?: name)?"
@@ -66,13 +69,14 @@ _FIELDS: tuple[tuple[str, str], ...] = (
               r"|(?:main |cluster )?contact(?: person| name| details)?"
               r"|name of (?:the )?lead(?: contact)?")),
 )
+_FIELDS = tuple((name, re.compile(pattern)) for name, pattern in _FIELD_PATTERNS)
 
 
 def field_label(text: str) -> str | None:
     """Which nomination field a label such as "Local Authority:" names."""
     label = _label(text)
     for name, pattern in _FIELDS:
-        if re.fullmatch(pattern, label):
+        if pattern.fullmatch(label):
             return name
     return None
 
@@ -84,29 +88,36 @@ def column_meaning(text: str) -> str | None:
     school column stands elsewhere and the school otherwise.
     """
     label = _label(text)
-    if re.search(r"\be ?-?mail\b", label):
+    if _EMAIL_COLUMN.search(label):
         return "email"
-    if re.search(r"\bawarded\b|\bstatus\b|digital school|^dsa$|^award", label):
+    if _AWARDED_COLUMN.search(label):
         return "awarded"
-    if re.fullmatch(r"(?:school |establishment )?(?:phase|sector|type|stage"
-                    r"|level)|primary ?/ ?secondary|primary or secondary"
-                    r"|p ?/ ?s", label):
+    if _PHASE_COLUMN.fullmatch(label):
         return "phase"
-    if re.fullmatch(r"(?:the )?(?:schools?|establishments?)(?: name)?"
-                    r"|name of (?:the )?(?:school|establishment)"
-                    r"|school ?/ ?establishment", label):
+    if _SCHOOL_COLUMN.fullmatch(label):
         return "school"
-    if re.fullmatch(r"(?:school |main |key |dsa |digital )?(?:contact|lead"
-                    r"|champion)(?: name| person| details)?|head ?teacher"
-                    r"(?: name)?|head|name of (?:the )?contact|teacher"
-                    r"|contact person", label):
+    if _CONTACT_COLUMN.fullmatch(label):
         return "contact"
     if label == "name":
         return "name"
-    if re.fullmatch(r"notes?|comments?|(?:additional |other )?info"
-                    r"(?:rmation)?", label):
+    if _NOTES_COLUMN.fullmatch(label):
         return "notes"
     return None
+
+
+_EMAIL_COLUMN = re.compile(r"\be ?-?mail\b")
+_AWARDED_COLUMN = re.compile(r"\bawarded\b|\bstatus\b|digital school|^dsa$|^award")
+_PHASE_COLUMN = re.compile(
+    r"(?:school |establishment )?(?:phase|sector|type|stage|level)"
+    r"|primary ?/ ?secondary|primary or secondary|p ?/ ?s")
+_SCHOOL_COLUMN = re.compile(
+    r"(?:the )?(?:schools?|establishments?)(?: name)?"
+    r"|name of (?:the )?(?:school|establishment)|school ?/ ?establishment")
+_CONTACT_COLUMN = re.compile(
+    r"(?:school |main |key |dsa |digital )?(?:contact|lead|champion)"
+    r"(?: name| person| details)?|head ?teacher(?: name)?|head"
+    r"|name of (?:the )?contact|teacher|contact person")
+_NOTES_COLUMN = re.compile(r"notes?|comments?|(?:additional |other )?info(?:rmation)?")
 
 
 def _header(row: Sequence[str]) -> dict[str, int] | None:
@@ -220,6 +231,8 @@ def from_html(html: str, history: bool = False) -> list[Table]:
     Tables in the quoted history of a reply are left out unless
     `history` asks for them, as a forward does.
     """
+    if "<table" not in html.lower():
+        return []  # the parser knows a tag by "<" and its name, in any case
     soup = BeautifulSoup(html, "html.parser")
     if not history:
         for marker in soup.select(", ".join(_HTML_HISTORY)):
@@ -252,13 +265,18 @@ _MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}[-:|\s]*")
 
 
 def _separator(line: str) -> str | None:
-    if "\t" in line.strip():
+    stripped = line.strip()
+    if "\t" in stripped:
         return "tab"
-    if " | " in line or line.strip().startswith("|"):
+    if " | " in line or stripped.startswith("|"):
         return "pipe"
-    if re.search(r"\S {2,}\S", line.strip()):
+    if "  " in stripped and _SPACED.search(stripped):
         return "spaces"
     return None
+
+
+_SPACED = re.compile(r"\S {2,}\S")
+_SPACES = re.compile(r" {2,}")
 
 
 def _cells(line: str, separator: str) -> list[str]:
@@ -267,7 +285,7 @@ def _cells(line: str, separator: str) -> list[str]:
         return [cell.strip() for cell in line.split("\t")]
     if separator == "pipe":
         return [cell.strip() for cell in line.strip("|").split("|")]
-    return re.split(r" {2,}", line)
+    return _SPACES.split(line)
 
 
 def from_text(text: str) -> tuple[list[Table], str]:

@@ -65,8 +65,9 @@ MSG_ID = re.compile(r"<[!-;=?-~]+>")
 # What must not reach a terminal: C0 and C1 controls but tab and newline.
 UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Seconds one message may take, and more per megabyte: past this, a
-# hostile message stalls the poll. (Reading costs about 1.5 s per MB of
-# text; what this catches is cost that grows faster than the message.)
+# hostile message stalls the poll. (Only the first mail.TEXT_LIMIT
+# characters of a body are read, so what grows with the message is the
+# MIME parsing; what this catches is cost that grows faster than that.)
 SLOW = 10.0
 SLOW_PER_MB = 3.0
 # Bytes a message mailbot sends may run to: its templates write a few KB,

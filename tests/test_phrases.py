@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from mailbot import rules
 from mailbot.mail import parse
-from mailbot.phrases import PhraseSet
+from mailbot.phrases import Anchored, PhraseSet, fold
 from mailbot.quoting import new_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,3 +203,30 @@ def test_search_never_fails(text: str) -> None:
     for phrases in (COMPLETION, VISIT, AWARDED):
         found = phrases.search(text)
         assert found is None or found in phrases.phrases
+
+
+# ------------------------------------------------------ case, found quickly
+
+@pytest.mark.parametrize("text", [
+    "Our \u017felf-review is complete",          # long s
+    "OUR SELF-REV\u0130EW \u0130S COMPLETE",      # dotted capital I
+    "Our self-review \u0131s complete",           # dotless i
+    "\u03a3\u039f\u03a6\u0399\u0391\u03a3: our self-review is complete",
+    "Caf\u00e9 closed; our SELF-REVIEW is complete",
+])
+def test_letters_whose_case_folds_oddly_match_as_without_case(
+        text: str) -> None:
+    # Text that lowering would change in length or meaning is searched
+    # without case instead of in lower case: the answer is the same.
+    assert COMPLETION.search(text) == "self-review is complete"
+
+
+@given(st.text(st.sampled_from(list(
+    "aeiklnoprstuy -.,;\n\u017f\u0131\u0130\u212a\u00e9\u03a3\u03c3\u03c2")),
+    max_size=80))
+def test_anchored_search_finds_what_the_regex_finds(text: str) -> None:
+    regex = re.compile(r"\bself|\bis\b|kit|st(?=e)|\u03c3\u03c2",
+                       re.IGNORECASE)
+    anchored = Anchored(regex, ("self", "is", "kit", "st", "\u03c3\u03c2"))
+    assert [m.span() for m in anchored.finditer(text, fold(text))] == [
+        m.span() for m in regex.finditer(text)]
