@@ -201,6 +201,9 @@ class _NoMailbox:
     def set_aside(self, key: str) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
     def wait(self, timeout: float) -> None:
         pass
 

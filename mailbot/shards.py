@@ -7,6 +7,11 @@ its documents in TinyDB tables of at most SHARD documents each, named
 "<table>.<n>"; document n lives in shard (n - 1) // SHARD, so its id tells
 where it is. Every write is reported to the Store first, which keeps what
 is needed to commit it or undo it.
+
+Reads go through TinyDB's tables. Writes set the one document in the
+storage's memory directly: TinyDB's own write path copies the whole
+table twice (its ids to int and back) for each document written, which
+made every insert or update cost as much as SHARD documents.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from tinydb import TinyDB
 from tinydb.queries import QueryLike
 from tinydb.table import Document, Table
 
+from mailbot.storage import JournalStorage
+
 SHARD = 500
 
 Track = Callable[[str, int, Mapping[str, Any] | None], None]
@@ -28,8 +35,10 @@ def shard_name(table: str, doc_id: int) -> str:
 
 
 class ShardedTable:
-    def __init__(self, db: TinyDB, name: str, track: Track) -> None:
+    def __init__(self, db: TinyDB, storage: JournalStorage, name: str,
+                 track: Track) -> None:
         self.db = db
+        self.storage = storage
         self.name = name
         self._track = track
         self._shards: dict[str, Table] = {}
@@ -85,11 +94,21 @@ class ShardedTable:
 
     # -- writing -------------------------------------------------------
 
+    @property
+    def last_id(self) -> int:
+        """The highest document id given out so far."""
+        return self._last_id
+
+    @last_id.setter
+    def last_id(self, value: int) -> None:
+        # Only to take back ids given to documents an undo removed.
+        self._last_id = value
+
     def insert(self, doc: Mapping[str, Any]) -> int:
         self._last_id += 1
         doc_id = self._last_id
         self._track(self.name, doc_id, None)
-        self._shard_of(doc_id).insert(Document(dict(doc), doc_id=doc_id))
+        self._write(doc_id, dict(doc))
         return doc_id
 
     def update(self, doc_id: int, fields: Mapping[str, Any]) -> None:
@@ -97,14 +116,16 @@ class ShardedTable:
         if current is None:
             raise KeyError(f"no {self.name} {doc_id}")
         self._track(self.name, doc_id, current)
-        self._shard_of(doc_id).update(dict(fields), doc_ids=[doc_id])
+        self._write(doc_id, {**current, **fields})
 
     def put(self, doc_id: int, doc: Mapping[str, Any] | None) -> None:
         """Set a document whole, or remove it; not reported (for undo)."""
-        shard = self._shard_of(doc_id)
-        if doc is None:
-            if shard.contains(doc_id=doc_id):
-                shard.remove(doc_ids=[doc_id])
-        else:
-            shard.upsert(Document(dict(doc), doc_id=doc_id))
+        self._write(doc_id, dict(doc) if doc is not None else None)
         self._last_id = max(self._last_id, doc_id if doc is not None else 0)
+
+    def _write(self, doc_id: int, doc: dict[str, Any] | None) -> None:
+        name = shard_name(self.name, doc_id)
+        # Known from now on, for all() and search(); no query of it may
+        # be answered from before this write.
+        self._shard(name).clear_cache()
+        self.storage.put(name, str(doc_id), doc)

@@ -98,6 +98,23 @@ class JournalStorage(Storage):
 
     # -- what the Store calls ------------------------------------------
 
+    def put(self, table: str, doc_id: str, doc: dict[str, Any] | None
+            ) -> None:
+        """Set one document of one table in memory, or remove it (None).
+
+        What TinyDB's own write path does, without rebuilding the whole
+        table around it: the cost of a write stays that of one document.
+        Like every change, it reaches the disk at the next `append`.
+        """
+        if self._data is None:
+            self._data = self._load() or {}
+        if doc is None:
+            docs = self._data.get(table)
+            if docs is not None:
+                docs.pop(doc_id, None)
+        else:
+            self._data.setdefault(table, {})[doc_id] = doc
+
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
         line = json.dumps({"c": list(changes)}, ensure_ascii=False,

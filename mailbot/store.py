@@ -4,11 +4,13 @@ The Store is the only code that touches the record. Changes collect in
 memory and reach the disk together at `commit()`, so one message's effects
 (the record, its history, the mail it queued and the note that it was
 handled) are written in one atomic step, or, if the disk refuses, undone
-in memory too. Each commit writes only the documents it changed (see
-storage.py), and lookups on the paths every message takes go through
-in-memory indexes, so handling a message costs the same whether the record
-holds a hundred messages or a hundred thousand. A lock file keeps a second
-daemon off the same data.
+in memory too. A commit may hold many messages: `savepoint()` before each
+one and `rollback_to_savepoint()` if it fails undo that message alone,
+keeping the ones before it in the same commit. Each commit writes only
+the documents it changed (see storage.py), and lookups on the paths every
+message takes go through in-memory indexes, so handling a message costs
+the same whether the record holds a hundred messages or a hundred
+thousand. A lock file keeps a second daemon off the same data.
 """
 
 from __future__ import annotations
@@ -84,9 +86,17 @@ class Store:
 
         self.db = TinyDB(storage=_Existing(self._storage))  # type: ignore[arg-type]
         # (table, doc id) -> the document before this transaction touched
-        # it, or None if the transaction created it.
+        # it, or None if the transaction created it; in the order first
+        # touched.
         self._undo: dict[tuple[str, int], dict[str, Any] | None] = {}
+        # The savepoint, if one is set: how many entries _undo had then,
+        # the documents touched since as they were then, and each table's
+        # last id then.
+        self._mark: int | None = None
+        self._since_mark: dict[tuple[str, int], dict[str, Any] | None] = {}
+        self._ids_at_mark: dict[str, int] = {}
         self._open_tables()
+        self._ids_at_commit = self._last_ids()
         if passed:
             log.warning("%s: record upgraded from schema %d to %d", path,
                         passed[0], SCHEMA_VERSION)
@@ -95,7 +105,7 @@ class Store:
 
     def _open_tables(self) -> None:
         def table(name: str) -> ShardedTable:
-            return ShardedTable(self.db, name, self._track)
+            return ShardedTable(self.db, self._storage, name, self._track)
 
         self.clusters = table("clusters")
         self.schools = table("schools")
@@ -104,6 +114,9 @@ class Store:
         self.outgoing = table("outgoing")
         self.addresses = table("addresses")
         self.meta = table("meta")
+        self._tables = {t.name: t for t in (
+            self.clusters, self.schools, self.events, self.messages,
+            self.outgoing, self.addresses, self.meta)}
         self._index()
 
     def _index(self) -> None:
@@ -171,14 +184,16 @@ class Store:
         self._storage.compact()
 
     def commit(self) -> None:
-        """Write every change since the last commit, or, if the disk
-        refuses, forget them, so that memory never runs ahead of the file
-        (a message whose record could not be written is not moved on)."""
+        """Write every change since the last commit, as one journal line,
+        or, if the disk refuses, forget them, so that memory never runs
+        ahead of the file (a message whose record could not be written is
+        not moved on). Ends the savepoint, if any."""
         if not self._undo:
+            self._end_savepoint()
             return
         changes = []
         for table, doc_id in self._undo:
-            doc = getattr(self, table).get(doc_id)
+            doc = self._tables[table].get(doc_id)
             changes.append((shard_name(table, doc_id), str(doc_id),
                             dict(doc) if doc is not None else None))
         try:
@@ -187,13 +202,54 @@ class Store:
             self.rollback()
             raise
         self._undo.clear()
+        self._end_savepoint()
+        self._ids_at_commit = self._last_ids()
 
     def rollback(self) -> None:
-        """Undo every change not yet committed (after an error mid-message)."""
-        for (table, doc_id), before in self._undo.items():
-            getattr(self, table).put(doc_id, before)
-        touched = {table for table, _ in self._undo}
+        """Undo every change not yet committed (after an error mid-message,
+        or a commit the disk refused). Ends the savepoint, if any."""
+        self._restore(self._undo, self._ids_at_commit)
         self._undo.clear()
+        self._end_savepoint()
+
+    def savepoint(self) -> None:
+        """Mark the present state: `rollback_to_savepoint()` comes back to
+        it, undoing only what changed since, while what changed before it
+        stays, to be written at the next commit. One savepoint at a time:
+        a new one replaces the last; a commit or rollback ends it."""
+        self._mark = len(self._undo)
+        self._since_mark.clear()
+        self._ids_at_mark = self._last_ids()
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo every change since `savepoint()`, documents and lookups
+        alike; the savepoint stays set."""
+        if self._mark is None:
+            raise RuntimeError("rollback_to_savepoint without a savepoint")
+        self._restore(self._since_mark, self._ids_at_mark)
+        # What was first touched after the savepoint is as it was before
+        # this transaction again: nothing to write for it.
+        for key in list(self._undo)[self._mark:]:
+            del self._undo[key]
+        self._since_mark.clear()
+
+    def _end_savepoint(self) -> None:
+        self._mark = None
+        self._since_mark.clear()
+        self._ids_at_mark = {}
+
+    def _last_ids(self) -> dict[str, int]:
+        return {name: table.last_id for name, table in self._tables.items()}
+
+    def _restore(self, before: Mapping[tuple[str, int], dict[str, Any] | None],
+                 last_ids: Mapping[str, int]) -> None:
+        """Put documents back as they were, give back the ids of those that
+        were new, and bring the lookups in line with the documents."""
+        for (table, doc_id), doc in before.items():
+            self._tables[table].put(doc_id, doc)
+        for name, last_id in last_ids.items():
+            self._tables[name].last_id = last_id
+        touched = {table for table, _ in before}
         if touched & {"messages", "outgoing"}:
             self._index()
         elif "schools" in touched:
@@ -207,9 +263,16 @@ class Store:
 
     def _track(self, table: str, doc_id: int,
                before: Mapping[str, Any] | None) -> None:
-        if (table, doc_id) not in self._undo:
-            self._undo[(table, doc_id)] = (copy.deepcopy(dict(before))
-                                           if before is not None else None)
+        key = (table, doc_id)
+        if key not in self._undo:
+            self._undo[key] = (copy.deepcopy(dict(before))
+                               if before is not None else None)
+            if self._mark is not None:
+                # The same copy serves both: neither is ever changed.
+                self._since_mark[key] = self._undo[key]
+        elif self._mark is not None and key not in self._since_mark:
+            self._since_mark[key] = (copy.deepcopy(dict(before))
+                                     if before is not None else None)
 
     def _init_schema(self) -> None:
         if self.meta.first(Q.name == "schema") is None:

@@ -6,6 +6,8 @@ import dataclasses
 import email
 import email.policy
 import email.utils
+import glob
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +29,21 @@ UK = ZoneInfo("Europe/London")
 
 def sample(name: str) -> bytes:
     return (SAMPLES / f"{name}.eml").read_bytes()
+
+
+def faked_clock(at: str) -> dict[str, str]:
+    """The environment that starts a child process's clock at `at`
+    ("YYYY-MM-DD HH:MM:SS", UTC) and lets it run, through libfaketime.
+
+    The library is preloaded directly rather than through the `faketime`
+    wrapper: the wrapper keeps a semaphore in /dev/shm that a killed
+    process leaves behind, and a later process given the same pid then
+    fails to start ("sem_open: File exists")."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        raise RuntimeError("libfaketime is not installed (Debian: faketime)")
+    return {**os.environ, "TZ": "UTC", "LD_PRELOAD": found[0],
+            "FAKETIME": f"@{at}", "FAKETIME_DONT_RESET": "1"}
 
 
 def example_config(tmp_path: Path, **changes: Any) -> Config:

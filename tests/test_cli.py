@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import faked_clock
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "mailbot" / "demo_mail"
 
@@ -19,13 +21,11 @@ SAMPLES = ROOT / "mailbot" / "demo_mail"
 def mailbot(home: Path, *args: str, at: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "mailbot", *args]
-    if at:
-        # A fixed moment in working hours, so that the outcome does not
-        # depend on when the suite runs.
-        command = ["faketime", at, *command]
+    # A fixed moment in working hours, so that the outcome does not depend
+    # on when the suite runs.
+    env = faked_clock(at) if at else {**os.environ, "TZ": "UTC"}
     result = subprocess.run(command, cwd=home, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "TZ": "UTC"},
-                            check=False)
+                            timeout=120, env=env, check=False)
     if check:
         assert result.returncode == 0, result.stderr
     return result

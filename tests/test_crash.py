@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness import ROOT, make_mail, sample
+from harness import ROOT, faked_clock, make_mail, sample
 
 START = "2027-01-12 10:00:00"  # a working Tuesday, under faketime
 CONTACTS = [
@@ -72,11 +72,9 @@ def prepare(home: Path, batch: list[bytes]) -> None:
 def mailbot(home: Path, *args: str, at: str = START
             ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["faketime", "-f", f"@{at}", sys.executable, "-m", "mailbot", *args],
+        [sys.executable, "-m", "mailbot", *args],
         cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TZ": "UTC"},
-        # faketime runs mailbot as its child: kill the whole group.
-        start_new_session=True)
+        env=faked_clock(at), start_new_session=True)
 
 
 def outcome(home: Path) -> tuple[dict[str, object], Counter[tuple[str, ...]]]:

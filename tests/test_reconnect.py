@@ -3,7 +3,8 @@ renumbered under a new UIDVALIDITY lose no message and handle none twice.
 
 Everything runs against the real Dovecot of tests/servers.py. To make a
 fault happen at one exact point of a poll, the source is wrapped so that
-the fault strikes just before the n-th message is moved.
+the fault strikes just before the n-th move is asked for (moves are asked
+for after the commit of a batch, and made together at the flush).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class BeforeMove:
     def set_aside(self, key: str) -> None:
         self._count()
         self.source.set_aside(key)
+
+    def flush(self) -> None:
+        self.source.flush()
 
     def wait(self, timeout: float) -> None:
         self.source.wait(timeout)
@@ -148,8 +152,10 @@ def test_a_kicked_connection_is_opened_again(
         first, second, third = source.fetch()
         dovecot.kick()
         source.mark_handled(first.key)
+        source.flush()
         dovecot.kick()
         source.set_aside(second.key)
+        source.flush()
         dovecot.kick()
         assert [m.key for m in source.fetch()] == [third.key]
 
@@ -160,7 +166,11 @@ def test_a_kicked_connection_is_opened_again(
 # -------------------------------------------------------- renumbering
 
 def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
-        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+        dovecot: DovecotMailbox, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Batches of three: the first batch is moved while the fetch still
+    # holds the other three under the old numbers.
+    monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
     append_all(dovecot, [auto_reply(n) for n in range(6)])
     before = dovecot.uidvalidity()
     bot = harness(dovecot, tmp_path)
@@ -169,7 +179,7 @@ def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
 
     bot.cycle()
 
-    # The third message was moved by its Message-ID, the other three were
+    # The first batch was moved by its Message-IDs, the other three were
     # read again under the new numbers.
     keys = [r["key"] for r in bot.bot.store.all_messages()]
     assert [k.split(":")[1] for k in keys] == [str(before)] * 3 + [
@@ -179,7 +189,9 @@ def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
 
 
 def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
-        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+        dovecot: DovecotMailbox, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
     append_all(dovecot, [auto_reply(n) for n in range(6)])
     bot = harness(dovecot, tmp_path)
 
@@ -195,12 +207,14 @@ def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
     bot = harness(dovecot, tmp_path)
     bot.cycle()
 
-    # The third message came back under a new key and was known by its
-    # Message-ID: moved, not handled again.
+    # The first batch was committed, then the crash came before any of it
+    # was moved: its three messages came back under new keys and were
+    # known by their Message-IDs: moved, not handled again. The other
+    # three were never committed and were handled as new.
     duplicates = [r for r in bot.bot.store.all_messages()
                   if r["kind"] == "duplicate"]
     assert [r["message_id"] for r in duplicates] == [
-        "<reply-2@school.example.org>"]
+        f"<reply-{n}@school.example.org>" for n in range(3)]
     assert_each_handled_once(bot, dovecot, 6)
     bot.close()
 
@@ -212,16 +226,19 @@ def test_an_old_key_never_moves_another_message(
     with closing(ImapSource(dovecot.mailbox_config())) as source:
         first, second, third, _ = source.fetch()
         source.mark_handled(first.key)
+        source.flush()
         dovecot.renumber()
         # UIDs now start again from 1: the old UID of the third message
         # names the fourth. The source knows the third by its Message-ID.
         source.mark_handled(third.key)
+        source.flush()
 
     # A new process knows no Message-IDs: it leaves the old key alone,
     # and the next poll reads the message again under a new key.
     with closing(ImapSource(dovecot.mailbox_config())) as fresh, \
             caplog.at_level(logging.WARNING):
         fresh.mark_handled(second.key)
+        fresh.flush()
 
     assert "not moving" in caplog.text
     assert [header_message_id(m) for m in dovecot.folder_messages("Handled")

@@ -200,6 +200,8 @@ def test_imap_mark_handled_moves_into_a_created_folder(
         first, second = source.fetch()
         source.mark_handled(first.key)
         source.set_aside(second.key)
+        assert len(dovecot.folder_messages("INBOX")) == 2  # queued only
+        source.flush()
         left = list(source.fetch())
 
     assert left == []
@@ -219,8 +221,10 @@ def test_imap_moving_a_message_twice_is_a_warning(
     with closing(ImapSource(dovecot.mailbox_config())) as source:
         (message,) = source.fetch()
         source.mark_handled(message.key)
+        source.flush()
         with caplog.at_level(logging.WARNING):
             source.set_aside(message.key)
+            source.flush()
 
     assert "no longer in INBOX" in caplog.text
     assert dovecot.folder_messages("Handled") == [raw_message(1)]
@@ -236,6 +240,7 @@ def test_imap_key_from_another_uidvalidity_is_left_alone(
         _, validity, uid = message.key.split(":")
         with caplog.at_level(logging.WARNING):
             source.mark_handled(f"imap:{int(validity) + 1}:{uid}")
+            source.flush()
 
     assert "UIDVALIDITY" in caplog.text
     assert dovecot.folder_messages("INBOX") == [raw_message(1)]
@@ -289,6 +294,7 @@ def test_imap_reconnects_after_a_server_restart(
         (message,) = source.fetch()
         dovecot.restart()
         source.mark_handled(message.key)
+        source.flush()
 
     assert dovecot.folder_messages("Handled") == [raw_message(1)]
 
@@ -337,18 +343,21 @@ def old_dovecot(request: pytest.FixtureRequest) -> Iterator[DovecotServer]:
 def test_imap_without_move_copies_then_deletes(
         old_dovecot: DovecotServer) -> None:
     mailbox_ = old_dovecot.new_mailbox()
-    mailbox_.deliver(raw_message(1))
-    mailbox_.deliver(raw_message(2))
+    for n in (1, 2, 3):
+        mailbox_.deliver(raw_message(n))
 
     with closing(ImapSource(mailbox_.mailbox_config())) as source:
-        first, _ = source.fetch()
+        first, second, _ = source.fetch()
         source.mark_handled(first.key)
+        source.mark_handled(second.key)
+        source.flush()  # both in one COPY, one STORE and one EXPUNGE
         left = [m.data for m in source.fetch()]
         uidplus = source._imap.has_capability("UIDPLUS")
 
-    assert left == [raw_message(2)]
-    assert mailbox_.folder_messages("Handled") == [raw_message(1)]
+    assert left == [raw_message(3)]
+    assert mailbox_.folder_messages("Handled") == [raw_message(1),
+                                                    raw_message(2)]
     inbox = mailbox_.folder_messages("INBOX")
-    # Without UIDPLUS the original stays, flagged \Deleted, never expunged.
-    assert inbox == ([raw_message(2)] if uidplus
-                     else [raw_message(1), raw_message(2)])
+    # Without UIDPLUS the originals stay, flagged \Deleted, never expunged.
+    assert inbox == ([raw_message(3)] if uidplus
+                     else [raw_message(n) for n in (1, 2, 3)])

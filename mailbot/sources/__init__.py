@@ -2,9 +2,11 @@
 
 Every source hands out `RawMail` keyed by the mailbox's own identifiers and
 moves a message out of the way once mailbot has dealt with it; nothing is
-ever deleted. Between polls the daemon waits on the source, which returns
-early when new mail may have arrived (IMAP IDLE, or a change to a
-Maildir's new/ folder).
+ever deleted. A source may hold moves back and make them together at
+`flush()` (IMAP: one MOVE per folder for a whole batch); the pipeline
+asks for a move only after the commit that records the message. Between
+polls the daemon waits on the source, which returns early when new mail
+may have arrived (IMAP IDLE, or a change to a Maildir's new/ folder).
 """
 
 from __future__ import annotations
@@ -30,11 +32,20 @@ class MailSource(Protocol):
         ...
 
     def mark_handled(self, key: str) -> None:
-        """Move a message to the handled folder (created if missing)."""
+        """Move a message to the handled folder (created if missing), at
+        once or at the next `flush()`."""
         ...
 
     def set_aside(self, key: str) -> None:
-        """Move a message to the set-aside folder (created if missing)."""
+        """Move a message to the set-aside folder (created if missing), at
+        once or at the next `flush()`."""
+        ...
+
+    def flush(self) -> None:
+        """Make every move asked for since the last flush. A message that
+        is no longer in the inbox is left alone (with a warning). Raises
+        TransientError if the mailbox cannot be reached; the moves not yet
+        made are then kept for the next flush."""
         ...
 
     def wait(self, timeout: float) -> None:

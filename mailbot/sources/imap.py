@@ -3,7 +3,10 @@
 Keys are "imap:<UIDVALIDITY>:<UID>" of the configured folder. A message
 leaves the folder by MOVE (RFC 6851) when the server offers it, else by
 COPY, then \\Deleted and UID EXPUNGE (RFC 4315): the copy always exists
-before the original goes. imapclient is untyped; this module is its seam.
+before the original goes. Moves wait in a queue until `flush()`, which
+makes them with one command per folder (and one SEARCH to check that the
+messages are still there), not one round trip per message. imapclient is
+untyped; this module is its seam.
 
 A connection that drops (a restart, a kick, a network fault) is opened
 again with a growing pause, 1 s, 2 s, 4 s... up to a minute, at most
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "imap:"
 BATCH = 200
+# At most this many UIDs in one MOVE (or COPY) command, to stay well
+# inside a server's limit on the length of a command line.
+MOVE_CHUNK = 500
 BACKOFF_CAP = 60.0
 T = TypeVar("T")
 
@@ -82,6 +88,8 @@ class ImapSource:
         # Key to Message-ID of what the current fetch handed out, to find
         # a message again if the folder is renumbered before it is moved.
         self._message_ids: dict[str, str] = {}
+        # Moves asked for and not yet made: key to folder, in order.
+        self._queued: dict[str, str] = {}
         self._waker = Waker()
         self._quick_drops = 0
 
@@ -111,10 +119,28 @@ class ImapSource:
                 validity, uids = self._retrying(self._search)
 
     def mark_handled(self, key: str) -> None:
-        self._retrying(lambda: self._move(key, self.config.handled_folder))
+        self._queue(key, self.config.handled_folder)
 
     def set_aside(self, key: str) -> None:
-        self._retrying(lambda: self._move(key, self.config.set_aside_folder))
+        self._queue(key, self.config.set_aside_folder)
+
+    def flush(self) -> None:
+        """Make the queued moves: for each folder, in the order first asked
+        for, one search for the messages still there and one MOVE. A
+        folder's moves leave the queue once made, so a connection lost
+        midway goes on with what is left after reconnecting; a message
+        moved just before the loss is then found gone and left alone."""
+        while self._queued:
+            folder = next(iter(self._queued.values()))
+            keys = [k for k, f in self._queued.items() if f == folder]
+            self._retrying(partial(self._move, keys, folder))
+            for key in keys:
+                del self._queued[key]
+
+    def _queue(self, key: str, folder: str) -> None:
+        _split_key(key)  # a key that is not ours is refused now
+        self._queued.pop(key, None)  # the last word on a message counts
+        self._queued[key] = folder
 
     def wait(self, timeout: float) -> None:
         """IDLE until the server announces new mail, renewed every
@@ -165,6 +191,11 @@ class ImapSource:
             self._waker.sleep(deadline - time.monotonic())
 
     def close(self) -> None:
+        if self._queued:
+            # The record says they were handled: the next poll moves them.
+            log.info("%s: %d moves not made before closing", self.where,
+                     len(self._queued))
+            self._queued.clear()
         self._logout()
         self._waker.close()
 
@@ -259,52 +290,93 @@ class ImapSource:
         return (int(status[b"UIDNEXT"]) != self._uidnext
                 or int(status[b"UIDVALIDITY"]) != self._uidvalidity)
 
-    def _move(self, key: str, folder: str) -> None:
-        uid = self._current_uid(key)
-        if uid is None:
+    def _move(self, keys: list[str], folder: str) -> None:
+        # News first of messages that others expunged since this session
+        # last heard, so that the search below no longer offers them.
+        self._imap.noop()
+        for last_try in (False, True):
+            uids = sorted(self._current_uids(keys))
+            if not uids:
+                return
+            self._ensure_folder(folder)
+            try:
+                self._move_uids(uids, folder)
+            except IMAPClientError as exc:
+                # One of them was expunged by someone else just now: the
+                # server refuses the whole command. Look again, once.
+                if last_try or "EXPUNGEISSUED" not in str(exc).upper():
+                    raise
+                log.info("%s: %s; looking again", self.where, exc)
+                self._imap.noop()
+                continue
+            log.debug("%s: moved %d messages to %s", self.where, len(uids),
+                      folder)
             return
-        self._ensure_folder(folder)
 
-        if self._imap.has_capability("MOVE"):
-            self._imap.move([uid], folder)
-        else:
-            # The copy exists before the original is flagged, so a failure
-            # at any point leaves the message in one place or both.
-            self._imap.copy([uid], folder)
-            self._imap.add_flags([uid], [DELETED], silent=True)
-            if self._imap.has_capability("UIDPLUS"):
-                self._imap.uid_expunge([uid])
-        log.debug("%s: moved UID %d to %s", key, uid, folder)
+    def _move_uids(self, uids: list[int], folder: str) -> None:
+        move = self._imap.has_capability("MOVE")
+        expunge = self._imap.has_capability("UIDPLUS")
+        for start in range(0, len(uids), MOVE_CHUNK):
+            chunk = uid_set(uids[start:start + MOVE_CHUNK])
+            if move:
+                self._imap.move(chunk, folder)
+            else:
+                # The copies exist before the originals are flagged, so a
+                # failure at any point leaves each message in one place or
+                # both.
+                self._imap.copy(chunk, folder)
+                self._imap.add_flags(chunk, [DELETED], silent=True)
+                if expunge:
+                    self._imap.uid_expunge(chunk)
 
-    def _current_uid(self, key: str) -> int | None:
-        """The UID of the message a key names, as the folder is numbered
-        now; None (with a warning) if it is not there any more."""
-        validity, uid = _split_key(key)
-        if validity != self._uidvalidity:
-            message_id = self._message_ids.get(key, "")
-            if not message_id:
-                # This UID may now be another message. Leave it; the next
-                # fetch brings it again under a new key.
-                log.warning("%s: %s now has UIDVALIDITY %d; not moving",
-                            key, self.config.folder, self._uidvalidity)
-                return None
-            found = self._imap.search(
-                ["HEADER", "Message-ID", message_id, "UNDELETED"])
-            if len(found) != 1:
-                log.warning("%s: %s now has UIDVALIDITY %d and %d messages "
-                            "with Message-ID %s; not moving", key,
-                            self.config.folder, self._uidvalidity,
-                            len(found), message_id)
-                return None
-            log.info("%s: %s was renumbered; %s is now UID %d", key,
-                     self.config.folder, message_id, found[0])
-            return int(found[0])
+    def _current_uids(self, keys: list[str]) -> list[int]:
+        """The UIDs of the messages the keys name, as the folder is
+        numbered now, leaving out (with a warning) those not there any
+        more; in the keys' order, each once."""
+        found: dict[int, None] = {}
+        here: list[tuple[str, int]] = []
+        for key in keys:
+            validity, uid = _split_key(key)
+            if validity == self._uidvalidity:
+                here.append((key, uid))
+                continue
+            renumbered = self._renumbered_uid(key)
+            if renumbered is not None:
+                found[renumbered] = None
+        if here:
+            present = {int(u) for u in self._imap.search(
+                ["UID", uid_set(sorted({uid for _, uid in here})),
+                 "UNDELETED"])}
+            for key, uid in here:
+                if uid in present:
+                    found[uid] = None
+                else:
+                    log.warning("%s: no longer in %s; nothing to move",
+                                key, self.config.folder)
+        return list(found)
 
-        if not self._imap.search(["UID", str(uid), "UNDELETED"]):
-            log.warning("%s: no longer in %s; nothing to move",
-                        key, self.config.folder)
+    def _renumbered_uid(self, key: str) -> int | None:
+        """The UID now of a message fetched under another UIDVALIDITY,
+        found by its Message-ID; None (with a warning) if that cannot be
+        done safely."""
+        message_id = self._message_ids.get(key, "")
+        if not message_id:
+            # This UID may now be another message. Leave it; the next
+            # fetch brings it again under a new key.
+            log.warning("%s: %s now has UIDVALIDITY %d; not moving",
+                        key, self.config.folder, self._uidvalidity)
             return None
-        return uid
+        found = self._imap.search(
+            ["HEADER", "Message-ID", message_id, "UNDELETED"])
+        if len(found) != 1:
+            log.warning("%s: %s now has UIDVALIDITY %d and %d messages "
+                        "with Message-ID %s; not moving", key,
+                        self.config.folder, self._uidvalidity,
+                        len(found), message_id)
+            return None
+        log.info("%s: %s was renumbered; %s is now UID %d", key,
+                 self.config.folder, message_id, found[0])
+        return int(found[0])
 
     def _ensure_folder(self, folder: str) -> None:
         if folder in self._known_folders:
@@ -323,6 +395,23 @@ class ImapSource:
                 log.warning("%s: cannot subscribe to %r: %s",
                             self.where, folder, exc)
         self._known_folders.add(folder)
+
+
+def uid_set(uids: list[int]) -> str:
+    """An IMAP sequence set for UIDs in ascending order, runs as ranges:
+    [1, 2, 3, 7, 9, 10] -> "1:3,7,9:10"."""
+    parts: list[str] = []
+    start = end = None
+    for uid in uids:
+        if end is not None and uid == end + 1:
+            end = uid
+            continue
+        if start is not None:
+            parts.append(f"{start}:{end}" if end != start else str(start))
+        start = end = uid
+    if start is not None:
+        parts.append(f"{start}:{end}" if end != start else str(start))
+    return ",".join(parts)
 
 
 def _split_key(key: str) -> tuple[int, int]:

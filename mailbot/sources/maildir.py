@@ -3,7 +3,7 @@
 The inbox is `new/` and `cur/` of the Maildir itself; handled and set-aside
 messages move to subfolders such as `.Handled/cur/` by an atomic rename, so
 a mail client that reads the same Maildir sees them there. Nothing is ever
-deleted.
+deleted. A move is made at once (`flush()` has nothing to do).
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ class MaildirSource:
 
     def set_aside(self, key: str) -> None:
         self._move(key, self.root, self._folder(self.set_aside_folder))
+
+    def flush(self) -> None:
+        """Nothing to do: a rename is made at once, and costs little."""
 
     def list_folder(self, folder: str) -> Iterator[RawMail]:
         """The messages in a subfolder such as "Set aside", oldest first."""
