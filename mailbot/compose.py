@@ -4,18 +4,31 @@ Each kind of message has a plain-text template `<name>.txt`, whose first
 line is `Subject: ...`, and an HTML template `<name>.html`; the message is
 sent as multipart/alternative with both. Every message carries the headers
 that stop other robots answering it (RFC 3834) and names its kind.
+
+The message is written out here as the text that travels (CRLF line ends),
+not through email.message: its shape is always the same, and the standard
+library's header machinery cost several milliseconds a message. What goes
+into a header is made safe here: a header field is one logical line, and
+nothing from a template, a name or an address can start another one.
+Unstructured text (Subject, a display name) is folded at spaces, or written
+as RFC 2047 encoded-words when it is not ASCII or has a word too long for
+a line; bodies are UTF-8, sent as 7bit when they can be and as
+quoted-printable (or base64, if shorter) when not.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import hashlib
 import re
+import secrets
 import textwrap
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +36,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from mailbot.errors import ConfigError
-from mailbot.senders import WIRE_POLICY
 
 KINDS = frozenset({
     "acknowledgment", "welcome", "council-notice", "invitation", "reminder",
@@ -50,6 +62,18 @@ class Draft:
     school_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Composed:
+    """One message built from a draft, ready to queue."""
+
+    subject: str               # as the reader sees it, decoded
+    message_id: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    raw: str                   # the whole message, CRLF line ends; ASCII
+                               # unless an address itself is not
+
+
 def long_date(value: Any) -> str:
     """'Tuesday 26 January 2027' from a date, datetime or ISO string."""
     if isinstance(value, str):
@@ -71,9 +95,7 @@ def reflow(text: str, width: int = 72) -> str:
 
     def flush() -> None:
         if para:
-            out.extend(textwrap.wrap(" ".join(para), width,
-                                     break_long_words=False,
-                                     break_on_hyphens=False) or [""])
+            out.extend(_wrap(" ".join(para), width))
             para.clear()
 
     for line in str(text).strip().splitlines():
@@ -87,6 +109,30 @@ def reflow(text: str, width: int = 72) -> str:
             para.append(line.strip())
     flush()
     return "\n".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """textwrap.wrap(text, width, break_long_words=False,
+    break_on_hyphens=False) or [""], done directly when words are apart by
+    single spaces (nearly always); textwrap itself handles tabs and runs
+    of spaces, which it keeps."""
+    if "\t" in text or "  " in text:
+        return textwrap.wrap(text, width, break_long_words=False,
+                             break_on_hyphens=False) or [""]
+    if len(text) <= width:
+        return [text]
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word  # a word longer than the width stands alone
+    lines.append(line)
+    return lines
 
 
 def long_time(value: Any) -> str:
@@ -103,8 +149,8 @@ class Composer:
         if not templates.is_dir():
             raise ConfigError(templates, "", "templates folder not found")
         self.folder = templates
-        self.sender = email.utils.formataddr((sender_name, address))
         self.domain = address.rsplit("@", 1)[1]
+        self._from = mailbox_field("From", sender_name, address)
         self.salt = salt
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates)),
@@ -144,26 +190,28 @@ class Composer:
                               "the first line it writes must be 'Subject: ...'")
         return one_line(first[len("Subject:"):]), body.lstrip("\n"), html
 
-    def build(self, draft: Draft, now: datetime) -> EmailMessage:
+    def build(self, draft: Draft, now: datetime) -> Composed:
         subject, text, html = self.render(draft)
-        message = EmailMessage(policy=WIRE_POLICY)
-        message["From"] = self.sender
-        message["To"] = ", ".join(draft.to)
+        message_id = self.message_id(draft.key)
+        fields = [self._from, address_field("To", draft.to)]
         if draft.cc:
-            message["Cc"] = ", ".join(draft.cc)
-        message["Subject"] = subject
-        message["Date"] = email.utils.format_datetime(now)
-        message["Message-ID"] = self.message_id(draft.key)
-        if draft.reply_to_id:
-            message["In-Reply-To"] = draft.reply_to_id
-            refs = [r for r in draft.references if r != draft.reply_to_id]
-            message["References"] = " ".join([*refs, draft.reply_to_id])
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Auto-Response-Suppress"] = "All"
-        message["X-Mailbot-Kind"] = draft.kind
-        message.set_content(text)
-        message.add_alternative(html, subtype="html")
-        return message
+            fields.append(address_field("Cc", draft.cc))
+        fields += [text_field("Subject", subject), date_field(now),
+                   f"Message-ID: {message_id}\r\n"]
+        if draft.reply_to_id and _is_message_id(draft.reply_to_id):
+            # The ids come from mail as received: one that is not a plain
+            # <...> is left out rather than written into a header.
+            refs = [r for r in draft.references
+                    if r != draft.reply_to_id and _is_message_id(r)]
+            fields += [f"In-Reply-To: {draft.reply_to_id}\r\n",
+                       _folded("References:", [*refs, draft.reply_to_id],
+                               SOFT_LIMIT)]
+        fields += ["Auto-Submitted: auto-generated\r\n",
+                   "X-Auto-Response-Suppress: All\r\n",
+                   f"X-Mailbot-Kind: {draft.kind}\r\n"]
+        return Composed(subject=subject, message_id=message_id,
+                        to=tuple(draft.to), cc=tuple(draft.cc),
+                        raw="".join(fields) + _alternative(text, html))
 
     def message_id(self, key: str) -> str:
         # Derived from the key, so a message rebuilt after a crash keeps
@@ -194,3 +242,269 @@ def _template_frame(exc: jinja2.TemplateError, fallback: Path
         if frame.filename.endswith((".txt", ".html")):
             return Path(frame.filename), frame.lineno
     return fallback, None
+
+
+# -- the message as it travels -------------------------------------------
+#
+# RFC 5322 limits a line to 998 characters and asks for 78; RFC 2047 limits
+# a line holding encoded-words to 76 and an encoded-word to 75. A header
+# field is written whole, folded, with its CRLF: continuation lines begin
+# with a space, and no value holds a CR or LF of its own.
+
+SOFT_LIMIT = 78
+HARD_LIMIT = 998
+_EW_LINE = 76
+_EW_MAX = 75
+_EW_START, _EW_END = "=?utf-8?q?", "?="
+# The longest word written as it is; longer ones go as encoded-words, which
+# may be split anywhere.
+_LONGEST_WORD = 900
+
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+_ATOM = re.compile(rf"[{_ATEXT}]+")
+_PHRASE = re.compile(rf"[{_ATEXT}]+(?: [{_ATEXT}]+)*")
+_LOCAL_PART = re.compile(rf"[{_ATEXT}\u0080-\U0010ffff]+"
+                         rf"(?:\.[{_ATEXT}\u0080-\U0010ffff]+)*")
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
+# Characters an encoded-word in a phrase may carry as they are (RFC 2047
+# section 5, rule 3); a space is "_", everything else =XX of its UTF-8.
+_Q_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789!*+-/")
+
+
+def _is_message_id(value: str) -> bool:
+    return len(value) <= _LONGEST_WORD and bool(_MESSAGE_ID.fullmatch(value))
+
+
+def _folded(head: str, words: Sequence[str], limit: int) -> str:
+    """`head` ("Name:") and the words, apart by single spaces, as lines of
+    at most `limit` where the words allow; with the final CRLF."""
+    lines: list[str] = []
+    line = head
+    for word in words:
+        if line == head or len(line) + 1 + len(word) <= limit:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = " " + word
+    lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _q(char: str) -> str:
+    if char in _Q_PLAIN:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={b:02X}" for b in char.encode("utf-8", "replace"))
+
+
+def _encoded_words(text: str, first: int) -> list[str]:
+    """`text` as Q encoded-words, the first at most `first` long and the
+    rest at most 75; each holds whole characters."""
+    words: list[str] = []
+    room = max(first, 30) - len(_EW_START) - len(_EW_END)
+    chunk: list[str] = []
+    used = 0
+    for char in text:
+        code = _q(char)
+        if chunk and used + len(code) > room:
+            words.append(_EW_START + "".join(chunk) + _EW_END)
+            chunk, used = [], 0
+            room = _EW_MAX - len(_EW_START) - len(_EW_END)
+        chunk.append(code)
+        used += len(code)
+    if chunk:
+        words.append(_EW_START + "".join(chunk) + _EW_END)
+    return words
+
+
+def _mixed(words: Sequence[str], plain: Callable[[str], bool],
+           first: int) -> list[str]:
+    """The words, each run of those that cannot go as they are made into
+    encoded-words, the spaces inside the run included: a reader drops the
+    space between two encoded-words, and keeps the one between a word and
+    one. `first` is the room for an encoded-word that starts the field."""
+    pieces: list[str] = []
+    run: list[str] = []
+    for word in [*words, ""]:
+        if word and not plain(word):
+            run.append(word)
+            continue
+        if run:
+            pieces += _encoded_words(" ".join(run),
+                                     _EW_MAX if pieces else first)
+            run = []
+        if word:
+            pieces.append(word)
+    return pieces
+
+
+def _plain_text(word: str) -> bool:
+    return word.isascii() and len(word) <= _LONGEST_WORD
+
+
+def text_field(name: str, value: str) -> str:
+    """An unstructured header field such as Subject. The value is made one
+    line first (`one_line`), so that it can neither start a header of its
+    own nor hold text a reader would decode as an encoded-word."""
+    value = one_line(value)
+    if not value:
+        return f"{name}:\r\n"
+    words = value.split(" ")
+    if all(map(_plain_text, words)):
+        return _folded(f"{name}:", words, SOFT_LIMIT)
+    return _folded(f"{name}:", _mixed(words, _plain_text, _EW_LINE - len(name) - 2),
+                   _EW_LINE)
+
+
+def addr_spec(address: str) -> str:
+    """An address as written in a header: the local part quoted when it
+    needs to be. Raises ValueError for one that cannot be written in a
+    header at all (a control character, or absurdly long)."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    if not _LOCAL_PART.fullmatch(local):
+        local = _quoted(local)
+    spec = f"{local}{at}{domain}"
+    if _CONTROL.search(spec) or len(spec) > _LONGEST_WORD:
+        raise ValueError(f"cannot write {address!r} in a header")
+    return spec
+
+
+def _quoted(text: str) -> str:
+    """A quoted-string (RFC 5322 3.2.4) holding `text`."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def address_field(name: str, addresses: Sequence[str]) -> str:
+    """To or Cc: bare addresses, folded between them."""
+    specs = [addr_spec(a) for a in addresses]
+    words = [f"{spec}," for spec in specs[:-1]] + specs[-1:]
+    return _folded(f"{name}:", words, SOFT_LIMIT)
+
+
+def mailbox_field(name: str, display_name: str, address: str) -> str:
+    """A field with one named address, 'Name <address>' (From)."""
+    spec = f"<{addr_spec(address)}>"
+    display = one_line(display_name)
+    if not display:
+        return _folded(f"{name}:", [spec], SOFT_LIMIT)
+    if display.isascii() and _PHRASE.fullmatch(display) \
+            and max(map(len, display.split(" "))) <= _LONGEST_WORD:
+        return _folded(f"{name}:", [*display.split(" "), spec], SOFT_LIMIT)
+    if display.isascii() and len(_quoted(display)) <= _LONGEST_WORD:
+        return _folded(f"{name}:", [_quoted(display), spec], SOFT_LIMIT)
+    # Words that are atoms stay as they are. (Python's own parser, unlike
+    # RFC 2047, keeps the space between two encoded-words in a name, so a
+    # long run of other words reads back with spaces added there.)
+    words = _mixed(display.split(" "), lambda word: bool(_ATOM.fullmatch(word)),
+                   _EW_LINE - len(name) - 2)
+    return _folded(f"{name}:", [*words, spec], _EW_LINE)
+
+
+def date_field(now: datetime) -> str:
+    return f"Date: {email.utils.format_datetime(now)}\r\n"
+
+
+def _not_7bit(text: str) -> bool:
+    """Whether text (with \\n line ends) cannot go as it is: not ASCII, a
+    control character, or a line over RFC 5322's limit."""
+    return (not text.isascii() or bool(_CONTROL_BUT_TAB.search(text))
+            or len(max(text.split("\n"), key=len)) > HARD_LIMIT)
+
+
+_CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _body(subtype: str, text: str) -> tuple[str, str]:
+    """A text part's headers and body, UTF-8, with CRLF line ends; the
+    line breaks in `text` may be CR, LF or CRLF."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if not _not_7bit(text[:-1]):
+        encoding, body = "7bit", text.replace("\n", "\r\n")
+    else:
+        data = text.replace("\n", "\r\n").encode("utf-8", "replace")
+        quoted = binascii.b2a_qp(data, istext=True)
+        if len(quoted) <= len(data) * 4 // 3:  # else base64 is shorter
+            encoding, body = "quoted-printable", quoted.decode("ascii")
+        else:
+            encoding = "base64"
+            body = base64.encodebytes(data).decode("ascii").replace("\n", "\r\n")
+    head = (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n")
+    return head, body
+
+
+def _alternative(text: str, html: str) -> str:
+    """The MIME headers and body of a multipart/alternative message with
+    a plain-text and an HTML part."""
+    parts = [_body("plain", text), _body("html", html)]
+    # "=_" is never in quoted-printable or base64; a 7bit body is checked.
+    while True:
+        boundary = "=_" + secrets.token_hex(12)
+        if not any(boundary in body for _, body in parts):
+            break
+    out = ["MIME-Version: 1.0\r\n",
+           f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n',
+           "\r\n"]
+    for head, body in parts:
+        out += [f"--{boundary}\r\n", head, body, "\r\n"]
+    out.append(f"--{boundary}--\r\n")
+    return "".join(out)
+
+
+# -- changing a message already written ------------------------------------
+
+def replace_fields(raw: str, fields: Mapping[str, str | None]) -> str:
+    """`raw` with the header fields named in `fields` replaced: each by the
+    whole field given (as the functions above write it), or removed where
+    None. A field replaced takes the place of the first one of its name
+    and every other of that name goes; a field the message lacks is added
+    at the end of the header block. Nothing else changes, the body least
+    of all. Works on the text alone: nothing is parsed or decoded, so no
+    encoded-word in a header can turn into a line break.
+
+    Raises ValueError if `raw` has no header block."""
+    eol = "\r\n" if "\r\n" in raw[:raw.find("\n") + 1] else "\n"
+    if raw.startswith(eol):
+        end = 0
+    else:
+        end = raw.find(eol + eol)
+        if end < 0:
+            raise ValueError("the message has no end to its header block")
+        end += len(eol)
+    wanted = {name.lower(): value for name, value in fields.items()}
+    for value in wanted.values():
+        if value is not None and not _WHOLE_FIELD.fullmatch(value):
+            raise ValueError(f"not a header field: {value!r}")
+    done: set[str] = set()
+    out: list[str] = []
+    dropping = False
+    for line in raw[:end].split(eol)[:-1]:
+        if line[:1] in (" ", "\t"):  # the rest of a folded field
+            if not dropping:
+                out.append(line + eol)
+            continue
+        name = line.split(":", 1)[0].strip().lower()
+        dropping = name in wanted
+        if not dropping:
+            out.append(line + eol)
+        elif name not in done:
+            done.add(name)
+            out.append(_with_eol(wanted[name] or "", eol))
+    out += [_with_eol(value, eol) for name, value in wanted.items()
+            if name not in done and value is not None]
+    return "".join(out) + raw[end:]
+
+
+# A field as written above: a name, lines with no CR or LF of their own,
+# each after the first beginning with a space, and the final CRLF.
+_WHOLE_FIELD = re.compile(r"[!-9;-~]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*")
+
+
+def _with_eol(field: str, eol: str) -> str:
+    return field if eol == "\r\n" else field.replace("\r\n", eol)

@@ -4,18 +4,22 @@ A queued message is sent when its time has come, then marked sent and the
 record committed at once, so that a crash can repeat at most the one
 message that was in flight. Addresses known to bounce are left out; a
 message with nobody left to send to is marked suppressed.
+
+The message is sent as the composer wrote it (mailbot.compose), never parsed
+again: only its Date, and its To and Cc when an address was left out, are
+rewritten, as text, in its header block.
 """
 
 from __future__ import annotations
 
-import email
-import email.utils
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from mailbot.clock import Clock
+from mailbot.compose import address_field, date_field, replace_fields
 from mailbot.errors import PermanentSendError, TransientSendError
-from mailbot.senders import WIRE_POLICY, Sender
+from mailbot.senders import Envelope, Sender
 from mailbot.store import Store, stamp
 
 log = logging.getLogger(__name__)
@@ -31,7 +35,6 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
     sent = 0
     for item in store.pending_outgoing(clock.now()):
         now = clock.now()
-        message = email.message_from_string(item["raw"], policy=WIRE_POLICY)
         to = [a for a in item["to"] if not store.is_undeliverable(a)]
         cc = [a for a in item["cc"] if not store.is_undeliverable(a)]
         if not to:
@@ -41,13 +44,18 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             log.info("suppressed %s %s to %s: address undeliverable",
                      item["kind"], item["message_id"], ", ".join(item["to"]))
             continue
-
-        for header, kept in (("To", to), ("Cc", cc)):
-            del message[header]
-            if kept:
-                message[header] = ", ".join(kept)
-        del message["Date"]
-        message["Date"] = email.utils.format_datetime(now)
+        try:
+            message = Envelope(data=_as_sent(item, to, cc, now).encode("utf-8"),
+                               recipients=(*to, *cc),
+                               message_id=item["message_id"])
+        except ValueError as exc:
+            # Only a record damaged by hand gets here: nothing to send.
+            store.update_outgoing(item.doc_id, {
+                "status": "failed", "error": f"cannot be sent: {exc}"})
+            store.commit()
+            log.error("cannot send %s %s: %s", item["kind"],
+                      item["message_id"], exc)
+            continue
 
         # The one window where a crash can repeat a message: after the
         # server has it and before the record says so. It is marked first,
@@ -60,7 +68,7 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             store.update_outgoing(item.doc_id, {"status": "sending"})
             store.commit()
         try:
-            sender.send(message)  # type: ignore[arg-type]
+            sender.send(message)
         except TransientSendError as exc:
             attempts = int(item.get("attempts", 0)) + 1
             retry = now + retry_delay(attempts)
@@ -93,3 +101,17 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
         log.info("sent %s %s to %s", item["kind"], item["message_id"],
                  ", ".join(to + cc))
     return sent
+
+
+def _as_sent(item: dict[str, Any], to: list[str], cc: list[str],
+             now: datetime) -> str:
+    """The queued message with today's Date, and with To and Cc rewritten
+    if an address was left out; ValueError if there is no message."""
+    raw = str(item.get("raw") or "")
+    if not raw:
+        raise ValueError("the queued message is empty")
+    fields: dict[str, str | None] = {"Date": date_field(now)}
+    if to != list(item["to"]) or cc != list(item["cc"]):
+        fields["To"] = address_field("To", to)
+        fields["Cc"] = address_field("Cc", cc) if cc else None
+    return replace_fields(raw, fields)

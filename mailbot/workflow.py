@@ -80,14 +80,14 @@ class Workflow:
             "kind": draft.kind,
             "to": list(draft.to),
             "cc": list(draft.cc),
-            "subject": str(message["Subject"]),
-            "message_id": str(message["Message-ID"]),
+            "subject": message.subject,
+            "message_id": message.message_id,
             "status": "pending",
             "not_before": stamp(draft.not_before or now),
             "created_at": stamp(now),
             "cluster_id": draft.cluster_id,
             "school_id": draft.school_id,
-            "raw": message.as_string(),
+            "raw": message.raw,
             "in_reply_to": draft.reply_to_id,
         })
 

@@ -4,11 +4,24 @@ marked so that staff see it."""
 
 from __future__ import annotations
 
+import email
+import email.utils
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 import pytest
-from harness import Harness, example_config, sample
+from harness import ROOT, Harness, example_config, sample
 from servers import SmtpServer
+
+from mailbot.clock import ManualClock
+from mailbot.compose import Composer, Draft
+from mailbot.delivery import deliver_pending
+from mailbot.examples import contexts
+from mailbot.senders import Envelope
+from mailbot.store import Store, stamp
 
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
 
@@ -103,3 +116,148 @@ def test_a_message_caught_mid_send_by_a_crash_is_sent_again_and_logged(
               if "was being sent when mailbot stopped" in r.getMessage()]
     assert len(warned) == 1 and "welcome" in warned[0]
     bot.close()
+
+
+# -- what is sent, without a server -----------------------------------------
+
+class Recorder:
+    """A Sender that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+
+    def send(self, message: Envelope) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        pass
+
+
+QUEUED_AT = datetime(2027, 1, 12, 9, 35, tzinfo=UTC)
+SENT_AT = datetime(2027, 1, 12, 10, 0, tzinfo=UTC)
+
+
+def queued(tmp_path: Path, raw: str, to: list[str], cc: list[str]) -> Store:
+    store = Store(tmp_path / "mailbot.json")
+    store.queue_outgoing({
+        "key": "welcome:1", "kind": "welcome", "to": to, "cc": cc,
+        "subject": "Welcome", "message_id": "<w.1@dsa.example.org>",
+        "status": "pending", "not_before": stamp(QUEUED_AT),
+        "created_at": stamp(QUEUED_AT), "cluster_id": 1, "school_id": None,
+        "raw": raw, "in_reply_to": ""})
+    store.commit()
+    return store
+
+
+def built(to: tuple[str, ...], cc: tuple[str, ...]) -> str:
+    composer = Composer(ROOT / "templates", "Digital Schools Programme",
+                        "programme@dsa.example.org", {
+                            "programme_name": "Digital Schools Awards",
+                            "programme_address": "programme@dsa.example.org",
+                            "sender_name": "Digital Schools Programme"})
+    return composer.build(Draft(key="welcome:1", kind="welcome",
+                                template="welcome", to=to, cc=cc,
+                                context=contexts()["welcome"]), QUEUED_AT).raw
+
+
+def test_the_message_goes_as_queued_with_a_new_date(tmp_path: Path) -> None:
+    raw = built(("lead@x.example.org",), ("clerk@council.example.org",))
+    store = queued(tmp_path, raw, ["lead@x.example.org"],
+                   ["clerk@council.example.org"])
+    sender = Recorder()
+
+    assert deliver_pending(store, sender, ManualClock(SENT_AT)) == 1
+
+    (message,) = sender.sent
+    assert message.recipients == ("lead@x.example.org",
+                                  "clerk@council.example.org")
+    assert message.message_id == "<w.1@dsa.example.org>"
+    expected = raw.replace("Date: Tue, 12 Jan 2027 09:35:00 +0000",
+                           "Date: Tue, 12 Jan 2027 10:00:00 +0000")
+    assert expected != raw and message.data == expected.encode()
+    assert store.outgoing_by_key("welcome:1")["status"] == "sent"  # type: ignore[index]
+
+
+def test_an_address_that_bounces_is_left_out_of_envelope_and_headers(
+        tmp_path: Path) -> None:
+    to = ("lead@x.example.org", "gone@x.example.org")
+    cc = ("clerk@council.example.org", "bounces@council.example.org")
+    raw = built(to, cc)
+    store = queued(tmp_path, raw, list(to), list(cc))
+    for address in ("gone@x.example.org", "bounces@council.example.org"):
+        store.mark_undeliverable(address, QUEUED_AT, "550", "<b@x>")
+    sender = Recorder()
+
+    deliver_pending(store, sender, ManualClock(SENT_AT))
+
+    (message,) = sender.sent
+    assert message.recipients == ("lead@x.example.org",
+                                  "clerk@council.example.org")
+    parsed = email.message_from_bytes(message.data, policy=policy.default)
+    assert parsed["To"] == "lead@x.example.org"
+    assert parsed["Cc"] == "clerk@council.example.org"
+    assert parsed["Date"] == "Tue, 12 Jan 2027 10:00:00 +0000"
+    assert not parsed.defects
+    # Everything but those three fields is as it was queued.
+    def rest(text: str) -> list[str]:
+        return [line for line in text.split("\r\n")
+                if not line.startswith(("To:", "Cc:", "Date:"))]
+    assert rest(message.data.decode()) == rest(raw)
+
+
+def test_a_cc_left_empty_is_dropped(tmp_path: Path) -> None:
+    raw = built(("lead@x.example.org",), ("gone@council.example.org",))
+    store = queued(tmp_path, raw, ["lead@x.example.org"],
+                   ["gone@council.example.org"])
+    store.mark_undeliverable("gone@council.example.org", QUEUED_AT, "550", "<b@x>")
+    sender = Recorder()
+
+    deliver_pending(store, sender, ManualClock(SENT_AT))
+
+    (message,) = sender.sent
+    assert message.recipients == ("lead@x.example.org",)
+    assert b"\r\nCc:" not in message.data
+    assert b"gone@council" not in message.data
+
+
+def test_a_message_queued_by_an_older_mailbot_is_sent_too(
+        tmp_path: Path) -> None:
+    # As queued before: written by email.message, folded where it chose.
+    old = EmailMessage(policy=SMTP)
+    old["From"] = "Digital Schools Programme <programme@dsa.example.org>"
+    old["To"] = "lead@x.example.org, " + ", ".join(
+        f"school{n}@x.example.org" for n in range(8))
+    old["Subject"] = "Welcome to the Cluster Initiative, Bun-sgoil Ghàidhlig"
+    old["Date"] = email.utils.format_datetime(QUEUED_AT)
+    old["Message-ID"] = "<w.1@dsa.example.org>"
+    old.set_content("Welcome.\n")
+    old.add_alternative("<p>Welcome.</p>\n", subtype="html")
+    to = ["lead@x.example.org"] + [f"school{n}@x.example.org" for n in range(8)]
+    store = queued(tmp_path, old.as_string(), to, [])
+    store.mark_undeliverable("school3@x.example.org", QUEUED_AT, "550", "<b@x>")
+    sender = Recorder()
+
+    deliver_pending(store, sender, ManualClock(SENT_AT))
+
+    (message,) = sender.sent
+    parsed = email.message_from_bytes(message.data, policy=policy.default)
+    assert [a.addr_spec for a in parsed["To"].addresses] == \
+        [a for a in to if a != "school3@x.example.org"]
+    assert parsed["Subject"] == old["Subject"]
+    assert parsed["Date"] == "Tue, 12 Jan 2027 10:00:00 +0000"
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == "Welcome.\n"
+
+
+def test_a_queued_message_with_no_text_is_failed_not_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = queued(tmp_path, "", ["lead@x.example.org"], [])
+    sender = Recorder()
+
+    assert deliver_pending(store, sender, ManualClock(SENT_AT)) == 0
+
+    assert sender.sent == []
+    item = store.outgoing_by_key("welcome:1")
+    assert item is not None and item["status"] == "failed"
+    assert "cannot send" in caplog.text

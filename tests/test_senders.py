@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import email
 import logging
+import os
 import time
 from contextlib import closing
 from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -15,22 +15,29 @@ from servers import HOST, SmtpServer, free_port
 
 from mailbot.config import Secret, SendingConfig
 from mailbot.errors import PermanentSendError, TransientSendError
+from mailbot.senders import Envelope
 from mailbot.senders.outbox import FileOutbox
 from mailbot.senders.smtp import SmtpSender
 
 FROM = "awards@example.org"
 
 
-def make_message(**headers: str) -> EmailMessage:
-    message = EmailMessage()
-    fields = {"From": f"Awards <{FROM}>", "To": "Head <head@school.example>",
-              "Subject": "Your nomination", "Message-ID": "<1@example.org>"}
-    fields.update({k.replace("_", "-"): v for k, v in headers.items()})
-    for name, value in fields.items():
-        if value:
-            message[name] = value
-    message.set_content("Thank you for the nomination.\n")
-    return message
+def make_message(to: tuple[str, ...] = ("head@school.example",),
+                 cc: tuple[str, ...] = (), message_id: str = "<1@example.org>",
+                 recipients: tuple[str, ...] | None = None) -> Envelope:
+    """A finished message as the composer writes one, and its envelope:
+    its To and Cc unless `recipients` says otherwise."""
+    head = [f"From: Awards <{FROM}>", f"To: {', '.join(to)}"]
+    if cc:
+        head.append(f"Cc: {', '.join(cc)}")
+    head += ["Subject: Your nomination", f"Message-ID: {message_id}",
+             "MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"',
+             "Content-Transfer-Encoding: 7bit"]
+    text = "\r\n".join([*head, "", "Thank you for the nomination.",
+                         ".a line starting with a dot", ""])
+    return Envelope(data=text.encode("utf-8"),
+                    recipients=(*to, *cc) if recipients is None else recipients,
+                    message_id=message_id)
 
 
 # ------------------------------------------------------------------ outbox
@@ -42,12 +49,13 @@ def outbox_config(path: Path) -> SendingConfig:
 def test_outbox_writes_parseable_eml_files(tmp_path: Path) -> None:
     outbox = FileOutbox(outbox_config(tmp_path / "outbox"))
 
-    outbox.send(make_message(Cc="clerk@council.example"))
+    message = make_message(cc=("clerk@council.example",))
+    outbox.send(message)
 
     (written,) = (tmp_path / "outbox").iterdir()
     assert written.suffix == ".eml"
     data = written.read_bytes()
-    assert b"\r\n" in data
+    assert data == message.data
     parsed = email.message_from_bytes(data, policy=policy.default)
     assert parsed["Subject"] == "Your nomination"
     assert parsed["Cc"] == "clerk@council.example"
@@ -59,8 +67,8 @@ def test_outbox_names_are_unique_and_sort_by_time(tmp_path: Path) -> None:
     outbox = FileOutbox(outbox_config(tmp_path))
 
     for n in range(3):
-        outbox.send(make_message(Message_ID=f"<1.{n}@example.org>"))
-    outbox.send(make_message(Message_ID="<2@example.org>"))
+        outbox.send(make_message(message_id=f"<1.{n}@example.org>"))
+    outbox.send(make_message(message_id="<2@example.org>"))
 
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 4
@@ -73,8 +81,26 @@ def test_outbox_writes_a_message_id_once(tmp_path: Path) -> None:
     # the same message comes again: it must not be sent twice.
     outbox = FileOutbox(outbox_config(tmp_path))
     for _ in range(3):
-        outbox.send(make_message(Message_ID="<once@example.org>"))
+        outbox.send(make_message(message_id="<once@example.org>"))
     assert len(list(tmp_path.glob("*.eml"))) == 1
+
+
+def test_outbox_writes_each_message_to_disk_before_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(sorted(p.name for p in tmp_path.iterdir()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    outbox = FileOutbox(outbox_config(tmp_path))
+    outbox.send(make_message())
+
+    # Synced while still under its hidden name.
+    assert len(synced) == 1 and synced[0][0].startswith(".")
+    assert [p.suffix for p in tmp_path.iterdir()] == [".eml"]
 
 
 def test_outbox_clears_half_written_files_and_reports_a_full_disk(
@@ -96,7 +122,7 @@ def test_outbox_names_stay_inside_the_folder(
         tmp_path: Path, message_id: str) -> None:
     outbox = FileOutbox(outbox_config(tmp_path / "outbox"))
 
-    outbox.send(make_message(Message_ID=message_id))
+    outbox.send(make_message(message_id=message_id))
 
     (written,) = (tmp_path / "outbox").iterdir()
     assert written.parent == tmp_path / "outbox"
@@ -108,22 +134,38 @@ def test_outbox_names_stay_inside_the_folder(
 
 def test_smtp_delivers_to_to_and_cc(smtp_server: SmtpServer) -> None:
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
-        sender.send(make_message(Cc="Clerk <clerk@council.example>"))
+        message = make_message(cc=("clerk@council.example",))
+        sender.send(message)
 
     (got,) = smtp_server.received
     assert got.mail_from == FROM
     assert got.rcpt_tos == ["head@school.example", "clerk@council.example"]
+    assert got.content == message.data  # the same bytes, dot and all
     parsed = email.message_from_bytes(got.content, policy=policy.default)
     assert parsed["Subject"] == "Your nomination"
 
 
-def test_smtp_bcc_gets_it_but_is_not_shown(smtp_server: SmtpServer) -> None:
+def test_smtp_sends_to_the_envelope_not_the_headers(
+        smtp_server: SmtpServer) -> None:
+    # A blind copy: in the envelope, not in the message.
+    message = make_message(recipients=("head@school.example",
+                                       "Staff@Example.org", "staff@example.org",
+                                       "not-an-address", ""))
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
-        sender.send(make_message(Bcc="staff@example.org"))
+        sender.send(message)
 
     (got,) = smtp_server.received
-    assert got.rcpt_tos == ["head@school.example", "staff@example.org"]
-    assert b"staff@example.org" not in got.content
+    assert got.rcpt_tos == ["head@school.example", "Staff@Example.org"]
+    assert b"staff@example.org" not in got.content.lower()
+    assert got.content == message.data
+
+
+def test_smtp_with_nobody_to_send_to_is_permanent(
+        smtp_server: SmtpServer) -> None:
+    with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
+            pytest.raises(PermanentSendError, match="no recipients"):
+        sender.send(make_message(recipients=()))
+    assert smtp_server.received == []
 
 
 def test_smtp_logs_in(smtp_server: SmtpServer) -> None:
@@ -158,7 +200,7 @@ def test_smtp_451_is_transient_and_nobody_gets_it(
 
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
         with pytest.raises(TransientSendError) as failure:
-            sender.send(make_message(Cc="clerk@council.example"))
+            sender.send(make_message(cc=("clerk@council.example",)))
         # The connection carries the next message after the failed one.
         sender.send(make_message())
 
@@ -175,7 +217,7 @@ def test_smtp_550_for_one_sends_to_the_others_then_fails(
 
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
             pytest.raises(PermanentSendError) as failure:
-        sender.send(make_message(Cc="clerk@council.example"))
+        sender.send(make_message(cc=("clerk@council.example",)))
 
     assert failure.value.recipients == ["clerk@council.example"]
     assert "550" in str(failure.value)
@@ -187,7 +229,7 @@ def test_smtp_non_ascii_address_is_refused_for_good(
         smtp_server: SmtpServer) -> None:
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender, \
             pytest.raises(PermanentSendError, match="non-ASCII") as failure:
-        sender.send(make_message(Cc="j\u00f6rg@example.org"))
+        sender.send(make_message(cc=("j\u00f6rg@example.org",)))
 
     assert failure.value.recipients == ["j\u00f6rg@example.org"]
     assert [r.rcpt_tos for r in smtp_server.received] == [
@@ -251,7 +293,7 @@ def test_smtp_keeps_one_connection_for_many_messages(
         smtp_server: SmtpServer) -> None:
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
         for n in range(5):
-            sender.send(make_message(Message_ID=f"<{n}@example.org>"))
+            sender.send(make_message(message_id=f"<{n}@example.org>"))
 
     assert len(smtp_server.received) == 5
     assert smtp_server.connections == 1
@@ -260,9 +302,9 @@ def test_smtp_keeps_one_connection_for_many_messages(
 def test_smtp_connects_again_after_the_server_dropped_it(
         smtp_server: SmtpServer) -> None:
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
-        sender.send(make_message(Message_ID="<1@example.org>"))
+        sender.send(make_message(message_id="<1@example.org>"))
         smtp_server.restart()
-        sender.send(make_message(Message_ID="<2@example.org>"))
+        sender.send(make_message(message_id="<2@example.org>"))
 
     assert len(smtp_server.received) == 2
     assert smtp_server.connections == 1  # counted since the restart
@@ -271,9 +313,9 @@ def test_smtp_connects_again_after_the_server_dropped_it(
 def test_smtp_connects_again_after_a_421_on_an_idle_connection(
         smtp_server: SmtpServer) -> None:
     with closing(SmtpSender(smtp_server.sending_config(), FROM)) as sender:
-        sender.send(make_message(Message_ID="<1@example.org>"))
+        sender.send(make_message(message_id="<1@example.org>"))
         smtp_server.handler.next_mail_reply = "421 4.4.2 Idle too long"
-        sender.send(make_message(Message_ID="<2@example.org>"))
+        sender.send(make_message(message_id="<2@example.org>"))
 
     assert len(smtp_server.received) == 2
     assert smtp_server.connections == 2

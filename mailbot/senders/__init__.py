@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.policy import SMTP
+from dataclasses import dataclass
 from typing import Protocol
 
 from mailbot.config import SendingConfig
 
-# How every message is written out. Headers are kept on one line up to RFC
-# 5322's hard limit, and a header read back from the record is never
-# refolded: refolding decodes encoded-words, and a decoded line break in a
-# name must not become a header of its own.
-WIRE_POLICY = SMTP.clone(max_line_length=998, refold_source="none")
+
+@dataclass(frozen=True)
+class Envelope:
+    """One finished message and who it goes to.
+
+    `data` is the message exactly as it travels (CRLF line ends), written
+    by mailbot.compose; senders pass it on as it is and never parse it.
+    `recipients` are the envelope recipients (RCPT TO), which need not be
+    the addresses in its headers. `message_id` is its Message-ID.
+    """
+
+    data: bytes
+    recipients: tuple[str, ...]
+    message_id: str
 
 
 class Sender(Protocol):
-    def send(self, message: EmailMessage) -> None:
-        """Deliver one finished message to every To and Cc recipient.
+    def send(self, message: Envelope) -> None:
+        """Deliver one finished message to each of its recipients.
 
         Raises TransientSendError when it may work later, and
         PermanentSendError when the server refused it for good.

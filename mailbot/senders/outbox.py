@@ -12,12 +12,11 @@ import logging
 import os
 import re
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.config import SendingConfig
 from mailbot.errors import TransientSendError
-from mailbot.senders import WIRE_POLICY
+from mailbot.senders import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +50,23 @@ class FileOutbox:
         self._written = {p.stem.split("-", 1)[1] for p in self.path.glob("*.eml")
                          if "-" in p.stem}
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Envelope) -> None:
         try:
             self._write(message)
         except OSError as exc:
             raise TransientSendError([], f"cannot write to {self.path}: {exc}",
                                      server_down=True) from exc
 
-    def _write(self, message: EmailMessage) -> None:
-        part = _id_part(str(message.get("Message-ID", "")))
+    def _write(self, message: Envelope) -> None:
+        part = _id_part(message.message_id)
         # Message-IDs are unique to each intended message, so one already
         # here was written before a crash that came before the record of
         # it: writing it again would send it twice.
-        if message.get("Message-ID") and part in self._written:
+        if message.message_id and part in self._written:
             log.warning("%s is already in the outbox; not written again",
-                        message["Message-ID"])
+                        message.message_id)
             return
-        data = message.as_bytes(policy=WIRE_POLICY)
+        data = message.data
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{stamp}-{part}"
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import threading
-from email.message import EmailMessage
-from email.utils import getaddresses
+from collections.abc import Iterable
 
 import aiosmtplib
 from aiosmtplib import (
@@ -38,30 +36,22 @@ from aiosmtplib import (
     SMTPSenderRefused,
 )
 
-from mailbot.config import SendingConfig, is_loopback
+from mailbot.config import SendingConfig, is_loopback, tls_context
 from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
-from mailbot.senders import WIRE_POLICY
+from mailbot.senders import Envelope
 
 log = logging.getLogger(__name__)
 
 
-def envelope_recipients(message: EmailMessage) -> list[str]:
-    """Every To, Cc and Bcc address of a message, each once, in order."""
-    fields = [str(value) for name in ("To", "Cc", "Bcc")
-              for value in message.get_all(name, [])]
+def envelope_recipients(addresses: Iterable[str]) -> list[str]:
+    """The addresses to give RCPT TO: each once (whatever its case), in
+    order, leaving out anything without an @."""
     found: dict[str, str] = {}
-    for _, address in getaddresses(fields):
+    for address in addresses:
+        address = address.strip()
         if address and "@" in address:
             found.setdefault(address.lower(), address)
     return list(found.values())
-
-
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as it travels: CRLF line ends, no Bcc header."""
-    if "Bcc" in message:
-        message = copy.deepcopy(message)
-        del message["Bcc"]
-    return message.as_bytes(policy=WIRE_POLICY)
 
 
 class SmtpSender:
@@ -82,13 +72,12 @@ class SmtpSender:
         # One loop, one connection: sends from several threads take turns.
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> None:
-        recipients = envelope_recipients(message)
+    def send(self, message: Envelope) -> None:
+        recipients = envelope_recipients(message.recipients)
         if not recipients:
-            raise PermanentSendError([], "the message has no To or Cc address")
-        data = wire_bytes(message)
+            raise PermanentSendError([], "the message has no recipients")
         with self._lock:
-            self._loop.run_until_complete(self._send(recipients, data))
+            self._loop.run_until_complete(self._send(recipients, message.data))
 
     def close(self) -> None:
         with self._lock:
@@ -189,7 +178,9 @@ class SmtpSender:
             hostname=config.host, port=config.port,
             timeout=config.timeout_seconds,
             use_tls=config.security == "tls",
-            start_tls=config.security == "starttls")
+            start_tls=config.security == "starttls",
+            tls_context=(tls_context(config.ca_file)
+                         if config.security != "none" else None))
         await smtp.connect()
         try:
             if config.username:
