@@ -4,6 +4,9 @@ Every key is checked here: an unknown key, a wrong type or a missing value
 stops start-up with the file and the key named. Relative paths are taken
 from the config file's folder. Secrets never sit in the file itself: a
 password comes from the environment variable or the file that it names.
+
+TLS to a mail server always checks the server's certificate and name;
+`ca_file` only adds CAs (a private one) to those the system trusts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time
@@ -77,6 +81,8 @@ class MailboxConfig:
     reconnect_attempts: int = 5
     # IDLE is ended and issued again this often (RFC 2177: under 29 min).
     idle_renew_seconds: float = 1500.0
+    # CA certificates (PEM) trusted besides the system's, for TLS.
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class SendingConfig:
     username: str = ""
     password: Secret = field(default_factory=Secret)
     timeout_seconds: float = 60.0
+    # CA certificates (PEM) trusted besides the system's, for TLS.
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """A client TLS context for a mail server. The server's certificate
+    must chain to a CA that the system trusts, or to one in `ca_file`
+    (PEM), and must be for the host name mailbot connected to; neither
+    check can be turned off. OSError (ssl.SSLError is one) if `ca_file`
+    cannot be read or holds no certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file is not None:
+        # Added to the default trust, which create_default_context(cafile=)
+        # would replace.
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def config_path(given: str | None) -> Path:
@@ -221,6 +243,34 @@ class _Reader:
             raise self.fail(f"{section}.password_env",
                             "give password_env or password_file, not both")
         return Secret(env=env, file=self.file_path(file) if file else None)
+
+    def ca_file(self, table: dict[str, Any], section: str) -> Path | None:
+        """The file of extra CA certificates, checked now so that a mistake
+        shows at start-up rather than at the first connection."""
+        key = f"{section}.ca_file"
+        given = self.get(table, section, "ca_file", str, None)
+        if given is None:
+            return None
+        if not given.strip():
+            raise self.fail(key, "must name a file of CA certificates (PEM)")
+        path = self.file_path(given)
+        if not path.exists():
+            raise self.fail(key, f"{path}: no such file")
+        if not path.is_file():
+            raise self.fail(key, f"{path}: not a file")
+        try:
+            with path.open("rb") as opened:
+                opened.read(1)
+        except OSError as exc:
+            raise self.fail(key, f"{path}: cannot read: "
+                            f"{exc.strerror or exc}") from exc
+        try:
+            tls_context(path)
+        except OSError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise self.fail(key, f"{path}: holds no usable CA certificate "
+                            f"in PEM form ({reason})") from exc
+        return path
 
     def security(self, table: dict[str, Any], section: str, default: str) -> str:
         value = self.get(table, section, "security", str, default)
@@ -316,7 +366,7 @@ class _Reader:
             "kind", "path", "handled_folder", "set_aside_folder", "host",
             "port", "security", "username", "password", "password_env",
             "password_file", "folder", "timeout_seconds",
-            "reconnect_attempts", "idle_renew_seconds"})
+            "reconnect_attempts", "idle_renew_seconds", "ca_file"})
         kind = self.get(t, s, "kind", str)
         if kind not in ("maildir", "imap"):
             raise self.fail(f"{s}.kind", "must be maildir or imap")
@@ -346,13 +396,15 @@ class _Reader:
             timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
             reconnect_attempts=attempts,
             idle_renew_seconds=renew,
+            ca_file=self.ca_file(t, s),
         )
 
     def sending(self, raw: dict[str, Any]) -> SendingConfig:
         s = "sending"
         t = self.table(raw, s, {
             "kind", "path", "host", "port", "security", "username",
-            "password", "password_env", "password_file", "timeout_seconds"})
+            "password", "password_env", "password_file", "timeout_seconds",
+            "ca_file"})
         kind = self.get(t, s, "kind", str)
         if kind not in ("file", "smtp"):
             raise self.fail(f"{s}.kind", "must be file or smtp")
@@ -370,6 +422,7 @@ class _Reader:
             username=self.get(t, s, "username", str, ""),
             password=self.secret(t, s),
             timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
+            ca_file=self.ca_file(t, s),
         )
 
     def schedule(self, raw: dict[str, Any]) -> ScheduleConfig:

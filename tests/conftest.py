@@ -5,25 +5,37 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from harness import ROOT
-from servers import DOVECOT, HOST, DovecotMailbox, DovecotServer, SmtpServer
+from servers import (
+    DOVECOT,
+    HOST,
+    DovecotMailbox,
+    DovecotServer,
+    SmtpServer,
+    ThrowawayCA,
+)
 
 # ------------------------------------------------------- real mail servers
 # The machinery lives in tests/servers.py; these fixtures only wrap it.
 
 
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[DovecotServer]:
-    """One real Dovecot on 127.0.0.1 for the whole session."""
+def need_dovecot() -> None:
+    """Skip without Dovecot, except on CI, where that is a failure."""
     if not DOVECOT.exists():
         reason = f"{DOVECOT} is not installed (apt install dovecot-imapd)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[DovecotServer]:
+    """One real Dovecot on 127.0.0.1 for the whole session."""
+    need_dovecot()
     server = DovecotServer()
     server.start()
     yield server
@@ -42,6 +54,53 @@ def dovecot(dovecot_server: DovecotServer) -> Iterator[DovecotMailbox]:
     # A test that stopped the server leaves it running for the next one.
     if not dovecot_server.running:
         dovecot_server.start()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    """A throwaway CA for the session: `ca_file` (PEM) is what mailbot's
+    `ca_file` option names, `issue(*names)` makes server certificates."""
+    return ThrowawayCA(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def start_tls_dovecot(
+        test_ca: ThrowawayCA) -> Iterator[Callable[..., DovecotServer]]:
+    """start_tls_dovecot(*names): a real Dovecot with TLS, its certificate
+    from `test_ca` for those names (127.0.0.1 and localhost if none): TLS
+    from the start on `imaps_port`, STARTTLS offered on `port`. Each is
+    removed at the end of the session."""
+    need_dovecot()
+    started: list[DovecotServer] = []
+
+    def start(*names: str) -> DovecotServer:
+        server = DovecotServer(tls=test_ca.issue(*(names or (HOST,
+                                                             "localhost"))))
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls_server(
+        start_tls_dovecot: Callable[..., DovecotServer]) -> DovecotServer:
+    """A second real Dovecot, with TLS: a certificate for 127.0.0.1 and
+    localhost from `test_ca`, TLS from the start on `imaps_port` and
+    STARTTLS offered on `port`."""
+    return start_tls_dovecot()
+
+
+@pytest.fixture
+def dovecot_tls(dovecot_tls_server: DovecotServer) -> Iterator[DovecotMailbox]:
+    """A fresh IMAP user on the TLS Dovecot; as `dovecot`, plus
+    imaps_port. Its helpers (deliver, folder_messages...) use plain text."""
+    yield dovecot_tls_server.new_mailbox()
+    if not dovecot_tls_server.running:
+        dovecot_tls_server.start()
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 Each server listens on loopback only, on a free port, from a throwaway
 configuration in a temporary folder. `conftest.py` wraps them in fixtures;
 nothing here talks to any other host.
+
+Either server can also speak TLS, with a certificate from a throwaway CA
+(`ThrowawayCA`, made by trustme in memory: no openssl command needed).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
@@ -55,6 +60,50 @@ def wait_for_port(port: int, up: bool, timeout: float = 10.0) -> bool:
     return False
 
 
+# -------------------------------------------------------------------- TLS
+
+@dataclass(frozen=True)
+class ServerCert:
+    """A server's certificate chain and private key, as PEM files."""
+
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class ThrowawayCA:
+    """A certificate authority that exists only for a test session.
+
+    `ca_file` is its certificate (PEM), what mailbot's `ca_file` option
+    names; `issue(*names)` makes a server certificate for those host
+    names and IP addresses.
+    """
+
+    def __init__(self, folder: Path, name: str = "ca") -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._ca = trustme.CA(organization_name=f"mailbot tests {name}")
+        self.ca_file = folder / f"{name}.pem"
+        self._ca.cert_pem.write_to_path(str(self.ca_file))
+        self._name = name
+        self._issued = itertools.count(1)
+
+    def issue(self, *names: str) -> ServerCert:
+        n = next(self._issued)
+        cert = self._ca.issue_cert(*names)
+        cert_file = self.folder / f"{self._name}-server{n}.pem"
+        key_file = self.folder / f"{self._name}-server{n}.key"
+        cert_file.write_bytes(b"".join(pem.bytes()
+                                       for pem in cert.cert_chain_pems))
+        cert.private_key_pem.write_to_path(str(key_file))
+        key_file.chmod(0o600)
+        return ServerCert(cert_file, key_file)
+
+
 # ---------------------------------------------------------------- Dovecot
 
 _DOVECOT_CONF = """\
@@ -65,7 +114,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 instance_name = mailbot-test-{port}
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -95,7 +144,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 # Without this, one wrong password (a test does that on purpose) makes
@@ -115,11 +164,19 @@ protocol imap {{
 class DovecotServer:
     """One Dovecot process for a test session, restartable on its port."""
 
-    def __init__(self, capability: str = "") -> None:
+    def __init__(self, capability: str = "",
+                 tls: ServerCert | None = None) -> None:
         """`capability` replaces the CAPABILITY list after login, so a
-        test can meet a server without MOVE or UIDPLUS."""
+        test can meet a server without MOVE or UIDPLUS.
+
+        With `tls`, the server presents that certificate: TLS from the
+        start on `imaps_port`, and STARTTLS offered on `port` (where a
+        login in plain text stays allowed, for the test helpers). Without
+        it, `ssl = no`: no TLS anywhere, STARTTLS not offered."""
         self.host = HOST
         self.port = free_port()
+        self.tls = tls
+        self.imaps_port = free_port() if tls is not None else 0
         self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         # Mail is accessed as an unprivileged user: the folders above the
         # mail root must let it through.
@@ -139,7 +196,14 @@ class DovecotServer:
             uid, gid = os.getuid(), os.getgid()
             internal = login = pwd.getpwuid(uid).pw_name
         os.chown(self.mail_root, uid, gid)
+        if tls is None:
+            ssl_settings, imaps = "ssl = no", "port = 0"
+        else:
+            ssl_settings = (f"ssl = yes\nssl_cert = <{tls.cert_file}\n"
+                            f"ssl_key = <{tls.key_file}")
+            imaps = f"address = {HOST}\n    port = {self.imaps_port}"
         self.conf.write_text(_DOVECOT_CONF.format(
+            ssl=ssl_settings, imaps=imaps,
             host=HOST, port=self.port, root=self.root, uid=uid, gid=gid,
             internal_user=internal, login_user=login, password=PASSWORD,
             capability=(f"imap_capability = {capability}"
@@ -152,9 +216,11 @@ class DovecotServer:
             started = subprocess.run([str(DOVECOT), "-c", str(self.conf)],
                                      stdout=out, stderr=out, timeout=30,
                                      check=False)
-        if started.returncode or not wait_for_port(self.port, up=True):
-            raise RuntimeError(f"Dovecot did not listen on port {self.port}:\n"
-                               + self.log_tail())
+        ports = [self.port] + ([self.imaps_port] if self.imaps_port else [])
+        for port in ports:
+            if started.returncode or not wait_for_port(port, up=True):
+                raise RuntimeError(f"Dovecot did not listen on port {port}:\n"
+                                   + self.log_tail())
         self.running = True
 
     def stop(self, wait: bool = True) -> None:
@@ -219,6 +285,7 @@ class DovecotMailbox:
         self.server = server
         self.host = server.host
         self.port = server.port
+        self.imaps_port = server.imaps_port
         self.user = user
         self.password = PASSWORD
         self.maildir = server.mail_root / user
@@ -313,6 +380,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    # Whether it came over TLS (implicit or after STARTTLS).
+    tls: bool = False
 
 
 @dataclass
@@ -354,8 +423,11 @@ class SmtpRecorder:
         if self.data_reply is not None:
             return self.data_reply
         content = envelope.original_content or b""
+        over_tls = (server.transport is not None and server.transport
+                    .get_extra_info("ssl_object") is not None)
         self.received.append(Received(str(envelope.mail_from),
-                                      list(envelope.rcpt_tos), content))
+                                      list(envelope.rcpt_tos), content,
+                                      over_tls))
         return "250 OK"
 
 
@@ -363,11 +435,17 @@ class SmtpServer:
     """An aiosmtpd server on loopback; restartable on the same port."""
 
     def __init__(self, username: str = "mailbot",
-                 password: str = PASSWORD) -> None:
+                 password: str = PASSWORD, tls: ServerCert | None = None,
+                 implicit_tls: bool = False) -> None:
+        """With `tls`, the server presents that certificate: after a
+        STARTTLS that it requires before MAIL, or, with `implicit_tls`,
+        from the first byte."""
         self.host = HOST
         self.port = free_port()
         self.username = username
         self.password = password
+        self.tls = tls
+        self.implicit_tls = implicit_tls
         self.handler = SmtpRecorder()
         self.connections = 0
         self.password_file = Path(tempfile.mkdtemp()) / "smtp-password"
@@ -421,9 +499,15 @@ class SmtpServer:
                 server.connections += 1
                 return super().factory()  # type: ignore[no-any-return]
 
+        tls: dict[str, Any] = {}
+        if self.tls is not None and self.implicit_tls:
+            tls = {"ssl_context": self.tls.server_context()}
+        elif self.tls is not None:
+            tls = {"tls_context": self.tls.server_context(),
+                   "require_starttls": True}
         self._controller = CountingController(
             self.handler, hostname=HOST, port=self.port,
-            authenticator=self._authenticate, auth_require_tls=False)
+            authenticator=self._authenticate, auth_require_tls=False, **tls)
         self._controller.start()
         # start() opens one connection of its own to check the server.
         self.connections = 0

@@ -3,9 +3,12 @@ named by file and key."""
 
 from __future__ import annotations
 
+import shutil
+import ssl
 from pathlib import Path
 
 import pytest
+from servers import ThrowawayCA
 
 from mailbot import config as config_module
 from mailbot import rules as rules_module
@@ -95,6 +98,58 @@ def test_secrets_come_from_the_environment_or_a_file(
     monkeypatch.delenv("TEST_SMTP_SECRET")
     with pytest.raises(ConfigError, match="TEST_SMTP_SECRET"):
         config.sending.password.value()
+
+
+CA_LINE = '# ca_file = "our-ca.pem"'
+
+
+def with_ca_file(section: str, value: str) -> str:
+    """The example with `ca_file = value` in [mailbox] or [sending]."""
+    assert EXAMPLE.count(CA_LINE) == 2
+    before, mailbox_part, sending_part = EXAMPLE.split(CA_LINE)
+    line = f"ca_file = {value}"
+    if section == "mailbox":
+        return before + line + mailbox_part + CA_LINE + sending_part
+    return before + CA_LINE + mailbox_part + line + sending_part
+
+
+@pytest.mark.parametrize("section", ["mailbox", "sending"])
+def test_a_ca_file_is_found_from_the_config_folder(
+        tmp_path: Path, test_ca: ThrowawayCA, section: str) -> None:
+    shutil.copy(test_ca.ca_file, tmp_path / "our-ca.pem")
+    config = config_module.load(
+        write(tmp_path, with_ca_file(section, '"our-ca.pem"')))
+    assert getattr(config, section).ca_file == tmp_path / "our-ca.pem"
+    other = config.sending if section == "mailbox" else config.mailbox
+    assert other.ca_file is None
+    # The CA is added to those the system trusts, and checks stay on.
+    context = config_module.tls_context(getattr(config, section).ca_file)
+    plain = config_module.tls_context()
+    assert len(context.get_ca_certs()) == len(plain.get_ca_certs()) + 1
+    assert context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize("section", ["mailbox", "sending"])
+@pytest.mark.parametrize("value, problem", [
+    ('"missing.pem"', "no such file"),
+    ('"folder"', "not a file"),
+    ('"garbage.pem"', "no usable CA certificate"),
+    ('"empty.pem"', "no usable CA certificate"),
+    ('""', "must name a file"),
+    ("true", "must be text in quotes"),
+])
+def test_a_bad_ca_file_is_named_by_key(tmp_path: Path, section: str,
+                                       value: str, problem: str) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    (tmp_path / "empty.pem").write_text("")
+    path = write(tmp_path, with_ca_file(section, value))
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(path)
+    assert caught.value.key == f"{section}.ca_file"
+    assert problem in caught.value.problem
+    assert str(path.resolve()) in str(caught.value)
 
 
 def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:

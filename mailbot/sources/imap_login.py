@@ -1,5 +1,13 @@
 """Opening an IMAP session: connect, TLS, LOGIN, SELECT, as mailbot errors.
 
+TLS ("tls" from the first byte, or "starttls" on the plain port) always
+checks the server's certificate and host name, against the system's CAs
+plus `mailbox.ca_file`. A certificate that fails either check is a
+ConfigError naming the key to look at, as a refused login is: the
+password is never sent, and the daemon tries again at its next poll. With
+"starttls", a server that does not offer STARTTLS is refused the same
+way; mailbot never falls back to plain text.
+
 imapclient traces the protocol to the "imapclient" loggers at DEBUG and
 redacts LOGIN lines itself; a filter here also scrubs the password from
 any other line those loggers write, so `--verbose` never shows it.
@@ -19,7 +27,7 @@ from imapclient.exceptions import (
     LoginError,
 )
 
-from mailbot.config import MailboxConfig
+from mailbot.config import MailboxConfig, tls_context
 from mailbot.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
@@ -77,12 +85,18 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
     response (UIDVALIDITY, UIDNEXT, ...)."""
     password = config.password.value()
     _SCRUBBER.add(password)
-    context = ssl.create_default_context()
+    try:
+        context = tls_context(config.ca_file)
+    except OSError as exc:
+        raise ConfigError(config.ca_file or "mailbox", "mailbox.ca_file",
+                          f"cannot load CA certificates: {exc}") from exc
     try:
         imap = IMAPClient(config.host, config.port,
                           ssl=config.security == "tls",
                           ssl_context=context,
                           timeout=config.timeout_seconds)
+    except ssl.SSLCertVerificationError as exc:
+        raise certificate_refused(config, where, exc) from exc
     except (OSError, IMAPClientError) as exc:
         raise TransientError(
             f"cannot reach IMAP server {where}: {exc}") from exc
@@ -90,6 +104,14 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
     step = "STARTTLS"
     try:
         if config.security == "starttls":
+            if not imap.has_capability("STARTTLS"):
+                close_quietly(imap)
+                raise ConfigError(
+                    f"IMAP server {where}", "mailbox.security",
+                    "starttls: the server does not offer STARTTLS, so "
+                    "mailbot will not log in over plain text (use "
+                    "security = \"tls\" on the server's TLS port, "
+                    "often 993)")
             imap.starttls(context)
         step = "LOGIN"
         imap.login(config.username, password)
@@ -106,6 +128,9 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
             f"IMAP server {where}", "mailbox.username",
             f"login as {config.username!r} refused: {detail} "
             "(check the username and password)") from exc
+    except ssl.SSLCertVerificationError as exc:
+        close_quietly(imap)
+        raise certificate_refused(config, where, exc) from exc
     except CONNECTION_ERRORS as exc:
         close_quietly(imap)
         raise TransientError(
@@ -120,6 +145,31 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
                     "messages stay in %s flagged \\Deleted",
                     where, config.folder)
     return imap, status
+
+
+# OpenSSL's verify codes for a certificate that is not for the host name
+# or IP address connected to.
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH
+
+
+def certificate_refused(config: MailboxConfig, where: str,
+                        exc: ssl.SSLCertVerificationError) -> ConfigError:
+    """The error for a server certificate that failed verification."""
+    detail = (exc.verify_message or str(exc)).rstrip(".")
+    if exc.verify_code in _NAME_MISMATCH:
+        return ConfigError(
+            f"IMAP server {where}", "mailbox.host",
+            f"the server's TLS certificate is not for {config.host!r} "
+            f"({detail}); mailbot did not log in. Set mailbox.host to a "
+            "name that the certificate holds")
+    trusted = ("the system's CAs and mailbox.ca_file "
+               f"({config.ca_file})" if config.ca_file else "the system's CAs")
+    return ConfigError(
+        f"IMAP server {where}", "mailbox.ca_file",
+        f"the server's TLS certificate is not trusted ({detail}); "
+        f"mailbot did not log in. It checks against {trusted}: if the "
+        "server's certificate comes from a private CA, name that CA's "
+        "certificate in mailbox.ca_file")
 
 
 def close_quietly(imap: Any) -> None:
