@@ -17,6 +17,7 @@ from mailbot.rules import Rules
 from mailbot.senders import open_sender
 from mailbot.sources import open_source
 from mailbot.store import Store
+from mailbot.tokens import Tokens, load_key
 from mailbot.workflow import Workflow
 from mailbot.workhours import WorkingTime
 
@@ -42,7 +43,8 @@ def load_rules(config: Config) -> tuple[Rules, WorkingTime]:
 def workflow_for(config: Config, store: Store, clock: Clock) -> Workflow:
     rules, hours = load_rules(config)
     composer = composer_for(config, store.instance_id())
-    return Workflow(config, rules, store, composer, clock, hours)
+    tokens = Tokens(load_key(config.security.key_file))
+    return Workflow(config, rules, store, composer, clock, hours, tokens)
 
 
 @dataclass

@@ -110,6 +110,27 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    # The key that signs the tokens in mail mailbot sends (mailbot/tokens.py);
+    # made on first start when missing, readable by its owner only.
+    key_file: Path
+    # authserv-ids of the receiving servers whose Authentication-Results
+    # headers (RFC 8601) are believed; any other such header is ignored.
+    authserv_ids: tuple[str, ...] = ()
+    # Replies go to programme+TOKEN@domain (the mail server must deliver
+    # plus addresses to the programme mailbox).
+    plus_addressing: bool = False
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # Copies of whole messages (set-aside copies, the text of mail sent,
+    # handled mail in the mailbox) are removed after this many days; the
+    # record of what happened stays.
+    keep_raw_days: int = 365
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     programme_name: str
@@ -126,6 +147,8 @@ class Config:
     rules_dir: Path
     templates_dir: Path
     log_level: str
+    security: SecurityConfig
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -319,6 +342,8 @@ class _Reader:
                 self.table(raw, "paths", {"rules", "templates"}),
                 "paths", "templates", str)),
             log_level=self.log_level(raw),
+            security=self.security_section(raw),
+            privacy=self.privacy(raw),
         )
 
     def councils(self, raw: dict[str, Any]) -> dict[str, Contact]:
@@ -444,6 +469,32 @@ class _Reader:
         weekdays = self.get(t, s, "digest_weekdays_only", bool, True)
         return ScheduleConfig(poll, sweep, digest_time, weekdays, alert)
 
+    def security_section(self, raw: dict[str, Any]) -> SecurityConfig:
+        s = "security"
+        t = self.table(raw, s, {"key_file", "authserv_ids", "plus_addressing"},
+                       required=False)
+        key_file = self.get(t, s, "key_file", str, "data/mailbot.key")
+        if not key_file.strip():
+            raise self.fail(f"{s}.key_file", "must name a file")
+        ids = self.get(t, s, "authserv_ids", list, [])
+        for value in ids:
+            if not isinstance(value, str) or not value.strip() \
+                    or any(c.isspace() or c == ";" for c in value.strip()):
+                raise self.fail(f"{s}.authserv_ids",
+                                "each must be a server name, such as "
+                                "\"mx.example.org\"")
+        return SecurityConfig(
+            key_file=self.file_path(key_file),
+            authserv_ids=tuple(v.strip().lower() for v in ids),
+            plus_addressing=self.get(t, s, "plus_addressing", bool, False))
+
+    def privacy(self, raw: dict[str, Any]) -> PrivacyConfig:
+        t = self.table(raw, "privacy", {"keep_raw_days"}, required=False)
+        days = self.get(t, "privacy", "keep_raw_days", int, 365)
+        if days < 1:
+            raise self.fail("privacy.keep_raw_days", "must be at least 1")
+        return PrivacyConfig(days)
+
     def log_level(self, raw: dict[str, Any]) -> str:
         t = self.table(raw, "logging", {"level"}, required=False)
         level = self.get(t, "logging", "level", str, "INFO").upper()
@@ -458,4 +509,5 @@ _KIND_NAMES = {
 }
 
 _SECTIONS = {"programme", "education_scotland", "councils", "validators",
-             "mailbox", "sending", "store", "schedule", "paths", "logging"}
+             "mailbox", "sending", "store", "schedule", "paths", "logging",
+             "security", "privacy"}

@@ -41,6 +41,7 @@ from mailbot.store import (
     Store,
     stamp,
 )
+from mailbot.tokens import Tokens
 from mailbot.views import cluster_view, school_view, schools_view
 from mailbot.workhours import WorkingTime
 
@@ -52,8 +53,10 @@ RECEIPT_QUOTE_CHARS = 2000
 
 class Workflow:
     def __init__(self, config: Config, rules: Rules, store: Store,
-                 composer: Composer, clock: Clock, hours: WorkingTime) -> None:
+                 composer: Composer, clock: Clock, hours: WorkingTime,
+                 tokens: Tokens) -> None:
         self.config = config
+        self.tokens = tokens
         self.rules = rules
         self.store = store
         self.composer = composer

@@ -54,6 +54,8 @@ def example_config(tmp_path: Path, **changes: Any) -> Config:
         mailbox=dataclasses.replace(config.mailbox, path=tmp_path / "inbox"),
         sending=dataclasses.replace(config.sending, path=tmp_path / "outbox"),
         store_path=tmp_path / "mailbot.json",
+        security=dataclasses.replace(config.security,
+                                     key_file=tmp_path / "mailbot.key"),
     )
     return dataclasses.replace(config, **changes)
 
