@@ -7,6 +7,11 @@ password comes from the environment variable or the file that it names.
 
 TLS to a mail server always checks the server's certificate and name;
 `ca_file` only adds CAs (a private one) to those the system trusts.
+
+With `auth = "microsoft"` or `"google"` a section logs in with OAuth 2.0
+(XOAUTH2) instead of a password: `OAuthConfig` holds what mailbot.oauth
+needs to get an access token, the client secret and refresh token again
+only as `Secret`s.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailbot.councils import COUNCILS
 from mailbot.errors import ConfigError
@@ -64,6 +70,51 @@ class Secret:
         return ""
 
 
+AUTH_KINDS = ("password", "microsoft", "google")
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
+MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+GOOGLE_SCOPE = "https://mail.google.com/"
+# The keys of [mailbox] and [sending] that only OAuth uses.
+OAUTH_KEYS = {"tenant_id", "client_id", "client_secret", "client_secret_env",
+              "client_secret_file", "refresh_token", "refresh_token_env",
+              "refresh_token_file", "authority", "token_url", "scope"}
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """How one section gets its OAuth 2.0 access tokens.
+
+    microsoft: the client credentials flow of an app registered in
+    `tenant_id` (msal), at `authority` + "/" + tenant_id.
+    google: a refresh token, exchanged at `token_url`.
+    """
+
+    provider: str           # "microsoft" or "google"
+    section: str            # "mailbox" or "sending", to name keys in errors
+    client_id: str
+    client_secret: Secret
+    scope: str
+    tenant_id: str = ""
+    refresh_token: Secret = field(default_factory=Secret)
+    # Microsoft: the cloud's login address, without the tenant.
+    authority: str = MICROSOFT_AUTHORITY
+    # Google: where a refresh token is exchanged for an access token.
+    token_url: str = GOOGLE_TOKEN_URL
+    # CA certificates (PEM) trusted besides the system's, for the token
+    # endpoint as for the mail server.
+    ca_file: Path | None = None
+    timeout_seconds: float = 60.0
+
+    def key(self, name: str) -> str:
+        """The config key of a setting, e.g. "mailbox.client_secret_env"."""
+        secret = {"client_secret": self.client_secret,
+                  "refresh_token": self.refresh_token}.get(name)
+        if secret is not None:
+            name += "_env" if secret.env else "_file"
+        return f"{self.section}.{name}"
+
+
 @dataclass(frozen=True)
 class MailboxConfig:
     kind: str
@@ -83,6 +134,9 @@ class MailboxConfig:
     idle_renew_seconds: float = 1500.0
     # CA certificates (PEM) trusted besides the system's, for TLS.
     ca_file: Path | None = None
+    # "password", or "microsoft"/"google" with `oauth` set (XOAUTH2).
+    auth: str = "password"
+    oauth: OAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +151,9 @@ class SendingConfig:
     timeout_seconds: float = 60.0
     # CA certificates (PEM) trusted besides the system's, for TLS.
     ca_file: Path | None = None
+    # "password", or "microsoft"/"google" with `oauth` set (XOAUTH2).
+    auth: str = "password"
+    oauth: OAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -255,17 +312,114 @@ class _Reader:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base / path
 
-    def secret(self, table: dict[str, Any], section: str) -> Secret:
-        if "password" in table:
-            raise self.fail(f"{section}.password",
-                            "passwords do not belong in the config file; "
-                            "use password_env or password_file")
-        env = self.get(table, section, "password_env", str, "")
-        file = self.get(table, section, "password_file", str, "")
+    def secret(self, table: dict[str, Any], section: str,
+               name: str = "password") -> Secret:
+        if name in table:
+            what = "passwords" if name == "password" else "secrets"
+            raise self.fail(f"{section}.{name}",
+                            f"{what} do not belong in the config file; "
+                            f"use {name}_env or {name}_file")
+        env = self.get(table, section, f"{name}_env", str, "")
+        file = self.get(table, section, f"{name}_file", str, "")
         if env and file:
-            raise self.fail(f"{section}.password_env",
-                            "give password_env or password_file, not both")
+            raise self.fail(f"{section}.{name}_env",
+                            f"give {name}_env or {name}_file, not both")
         return Secret(env=env, file=self.file_path(file) if file else None)
+
+    def auth(self, table: dict[str, Any], section: str, kind: str,
+             server_kind: str) -> str:
+        """The `auth` key; "password" unless an OAuth provider is named.
+        The keys of one way to log in are refused with the other."""
+        auth = self.get(table, section, "auth", str, "password")
+        if auth not in AUTH_KINDS:
+            raise self.fail(f"{section}.auth",
+                            "must be password, microsoft or google")
+        if auth == "password":
+            if extra := sorted(OAUTH_KEYS & set(table)):
+                raise self.fail(f"{section}.{extra[0]}", "only used with "
+                                "auth = \"microsoft\" or \"google\"")
+            return auth
+        if kind != server_kind:
+            raise self.fail(f"{section}.auth", f"auth = {auth!r} needs "
+                            f"kind = \"{server_kind}\"")
+        for name in ("password", "password_env", "password_file"):
+            if name in table:
+                raise self.fail(f"{section}.{name}",
+                                f"auth = {auth!r} logs in with OAuth 2.0, "
+                                "not a password; remove this key")
+        return auth
+
+    def oauth(self, table: dict[str, Any], section: str, auth: str,
+              ca_file: Path | None, timeout: float) -> OAuthConfig | None:
+        """What OAuth needs, for auth = "microsoft" or "google"."""
+        if auth == "password":
+            return None
+        if not table.get("username"):
+            raise self.fail(f"{section}.username",
+                            f"auth = {auth!r} needs the mailbox address "
+                            "to log in as")
+        only = ({"tenant_id", "authority"} if auth == "google" else
+                {"refresh_token", "refresh_token_env", "refresh_token_file",
+                 "token_url"})
+        if extra := sorted(only & set(table)):
+            raise self.fail(f"{section}.{extra[0]}",
+                            f"not used with auth = {auth!r}")
+        client_id = self.word(table, section, "client_id")
+        client_secret = self.required_secret(table, section, "client_secret")
+        if auth == "microsoft":
+            return OAuthConfig(
+                provider=auth, section=section, client_id=client_id,
+                client_secret=client_secret,
+                tenant_id=self.word(table, section, "tenant_id"),
+                authority=self.https_url(table, section, "authority",
+                                         MICROSOFT_AUTHORITY),
+                scope=self.word(table, section, "scope", MICROSOFT_SCOPE),
+                ca_file=ca_file, timeout_seconds=timeout)
+        return OAuthConfig(
+            provider=auth, section=section, client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=self.required_secret(table, section,
+                                               "refresh_token"),
+            token_url=self.https_url(table, section, "token_url",
+                                     GOOGLE_TOKEN_URL),
+            scope=self.word(table, section, "scope", GOOGLE_SCOPE),
+            ca_file=ca_file, timeout_seconds=timeout)
+
+    def word(self, table: dict[str, Any], section: str, key: str,
+             default: Any = ...) -> str:
+        """A value that must not be empty or hold spaces (an id)."""
+        value: str = self.get(table, section, key, str, default)
+        if not value.strip() or any(c.isspace() for c in value) \
+                or ("/" in value and key != "scope"):
+            raise self.fail(f"{section}.{key}",
+                            "must be an id without spaces"
+                            + ("" if key == "scope" else " or slashes"))
+        return value
+
+    def required_secret(self, table: dict[str, Any], section: str,
+                        name: str) -> Secret:
+        secret = self.secret(table, section, name)
+        if not (secret.env or secret.file):
+            raise self.fail(f"{section}.{name}_env",
+                            f"missing: give {name}_env or {name}_file")
+        return secret
+
+    def https_url(self, table: dict[str, Any], section: str, key: str,
+                  default: str) -> str:
+        """An https address (for testing, or a sovereign cloud)."""
+        value: str = self.get(table, section, key, str, default)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 -- raises ValueError if malformed
+        except ValueError as exc:
+            raise self.fail(f"{section}.{key}",
+                            f"{value!r} is not a URL") from exc
+        if parts.scheme != "https" or not parts.hostname \
+                or parts.query or parts.fragment:
+            raise self.fail(f"{section}.{key}",
+                            f"{value!r} must be an https:// address "
+                            "without ?query or #fragment")
+        return value.rstrip("/")
 
     def ca_file(self, table: dict[str, Any], section: str) -> Path | None:
         """The file of extra CA certificates, checked now so that a mistake
@@ -391,12 +545,15 @@ class _Reader:
             "kind", "path", "handled_folder", "set_aside_folder", "host",
             "port", "security", "username", "password", "password_env",
             "password_file", "folder", "timeout_seconds",
-            "reconnect_attempts", "idle_renew_seconds", "ca_file"})
+            "reconnect_attempts", "idle_renew_seconds", "ca_file", "auth",
+            *OAUTH_KEYS})
         kind = self.get(t, s, "kind", str)
         if kind not in ("maildir", "imap"):
             raise self.fail(f"{s}.kind", "must be maildir or imap")
         security = self.security(t, s, "tls")
-        if kind == "imap" and not ("password_env" in t or "password_file" in t):
+        auth = self.auth(t, s, kind, "imap")
+        if kind == "imap" and auth == "password" and not (
+                "password_env" in t or "password_file" in t):
             raise self.fail(f"{s}.password_env",
                             "imap needs password_env or password_file")
         attempts = self.get(t, s, "reconnect_attempts", int, 5)
@@ -406,6 +563,8 @@ class _Reader:
         if not 1 <= renew <= IDLE_LIMIT_SECONDS:  # RFC 2177: 29 minutes
             raise self.fail(f"{s}.idle_renew_seconds",
                             f"must be from 1 to {IDLE_LIMIT_SECONDS}")
+        ca_file = self.ca_file(t, s)
+        timeout = self.get(t, s, "timeout_seconds", float, 60.0)
         return MailboxConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/inbox")),
@@ -418,10 +577,12 @@ class _Reader:
                               "" if kind == "maildir" else ...),
             password=self.secret(t, s),
             folder=self.get(t, s, "folder", str, "INBOX"),
-            timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
+            timeout_seconds=timeout,
             reconnect_attempts=attempts,
             idle_renew_seconds=renew,
-            ca_file=self.ca_file(t, s),
+            ca_file=ca_file,
+            auth=auth,
+            oauth=self.oauth(t, s, auth, ca_file, timeout),
         )
 
     def sending(self, raw: dict[str, Any]) -> SendingConfig:
@@ -429,15 +590,18 @@ class _Reader:
         t = self.table(raw, s, {
             "kind", "path", "host", "port", "security", "username",
             "password", "password_env", "password_file", "timeout_seconds",
-            "ca_file"})
+            "ca_file", "auth", *OAUTH_KEYS})
         kind = self.get(t, s, "kind", str)
         if kind not in ("file", "smtp"):
             raise self.fail(f"{s}.kind", "must be file or smtp")
         security = self.security(t, s, "starttls")
-        if t.get("username") and not ("password_env" in t
-                                      or "password_file" in t):
+        auth = self.auth(t, s, kind, "smtp")
+        if auth == "password" and t.get("username") and not (
+                "password_env" in t or "password_file" in t):
             raise self.fail(f"{s}.password_env", "a username needs "
                             "password_env or password_file")
+        ca_file = self.ca_file(t, s)
+        timeout = self.get(t, s, "timeout_seconds", float, 60.0)
         return SendingConfig(
             kind=kind,
             path=self.file_path(self.get(t, s, "path", str, "data/outbox")),
@@ -446,8 +610,10 @@ class _Reader:
             security=security,
             username=self.get(t, s, "username", str, ""),
             password=self.secret(t, s),
-            timeout_seconds=self.get(t, s, "timeout_seconds", float, 60.0),
-            ca_file=self.ca_file(t, s),
+            timeout_seconds=timeout,
+            ca_file=ca_file,
+            auth=auth,
+            oauth=self.oauth(t, s, auth, ca_file, timeout),
         )
 
     def schedule(self, raw: dict[str, Any]) -> ScheduleConfig:

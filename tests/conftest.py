@@ -17,6 +17,7 @@ from servers import (
     DovecotServer,
     SmtpServer,
     ThrowawayCA,
+    TokenService,
 )
 
 # ------------------------------------------------------- real mail servers
@@ -101,6 +102,39 @@ def dovecot_tls(dovecot_tls_server: DovecotServer) -> Iterator[DovecotMailbox]:
     yield dovecot_tls_server.new_mailbox()
     if not dovecot_tls_server.running:
         dovecot_tls_server.start()
+
+
+@pytest.fixture(scope="session")
+def token_service(test_ca: ThrowawayCA) -> Iterator[TokenService]:
+    """An OAuth 2.0 provider on 127.0.0.1 for the session (see
+    servers.TokenService): Microsoft's and Google's token endpoints over
+    HTTPS, with a certificate from `test_ca`, and an introspection
+    endpoint for Dovecot. Tests register their own clients in it."""
+    service = TokenService(test_ca.issue(HOST))
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth_server(token_service: TokenService) -> Iterator[DovecotServer]:
+    """A real Dovecot on 127.0.0.1 that also offers XOAUTH2 and
+    OAUTHBEARER, checking each token with `token_service`."""
+    need_dovecot()
+    server = DovecotServer(oauth=token_service.introspection_url)
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def dovecot_oauth(
+        dovecot_oauth_server: DovecotServer) -> Iterator[DovecotMailbox]:
+    """A fresh IMAP user on the OAuth Dovecot; as `dovecot` (its helpers
+    log in with the password)."""
+    yield dovecot_oauth_server.new_mailbox()
+    if not dovecot_oauth_server.running:
+        dovecot_oauth_server.start()
 
 
 @pytest.fixture

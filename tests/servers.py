@@ -6,12 +6,19 @@ nothing here talks to any other host.
 
 Either server can also speak TLS, with a certificate from a throwaway CA
 (`ThrowawayCA`, made by trustme in memory: no openssl command needed).
+
+`TokenService` plays an OAuth 2.0 provider on 127.0.0.1: Microsoft's
+client credentials endpoint (as msal finds it), Google's refresh token
+endpoint, and a token introspection endpoint that a Dovecot started with
+`DovecotServer(oauth=...)` asks about every XOAUTH2 login.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
+import json
 import os
 import pwd
 import shutil
@@ -20,8 +27,11 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +40,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 
-from mailbot.config import MailboxConfig, Secret, SendingConfig
+from mailbot.config import MailboxConfig, OAuthConfig, Secret, SendingConfig
 
 HOST = "127.0.0.1"
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -116,7 +126,7 @@ instance_name = mailbot-test-{port}
 log_path = {root}/dovecot.log
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_failure_delay = 0
 first_valid_uid = {uid}
 last_valid_uid = 0
@@ -133,6 +143,7 @@ passdb {{
   driver = static
   args = password={password}
 }}
+{oauth_passdb}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/mail/%u
@@ -161,13 +172,31 @@ protocol imap {{
 """
 
 
+# Dovecot 2.3's oauth2 passdb: each token is POSTed (token=...) to the
+# introspection URL; the answer must hold "active": true and "email":
+# the user logging in.
+_DOVECOT_OAUTH2 = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = email
+active_attribute = active
+active_value = true
+"""
+
+
 class DovecotServer:
     """One Dovecot process for a test session, restartable on its port."""
 
     def __init__(self, capability: str = "",
-                 tls: ServerCert | None = None) -> None:
+                 tls: ServerCert | None = None,
+                 oauth: str = "") -> None:
         """`capability` replaces the CAPABILITY list after login, so a
         test can meet a server without MOVE or UIDPLUS.
+
+        With `oauth` (an introspection URL, see TokenService), XOAUTH2 and
+        OAUTHBEARER are offered too: Dovecot's oauth2 passdb POSTs each
+        token to that URL and lets the user in when the answer says it
+        is active and for that user. Passwords keep working as well.
 
         With `tls`, the server presents that certificate: TLS from the
         start on `imaps_port`, and STARTTLS offered on `port` (where a
@@ -202,7 +231,17 @@ class DovecotServer:
             ssl_settings = (f"ssl = yes\nssl_cert = <{tls.cert_file}\n"
                             f"ssl_key = <{tls.key_file}")
             imaps = f"address = {HOST}\n    port = {self.imaps_port}"
+        mechanisms = oauth_passdb = ""
+        if oauth:
+            mechanisms = " xoauth2 oauthbearer"
+            oauth_args = self.root / "dovecot-oauth2.conf.ext"
+            oauth_args.write_text(_DOVECOT_OAUTH2.format(url=oauth))
+            # After the static passdb: a token is no password, so that one
+            # fails and Dovecot goes on to ask the token service.
+            oauth_passdb = ("passdb {\n  driver = oauth2\n"
+                            f"  args = {oauth_args}\n}}")
         self.conf.write_text(_DOVECOT_CONF.format(
+            mechanisms=mechanisms, oauth_passdb=oauth_passdb,
             ssl=ssl_settings, imaps=imaps,
             host=HOST, port=self.port, root=self.root, uid=uid, gid=gid,
             internal_user=internal, login_user=login, password=PASSWORD,
@@ -436,17 +475,19 @@ class SmtpServer:
 
     def __init__(self, username: str = "mailbot",
                  password: str = PASSWORD, tls: ServerCert | None = None,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False,
+                 handler: SmtpRecorder | None = None) -> None:
         """With `tls`, the server presents that certificate: after a
         STARTTLS that it requires before MAIL, or, with `implicit_tls`,
-        from the first byte."""
+        from the first byte. `handler` replaces the SmtpRecorder (e.g.
+        an OAuthSmtpRecorder, to offer AUTH XOAUTH2)."""
         self.host = HOST
         self.port = free_port()
         self.username = username
         self.password = password
         self.tls = tls
         self.implicit_tls = implicit_tls
-        self.handler = SmtpRecorder()
+        self.handler = handler if handler is not None else SmtpRecorder()
         self.connections = 0
         self.password_file = Path(tempfile.mkdtemp()) / "smtp-password"
         self.password_file.write_text(password + "\n")
@@ -525,3 +566,271 @@ class SmtpServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.password_file.parent, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ OAuth
+
+@dataclass
+class OAuthClient:
+    """An app registered with the TokenService, and the one mailbox
+    (user) that its tokens open."""
+
+    client_id: str
+    secret: str
+    user: str
+    tenant: str = ""                # Microsoft: the tenant it is in
+    refresh_token: str = ""         # Google: the user's grant
+
+
+@dataclass
+class IssuedToken:
+    user: str
+    client_id: str
+    expires_at: float
+    revoked: bool = False
+
+
+class TokenService:
+    """An OAuth 2.0 provider on 127.0.0.1, for the tests.
+
+    Over HTTPS (`https_port`, a certificate from a test CA, since msal
+    insists on https):
+      GET  /TENANT/v2.0/.well-known/openid-configuration  as Microsoft's,
+           pointing msal at the token endpoint below;
+      POST /TENANT/oauth2/v2.0/token  grant_type=client_credentials, with
+           Microsoft's errors (invalid_client, unauthorized_client,
+           AADSTS90002 for an unknown tenant);
+      POST /google/token  grant_type=refresh_token, with Google's errors
+           (invalid_client, invalid_grant).
+    Over plain HTTP (`http_port`), for Dovecot:
+      POST /introspect  token=...: {"active": true, "email": USER} for a
+           token issued, unrevoked and unexpired, else {"active": false}.
+
+    Tokens live `expires_in` seconds. `requests` lists every request as
+    "METHOD path"; bodies are never logged.
+    """
+
+    def __init__(self, cert: ServerCert) -> None:
+        self.clients: dict[str, OAuthClient] = {}
+        self.tokens: dict[str, IssuedToken] = {}
+        self.requests: list[str] = []
+        self.expires_in = 3600
+        # Answer every token request with this HTTP status (e.g. 503).
+        self.fail_with: int | None = None
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        handler = self._handler()
+        self._https = ThreadingHTTPServer((HOST, 0), handler)
+        self._https.socket = cert.server_context().wrap_socket(
+            self._https.socket, server_side=True)
+        self._http = ThreadingHTTPServer((HOST, 0), handler)
+        self.https_port = self._https.server_address[1]
+        self.http_port = self._http.server_address[1]
+        self._threads = [threading.Thread(target=server.serve_forever,
+                                          daemon=True)
+                         for server in (self._https, self._http)]
+
+    # ------------------------------------------------------ for the tests
+
+    @property
+    def authority(self) -> str:
+        """What `authority` is set to (the tenant is added to it)."""
+        return f"https://{HOST}:{self.https_port}"
+
+    @property
+    def google_token_url(self) -> str:
+        return f"https://{HOST}:{self.https_port}/google/token"
+
+    @property
+    def introspection_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}/introspect"
+
+    def register(self, client: OAuthClient) -> OAuthClient:
+        with self._lock:
+            self.clients[client.client_id] = client
+        return client
+
+    def issued(self, client_id: str = "") -> list[str]:
+        """Tokens issued (to that client), oldest first."""
+        with self._lock:
+            return [token for token, issued in self.tokens.items()
+                    if not client_id or issued.client_id == client_id]
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self.tokens[token].revoked = True
+
+    def user_of(self, token: str) -> str | None:
+        """The user a token opens, if it is valid now."""
+        with self._lock:
+            issued = self.tokens.get(token)
+            if issued is None or issued.revoked \
+                    or time.monotonic() >= issued.expires_at:
+                return None
+            return issued.user
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        for server in (self._https, self._http):
+            server.shutdown()
+            server.server_close()
+
+    # ------------------------------------------------------------ serving
+
+    def _issue(self, client: OAuthClient) -> dict[str, Any]:
+        token = f"tok-{next(self._counter)}-{os.urandom(12).hex()}"
+        with self._lock:
+            self.tokens[token] = IssuedToken(
+                client.user, client.client_id,
+                time.monotonic() + self.expires_in)
+        return {"token_type": "Bearer", "access_token": token,
+                "expires_in": self.expires_in}
+
+    def _microsoft(self, tenant: str,
+                   form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        client = self.clients.get(form.get("client_id", ""))
+        if not any(c.tenant == tenant for c in self.clients.values()):
+            return 400, {"error": "invalid_request", "error_description":
+                         f"AADSTS90002: Tenant '{tenant}' not found."}
+        if client is None or client.tenant != tenant:
+            return 400, {"error": "unauthorized_client", "error_description":
+                         "AADSTS700016: Application with identifier "
+                         f"'{form.get('client_id')}' was not found in the "
+                         f"directory '{tenant}'."}
+        if form.get("grant_type") != "client_credentials" \
+                or form.get("scope") != "https://outlook.office365.com/.default":
+            return 400, {"error": "invalid_scope",
+                         "error_description": "AADSTS70011: bad scope"}
+        if form.get("client_secret") != client.secret:
+            return 401, {"error": "invalid_client", "error_description":
+                         "AADSTS7000215: Invalid client secret provided."}
+        return 200, self._issue(client)
+
+    def _google(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        client = self.clients.get(form.get("client_id", ""))
+        if client is None or form.get("client_secret") != client.secret:
+            return 401, {"error": "invalid_client",
+                         "error_description": "Unauthorized"}
+        if form.get("grant_type") != "refresh_token" \
+                or form.get("refresh_token") != client.refresh_token:
+            return 400, {"error": "invalid_grant", "error_description":
+                         "Token has been expired or revoked."}
+        if form.get("scope") not in (None, "https://mail.google.com/"):
+            return 400, {"error": "invalid_scope"}
+        return 200, self._issue(client)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: never print a request
+
+            def reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                path = urllib.parse.urlsplit(self.path).path
+                service.requests.append(f"GET {path}")
+                parts = path.strip("/").split("/")
+                if parts[1:] == ["v2.0", ".well-known",
+                                 "openid-configuration"]:
+                    base = f"{service.authority}/{parts[0]}"
+                    if not any(c.tenant == parts[0]
+                               for c in service.clients.values()):
+                        self.reply(400, {"error": "invalid_tenant"})
+                        return
+                    self.reply(200, {
+                        "issuer": f"{base}/v2.0",
+                        "authorization_endpoint":
+                            f"{base}/oauth2/v2.0/authorize",
+                        "token_endpoint": f"{base}/oauth2/v2.0/token"})
+                    return
+                self.reply(404, {"error": "not_found"})
+
+            def do_POST(self) -> None:
+                path = urllib.parse.urlsplit(self.path).path
+                service.requests.append(f"POST {path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(
+                    self.rfile.read(length).decode()))
+                parts = path.strip("/").split("/")
+                if path == "/introspect":
+                    user = service.user_of(form.get("token", ""))
+                    self.reply(200, {"active": True, "email": user}
+                               if user else {"active": False})
+                    return
+                if service.fail_with is not None:
+                    self.reply(service.fail_with, {"error": "server_error"})
+                    return
+                if path == "/google/token":
+                    self.reply(*service._google(form))
+                elif parts[1:] == ["oauth2", "v2.0", "token"]:
+                    self.reply(*service._microsoft(parts[0], form))
+                else:
+                    self.reply(404, {"error": "not_found"})
+
+        return Handler
+
+    # ------------------------------------------------------------- config
+
+    def microsoft(self, section: str, client: OAuthClient,
+                  secret: Secret, ca_file: Path) -> OAuthConfig:
+        """The OAuthConfig for a Microsoft client registered here."""
+        return OAuthConfig(
+            provider="microsoft", section=section,
+            client_id=client.client_id, client_secret=secret,
+            tenant_id=client.tenant, authority=self.authority,
+            scope="https://outlook.office365.com/.default",
+            ca_file=ca_file, timeout_seconds=5.0)
+
+    def google(self, section: str, client: OAuthClient, secret: Secret,
+               refresh_token: Secret, ca_file: Path) -> OAuthConfig:
+        """The OAuthConfig for a Google client registered here."""
+        return OAuthConfig(
+            provider="google", section=section, client_id=client.client_id,
+            client_secret=secret, refresh_token=refresh_token,
+            token_url=self.google_token_url, scope="https://mail.google.com/",
+            ca_file=ca_file, timeout_seconds=5.0)
+
+
+class OAuthSmtpRecorder(SmtpRecorder):
+    """An SmtpRecorder that also offers AUTH XOAUTH2, accepting a token
+    only while the TokenService says it is valid, and for that user."""
+
+    def __init__(self, tokens: TokenService) -> None:
+        super().__init__()
+        self.tokens = tokens
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) == 2:
+            blob = args[1].encode()
+        else:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = base64.b64encode(answer)
+        try:
+            fields = base64.b64decode(blob, validate=True).split(b"\x01")
+            user = fields[0].removeprefix(b"user=").decode()
+            token = fields[1].removeprefix(b"auth=Bearer ").decode()
+        except (ValueError, IndexError):
+            await server.push("501 5.5.2 Cannot decode the XOAUTH2 string")
+            return AuthResult(success=False, handled=True)
+        if self.tokens.user_of(token) == user:
+            self.logins.append(user)
+            return AuthResult(success=True, auth_data=user)
+        # As Gmail and Outlook do: the error as a challenge, then the
+        # client's empty line, then the final reply.
+        await server.challenge_auth(json.dumps(
+            {"status": "401", "schemes": "bearer",
+             "scope": "https://mail.google.com/"}))
+        return AuthResult(success=False, handled=False)

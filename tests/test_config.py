@@ -208,3 +208,112 @@ def test_a_mistake_in_the_rules_is_named_by_file_and_key(
         rules_module.load(tmp_path)
     assert caught.value.key == key
     assert caught.value.path == str(target)
+
+
+# ------------------------------------------------------------------ OAuth
+
+def with_oauth(mailbox: str = "", sending: str = "") -> str:
+    """The example, reading IMAP and sending SMTP, with these keys."""
+    text = EXAMPLE.replace(
+        'kind = "maildir"',
+        'kind = "imap"\nhost = "outlook.office365.com"\n'
+        'username = "programme@dsa.example.org"\n' + mailbox, 1)
+    return text.replace(
+        'kind = "file"',
+        'kind = "smtp"\nhost = "smtp.office365.com"\n'
+        'username = "programme@dsa.example.org"\n' + sending, 1)
+
+
+MICROSOFT = ('auth = "microsoft"\ntenant_id = "contoso.onmicrosoft.com"\n'
+             'client_id = "0b9e8f2c-app"\n'
+             'client_secret_env = "TEST_MS_SECRET"\n')
+GOOGLE = ('auth = "google"\nclient_id = "123.apps.googleusercontent.com"\n'
+          'client_secret_file = "google-secret"\n'
+          'refresh_token_env = "TEST_GOOGLE_REFRESH"\n')
+
+
+def test_oauth_settings_are_read(tmp_path: Path) -> None:
+    config = config_module.load(write(tmp_path, with_oauth(MICROSOFT, GOOGLE)))
+    mailbox, sending = config.mailbox.oauth, config.sending.oauth
+    assert config.mailbox.auth == "microsoft"
+    assert mailbox is not None and sending is not None
+    assert mailbox.tenant_id == "contoso.onmicrosoft.com"
+    assert mailbox.client_secret.env == "TEST_MS_SECRET"
+    assert mailbox.authority == "https://login.microsoftonline.com"
+    assert mailbox.scope == "https://outlook.office365.com/.default"
+    assert mailbox.key("client_secret") == "mailbox.client_secret_env"
+    assert config.sending.auth == "google"
+    assert sending.client_secret.file == tmp_path / "google-secret"
+    assert sending.refresh_token.env == "TEST_GOOGLE_REFRESH"
+    assert sending.token_url == "https://oauth2.googleapis.com/token"
+    assert sending.scope == "https://mail.google.com/"
+    assert sending.key("refresh_token") == "sending.refresh_token_env"
+
+
+def test_password_stays_the_default(tmp_path: Path) -> None:
+    config = config_module.load(write(tmp_path, with_oauth(
+        'password_env = "X"\n', 'password_env = "Y"\n')))
+    assert config.mailbox.auth == config.sending.auth == "password"
+    assert config.mailbox.oauth is config.sending.oauth is None
+
+
+def test_the_token_endpoint_can_be_moved_for_tests_or_another_cloud(
+        tmp_path: Path) -> None:
+    config = config_module.load(write(tmp_path, with_oauth(
+        MICROSOFT + 'authority = "https://login.microsoftonline.us/"\n'
+        'scope = "https://outlook.office365.us/.default"\n',
+        GOOGLE + 'token_url = "https://127.0.0.1:8443/token"\n')))
+    assert config.mailbox.oauth is not None
+    assert config.mailbox.oauth.authority == "https://login.microsoftonline.us"
+    assert config.mailbox.oauth.scope == "https://outlook.office365.us/.default"
+    assert config.sending.oauth is not None
+    assert config.sending.oauth.token_url == "https://127.0.0.1:8443/token"
+
+
+@pytest.mark.parametrize("mailbox, key", [
+    ('auth = "kerberos"\npassword_env = "X"\n', "mailbox.auth"),
+    (MICROSOFT.replace('tenant_id = "contoso.onmicrosoft.com"\n', ""),
+     "mailbox.tenant_id"),
+    (MICROSOFT.replace('client_id = "0b9e8f2c-app"\n', ""),
+     "mailbox.client_id"),
+    (MICROSOFT.replace('client_secret_env = "TEST_MS_SECRET"\n', ""),
+     "mailbox.client_secret_env"),
+    (MICROSOFT + 'client_secret = "hunter2"\n', "mailbox.client_secret"),
+    (MICROSOFT + 'client_secret_file = "s"\n', "mailbox.client_secret_env"),
+    (MICROSOFT + 'password_env = "X"\n', "mailbox.password_env"),
+    (MICROSOFT + 'refresh_token_env = "X"\n', "mailbox.refresh_token_env"),
+    (MICROSOFT + 'token_url = "https://x.example/t"\n', "mailbox.token_url"),
+    (MICROSOFT + 'authority = "http://login.example"\n', "mailbox.authority"),
+    (MICROSOFT + 'authority = "login.example"\n', "mailbox.authority"),
+    (MICROSOFT.replace('"contoso.onmicrosoft.com"', '"a/b"'),
+     "mailbox.tenant_id"),
+    (MICROSOFT.replace('"0b9e8f2c-app"', '""'), "mailbox.client_id"),
+    (GOOGLE.replace('refresh_token_env = "TEST_GOOGLE_REFRESH"\n', ""),
+     "mailbox.refresh_token_env"),
+    (GOOGLE + 'refresh_token = "1//x"\n', "mailbox.refresh_token"),
+    (GOOGLE + 'tenant_id = "t"\n', "mailbox.tenant_id"),
+    (GOOGLE + 'token_url = "https://x.example/t?a=1"\n', "mailbox.token_url"),
+    ('password_env = "X"\nclient_id = "c"\n', "mailbox.client_id"),
+])
+def test_an_oauth_mistake_is_named_by_key(tmp_path: Path, mailbox: str,
+                                          key: str) -> None:
+    path = write(tmp_path, with_oauth(mailbox, 'password_env = "Y"\n'))
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(path)
+    assert caught.value.key == key
+    assert str(path.resolve()) in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_oauth_needs_a_server_and_a_username(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('kind = "maildir"',
+                           'kind = "maildir"\n' + MICROSOFT, 1)
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(write(tmp_path, text))
+    assert caught.value.key == "mailbox.auth"
+
+    text = EXAMPLE.replace('kind = "file"', 'kind = "smtp"\n'
+                           'host = "smtp.gmail.com"\n' + GOOGLE, 1)
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(write(tmp_path, text))
+    assert caught.value.key == "sending.username"

@@ -36,8 +36,14 @@ from aiosmtplib import (
     SMTPSenderRefused,
 )
 
+from mailbot import oauth
 from mailbot.config import SendingConfig, is_loopback, tls_context
-from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
+from mailbot.errors import (
+    ConfigError,
+    PermanentSendError,
+    TransientError,
+    TransientSendError,
+)
 from mailbot.senders import Envelope
 
 log = logging.getLogger(__name__)
@@ -174,6 +180,8 @@ class SmtpSender:
         if self._smtp is not None and self._smtp.is_connected:
             return self._smtp
         config = self.config
+        # XOAUTH2: the token first, so that no connection waits on it.
+        token = self._access_token() if config.oauth is not None else ""
         smtp = aiosmtplib.SMTP(
             hostname=config.host, port=config.port,
             timeout=config.timeout_seconds,
@@ -183,7 +191,9 @@ class SmtpSender:
                          if config.security != "none" else None))
         await smtp.connect()
         try:
-            if config.username:
+            if config.oauth is not None:
+                await self._xoauth2(smtp, token)
+            elif config.username:
                 await smtp.login(config.username, config.password.value())
         except BaseException:
             smtp.close()
@@ -192,6 +202,53 @@ class SmtpSender:
         log.debug("%s: connected%s", self.where,
                   f" as {config.username}" if config.username else "")
         return smtp
+
+    def _access_token(self) -> str:
+        """An access token for XOAUTH2, or TransientSendError (server_down:
+        nothing can be sent without one), logged at ERROR when the token
+        endpoint refused the client and only a config change can help."""
+        assert self.config.oauth is not None
+        tokens = oauth.provider(self.config.oauth, self.config.username)
+        try:
+            return tokens.token()
+        except ConfigError as exc:
+            log.error("%s: cannot log in: %s", self.where, exc)
+            raise TransientSendError([], str(exc), server_down=True) from exc
+        except TransientError as exc:
+            raise TransientSendError([], str(exc), server_down=True) from exc
+
+    async def _xoauth2(self, smtp: aiosmtplib.SMTP, token: str) -> None:
+        """AUTH XOAUTH2 (aiosmtplib answers the server's error challenge
+        with the empty line the mechanism asks for). A token refused for
+        good (5xx: expired or revoked early) is renewed and tried once
+        more; a new token refused too is SMTPAuthenticationError."""
+        assert self.config.oauth is not None
+        username = self.config.username
+        try:
+            await smtp.auth_xoauth2(username, token)
+            return
+        except SMTPAuthenticationError as exc:
+            if exc.code < 500:
+                raise
+            log.info("%s: access token refused (%s %s); getting a new one",
+                     self.where, exc.code, exc.message)
+        tokens = oauth.provider(self.config.oauth, username)
+        try:
+            token = tokens.renew(token)
+        except (ConfigError, TransientError) as exc:
+            raise TransientSendError([], str(exc), server_down=True) from exc
+        try:
+            await smtp.auth_xoauth2(username, token)
+        except SMTPAuthenticationError as exc:
+            tokens.forget()
+            log.error("%s: XOAUTH2 login as %r refused, with a new access "
+                      "token too: %s %s (check sending.username, and that the "
+                      "app registered as sending.client_id may send as it)",
+                      self.where, username, exc.code, exc.message)
+            raise TransientSendError(
+                [], f"{self.where} refused the XOAUTH2 login as {username!r} "
+                f"({exc.code} {exc.message}); check sending.username",
+                server_down=True) from exc
 
     async def _reset(self) -> None:
         """End a failed transaction so the connection can carry the next."""

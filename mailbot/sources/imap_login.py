@@ -8,16 +8,25 @@ password is never sent, and the daemon tries again at its next poll. With
 "starttls", a server that does not offer STARTTLS is refused the same
 way; mailbot never falls back to plain text.
 
+With `mailbox.auth = "microsoft"` or `"google"` the login is XOAUTH2
+with an access token from mailbot.oauth, fetched before connecting. A
+token the server refuses (expired or revoked early) is replaced by a new
+one, once, on the same connection; a new token refused too is a
+ConfigError naming mailbox.username.
+
 imapclient traces the protocol to the "imapclient" loggers at DEBUG and
-redacts LOGIN lines itself; a filter here also scrubs the password from
-any other line those loggers write, so `--verbose` never shows it.
+redacts LOGIN lines itself; a filter here also scrubs the password (and
+the access tokens, as sent and in base64) from any other line those
+loggers write, so `--verbose` never shows them.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import ssl
+from collections import deque
 from typing import Any
 
 from imapclient import IMAPClient
@@ -27,6 +36,7 @@ from imapclient.exceptions import (
     LoginError,
 )
 
+from mailbot import oauth
 from mailbot.config import MailboxConfig, tls_context
 from mailbot.errors import ConfigError, TransientError
 
@@ -44,6 +54,15 @@ class _Scrubber(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
+        # Access tokens change every hour or so: only the latest few.
+        self.tokens: deque[str] = deque(maxlen=16)
+
+    def add_token(self, username: str, token: str) -> None:
+        """An access token, as itself and as the XOAUTH2 string sent."""
+        sent = f"user={username}\x01auth=Bearer {token}\x01\x01"
+        for form in (token, base64.b64encode(sent.encode()).decode()):
+            if form not in self.tokens:
+                self.tokens.append(form)
 
     def add(self, secret: str) -> None:
         if not secret:
@@ -55,11 +74,12 @@ class _Scrubber(logging.Filter):
             self.secrets.add(repr(form.encode())[2:-1])
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not (self.secrets or self.tokens):
             return True
         text = record.getMessage()
         scrubbed = text
-        for secret in sorted(self.secrets, key=len, reverse=True):
+        for secret in sorted({*self.secrets, *self.tokens}, key=len,
+                             reverse=True):
             scrubbed = scrubbed.replace(secret, REDACTED)
         if scrubbed != text:
             record.msg, record.args = scrubbed, None
@@ -83,8 +103,17 @@ def text(value: Any) -> str:
 def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
     """A logged-in IMAPClient with the folder selected, and the SELECT
     response (UIDVALIDITY, UIDNEXT, ...)."""
-    password = config.password.value()
-    _SCRUBBER.add(password)
+    tokens = token = None
+    if config.oauth is not None:
+        # Before connecting: a token endpoint that fails (TransientError)
+        # or refuses the client (ConfigError) leaves no connection open.
+        tokens = oauth.provider(config.oauth, config.username)
+        token = tokens.token()
+        _SCRUBBER.add_token(config.username, token)
+        password = ""
+    else:
+        password = config.password.value()
+        _SCRUBBER.add(password)
     try:
         context = tls_context(config.ca_file)
     except OSError as exc:
@@ -114,7 +143,11 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
                     "often 993)")
             imap.starttls(context)
         step = "LOGIN"
-        imap.login(config.username, password)
+        if tokens is not None and token is not None:
+            step = "AUTHENTICATE XOAUTH2"
+            oauth_login(imap, config, tokens, token, where)
+        else:
+            imap.login(config.username, password)
         step = f"opening {config.folder!r}"
         status = imap.select_folder(config.folder)
     except LoginError as exc:
@@ -122,8 +155,18 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
         detail = text(exc.args[0]) if exc.args else "refused"
         if "UNAVAILABLE" in detail:
             raise TransientError(
-                f"IMAP server {where} cannot check passwords "
+                f"IMAP server {where} cannot check "
+                f"{'passwords' if tokens is None else 'tokens'} "
                 f"now: {detail}") from exc
+        if tokens is not None:
+            # The next poll starts with yet another token.
+            tokens.forget()
+            raise ConfigError(
+                f"IMAP server {where}", "mailbox.username",
+                f"XOAUTH2 login as {config.username!r} refused, with a new "
+                f"access token too: {detail} (check mailbox.username, and "
+                "that the app registered as mailbox.client_id may open "
+                "this mailbox over IMAP)") from exc
         raise ConfigError(
             f"IMAP server {where}", "mailbox.username",
             f"login as {config.username!r} refused: {detail} "
@@ -131,6 +174,10 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
     except ssl.SSLCertVerificationError as exc:
         close_quietly(imap)
         raise certificate_refused(config, where, exc) from exc
+    except (ConfigError, TransientError):
+        # From the token endpoint, when a refused token was renewed.
+        close_quietly(imap)
+        raise
     except CONNECTION_ERRORS as exc:
         close_quietly(imap)
         raise TransientError(
@@ -145,6 +192,25 @@ def open_session(config: MailboxConfig, where: str) -> tuple[Any, Any]:
                     "messages stay in %s flagged \\Deleted",
                     where, config.folder)
     return imap, status
+
+
+def oauth_login(imap: Any, config: MailboxConfig,
+                tokens: oauth.TokenProvider, token: str, where: str) -> None:
+    """AUTHENTICATE XOAUTH2; a refused token (it may have expired or been
+    revoked before its time) is replaced by a new one and tried once more.
+    LoginError if that is refused too."""
+    try:
+        imap.oauth2_login(config.username, token)
+        return
+    except LoginError as exc:
+        detail = text(exc.args[0]) if exc.args else "refused"
+        if "UNAVAILABLE" in detail:
+            raise
+        log.info("%s: access token refused (%s); getting a new one",
+                 where, detail)
+    token = tokens.renew(token)
+    _SCRUBBER.add_token(config.username, token)
+    imap.oauth2_login(config.username, token)
 
 
 # OpenSSL's verify codes for a certificate that is not for the host name
