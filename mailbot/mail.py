@@ -10,6 +10,18 @@ note saying how much was left out, and the whole message stays in the
 mailbox folders. Attachments are read whole (within their own bounds in
 spreadsheets.py), so a list of schools attached to a long message is
 still read; a table pasted into the body after the limit is not.
+
+Attachments are bounded too: at most MAX_ATTACHMENTS of them are read,
+none larger than MAX_ATTACHMENT_BYTES, and MAX_ATTACHMENTS_TOTAL bytes in
+all. One past a bound is not decoded: it stays in the message as an
+Attachment with no data and `unread` saying why (a spreadsheet left unread
+sets the message aside, see spreadsheets.grids). The whole message is
+bounded first: the standard library's parser holds all of a message in
+memory several times over, so a message over MAX_MESSAGE_BYTES is not
+parsed at all but set aside for a person.
+
+An attachment's name is text to show, never a path: nothing in mailbot
+makes a file name from it.
 """
 
 from __future__ import annotations
@@ -46,6 +58,22 @@ HTML_LIMIT = 512 * 1024
 CUT_NOTE = ("[mailbot read the first {kept:,} characters of this message; "
             "the other {omitted:,} are in the copy kept in the mailbox.]")
 
+# Attachments: enough for any nomination (one spreadsheet, perhaps a
+# letter and a few photos), well under what a person attaches in practice,
+# and small enough that decoding them costs little next to parsing the
+# message. Bytes are decoded bytes.
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENTS_TOTAL = 25 * 1024 * 1024
+# Attachments not read that are still listed (by name, with no data);
+# the rest are only counted in the log.
+MAX_UNREAD_LISTED = 100
+# The largest message parsed. Parsing costs about six times a message's
+# size in memory (measured: 40 MB took 230 MB); 25 MB of attachments is
+# 34 MB as base64 on the wire, so this reads anything within the bounds
+# above and is past what common mail servers accept (25 to 35 MB).
+MAX_MESSAGE_BYTES = 48 * 1024 * 1024
+
 T = TypeVar("T")
 
 
@@ -65,9 +93,10 @@ class Address:
 
 @dataclass(frozen=True)
 class Attachment:
-    filename: str
+    filename: str  # as the sender gave it: text to show, never a path
     content_type: str
     data: bytes
+    unread: str = ""  # why the data was not read ("" if it was)
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,10 @@ class Incoming:
 
 def parse(raw: bytes) -> Incoming:
     """Parse raw RFC 5322 bytes; unreadable mail raises SetAside."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SetAside(f"message of {len(raw):,} bytes is larger than "
+                       f"mailbot reads ({MAX_MESSAGE_BYTES:,} bytes); it is "
+                       "kept in the mailbox for a person")
     try:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME
@@ -143,8 +176,9 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
         text = html_to_text(html)
     text, omitted = _bounded(text)
 
+    message_id = _message_id(headers.get("message-id", ""))
     return Incoming(
-        message_id=_message_id(headers.get("message-id", "")),
+        message_id=message_id,
         sender=_first(_addresses(parsed.from_)) or Address("", ""),
         to=_addresses(parsed.to),
         cc=_addresses(parsed.cc),
@@ -157,7 +191,8 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
         headers=headers,
         text=text,
         html=html,
-        attachments=tuple(_attachments(parsed.attachments)),
+        attachments=tuple(_attachments(parsed.attachments,
+                                       message_id or fingerprint[:16])),
         message=message,
         fingerprint=fingerprint,
         omitted=omitted,
@@ -294,23 +329,67 @@ def _date(value: str) -> datetime | None:
     return moment
 
 
-def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
-    found = []
+def _attachments(items: list[dict[str, Any]], ref: str) -> list[Attachment]:
+    """mail-parser's attachments, decoded within the bounds above.
+
+    mail-parser keeps a base64 part as the text that came (and re-encodes
+    any other part to base64), so an attachment's size is known from its
+    text before it is decoded: one past a bound is never decoded.
+    """
+    found: list[Attachment] = []
+    read = unread = total = 0
     for item in items:
+        filename = str(item.get("filename") or "")
+        content_type = str(item.get("mail_content_type") or "").lower()
         payload = item.get("payload") or ""
+        binary = bool(item.get("binary"))
+        # Base64 is 4 characters for 3 bytes, line breaks aside: counted
+        # without decoding (a text part, in characters).
+        size = len(payload)
+        if binary and isinstance(payload, str):
+            size = (size - payload.count("\n") - payload.count("\r")) * 3 // 4
+        reason = ""
+        if read >= MAX_ATTACHMENTS:
+            reason = f"more than {MAX_ATTACHMENTS} attachments"
+        elif size > MAX_ATTACHMENT_BYTES:
+            reason = (f"about {size:,} bytes, over the "
+                      f"{MAX_ATTACHMENT_BYTES:,} read from one attachment")
+        elif total + size > MAX_ATTACHMENTS_TOTAL:
+            reason = (f"over the {MAX_ATTACHMENTS_TOTAL:,} bytes read from "
+                      "the attachments of one message")
+        if reason:
+            unread += 1
+            if unread <= MAX_UNREAD_LISTED:
+                found.append(Attachment(filename, content_type, b"", reason))
+            continue
         try:
-            if item.get("binary"):
+            if binary:
                 data = base64.b64decode(payload)
             else:
                 data = str(payload).encode(item.get("charset") or "utf-8",
                                            errors="replace")
         except (ValueError, LookupError) as exc:
-            log.warning("attachment %r could not be decoded: %s",
-                        item.get("filename"), exc)
+            log.warning("%s: attachment %s could not be decoded: %s", ref,
+                        shown_name(filename), exc)
             continue
-        found.append(Attachment(
-            filename=str(item.get("filename") or ""),
-            content_type=str(item.get("mail_content_type") or "").lower(),
-            data=data,
-        ))
+        read += 1
+        total += len(data)
+        found.append(Attachment(filename, content_type, data))
+    if unread:
+        names = ", ".join(shown_name(a.filename) for a in found
+                          if a.unread)
+        log.warning("%s: %d of %d attachments not read (bounds: %d "
+                    "attachments, %d bytes each, %d in all): %s", ref,
+                    unread, len(items), MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES,
+                    MAX_ATTACHMENTS_TOTAL, _shortened(names, 500))
     return found
+
+
+def shown_name(filename: str) -> str:
+    """An attachment's name as a log line or a reason shows it: quoted,
+    control characters escaped, and not too long."""
+    return repr(_shortened(filename, 80)) if filename else "(no name)"
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"

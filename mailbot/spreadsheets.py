@@ -1,8 +1,12 @@
 """Reading CSV and XLSX attachments into plain grids of text cells.
 
 Excel saves CSV in several encodings and with its own quirks; workbooks
-may be large or damaged. Everything here is bounded and never raises on
-bad input: a file that cannot be read gives no rows and a warning.
+may be large or damaged. Everything here is bounded. A damaged file gives
+no rows and a warning; a file refused for its size (too large, a zip that
+would expand too far, or one mail.py left unread) raises SetAside with the
+reason, so that the message goes to a person rather than being answered
+as if it had no list of schools. A workbook is measured from its zip
+directory before openpyxl opens it, so a zip bomb costs a few milliseconds.
 """
 
 from __future__ import annotations
@@ -14,21 +18,40 @@ import logging
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from datetime import date, datetime
+from typing import NoReturn
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
 
-from mailbot.mail import Attachment
+from mailbot.errors import SetAside
+from mailbot.mail import Attachment, shown_name
 
 log = logging.getLogger(__name__)
 
 # Bounds that keep a hostile or broken file from hanging the poll.
 MAX_BYTES = 5_000_000
-MAX_UNZIPPED = 50_000_000
 MAX_ROWS = 2_000
 MAX_COLUMNS = 40
 MAX_SHEETS = 10
+# A cell's text past this is cut: no school's name or address is longer.
+MAX_CELL_CHARS = 1_000
+# A CSV line past this is cut before the csv module splits it.
+MAX_LINE_CHARS = 10_000
+# A workbook, from its zip directory: what it would expand to, how many
+# parts it has and how far it is compressed. A real list of schools is
+# well under a megabyte unzipped, in a dozen or two parts, compressed
+# five to twenty times; a zip bomb is compressed hundreds of times. The
+# ratio is only asked of a workbook large enough unzipped to matter.
+# openpyxl reads a sheet's XML to its end to find its size when the sheet
+# does not state it, so an XML part is bounded on its own: 10 MB is about
+# a second to read, and 20 times a sheet of 2,000 schools.
+MAX_UNZIPPED = 50_000_000
+MAX_XML_PART = 10_000_000
+MAX_MEMBERS = 1_000
+MAX_RATIO = 100
+RATIO_FROM = 1_000_000
 
 Grid = list[list[str]]
 
@@ -49,17 +72,31 @@ def kind(attachment: Attachment) -> str | None:
 
 
 def grids(attachment: Attachment) -> list[Grid]:
-    """The grid of a CSV, or of each sheet of a workbook; [] otherwise."""
-    if len(attachment.data) > MAX_BYTES:
-        log.warning("attachment %r skipped: %d bytes is too large to read",
-                    attachment.filename, len(attachment.data))
-        return []
+    """The grid of a CSV, or of each sheet of a workbook; [] otherwise.
+
+    Raises SetAside for a CSV or workbook that is not read for its size.
+    """
     which = kind(attachment)
+    if which is None:
+        return []
+    if attachment.unread:
+        refuse(attachment, attachment.unread)
+    if len(attachment.data) > MAX_BYTES:
+        refuse(attachment, f"{len(attachment.data):,} bytes, over the "
+                           f"{MAX_BYTES:,} read from a spreadsheet")
     if which == "csv":
         return [_csv_grid(_decode(attachment.data))]
     if which == "xlsx":
-        return _xlsx_grids(attachment.filename, attachment.data)
+        return _xlsx_grids(attachment)
     return []
+
+
+def refuse(attachment: Attachment, reason: str) -> NoReturn:
+    """Raise SetAside for a spreadsheet not read, naming it and why."""
+    name = shown_name(attachment.filename)
+    log.warning("spreadsheet %s not read: %s", name, reason)
+    raise SetAside(f"attachment {name} not read ({reason}); a list of "
+                   "schools in it would be missed")
 
 
 def _decode(data: bytes) -> str:
@@ -91,14 +128,25 @@ def _csv_grid(text: str) -> Grid:
 
     grid: Grid = []
     try:
-        rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        rows = csv.reader(_bounded_lines(text), delimiter=delimiter)
         for row in rows:
             if len(grid) >= MAX_ROWS:
                 break
-            grid.append(row[:MAX_COLUMNS])
+            grid.append([cell[:MAX_CELL_CHARS] for cell in row[:MAX_COLUMNS]])
     except csv.Error as exc:
         log.warning("CSV attachment read only in part: %s", exc)
     return grid
+
+
+def _bounded_lines(text: str) -> Iterator[str]:
+    """The lines of `text`, line ends kept, each cut to MAX_LINE_CHARS (a
+    quoted cell that runs on over many lines is cut by the csv module's
+    own field limit)."""
+    for line in io.StringIO(text, newline=""):
+        if len(line) > MAX_LINE_CHARS:
+            end = len(line) - len(line.rstrip("\r\n"))
+            line = line[:MAX_LINE_CHARS] + line[len(line) - end:]
+        yield line
 
 
 def _sniff(text: str) -> str:
@@ -126,18 +174,20 @@ _DAMAGED = (zipfile.BadZipFile, zlib.error, InvalidFileException, KeyError,
             SyntaxError)
 
 
-def _xlsx_grids(name: str, data: bytes) -> list[Grid]:
+def _xlsx_grids(attachment: Attachment) -> list[Grid]:
+    name, data = shown_name(attachment.filename), attachment.data
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unzipped = sum(info.file_size for info in archive.infolist())
-        if unzipped > MAX_UNZIPPED:
-            log.warning("workbook %r skipped: %d bytes unzipped",
-                        name, unzipped)
-            return []
+            members = archive.infolist()
+        # zipfile stops reading a member at the size its directory
+        # declares, so these sizes bound what openpyxl can unpack.
+        too_much = _too_much(members)
+        if too_much:
+            refuse(attachment, too_much)
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True,
                                       data_only=True)
     except _DAMAGED as exc:
-        log.warning("workbook %r could not be opened: %s", name, exc)
+        log.warning("workbook %s could not be opened: %s", name, exc)
         return []
 
     grids: list[Grid] = []
@@ -147,10 +197,30 @@ def _xlsx_grids(name: str, data: bytes) -> list[Grid]:
                                    values_only=True)
             grids.append([[_cell(value) for value in row] for row in rows])
     except _DAMAGED as exc:
-        log.warning("workbook %r read only in part: %s", name, exc)
+        log.warning("workbook %s read only in part: %s", name, exc)
     finally:
         book.close()
     return grids
+
+
+def _too_much(members: list[zipfile.ZipInfo]) -> str:
+    """Why a workbook with these zip members is not opened, or ""."""
+    if len(members) > MAX_MEMBERS:
+        return f"{len(members):,} parts in its zip, over {MAX_MEMBERS:,}"
+    unzipped = sum(info.file_size for info in members)
+    if unzipped > MAX_UNZIPPED:
+        return (f"{unzipped:,} bytes unzipped, over the {MAX_UNZIPPED:,} "
+                "read from a workbook")
+    for info in members:
+        if info.filename.lower().endswith((".xml", ".rels")) \
+                and info.file_size > MAX_XML_PART:
+            return (f"its part {info.filename[:80]!r} is {info.file_size:,} "
+                    f"bytes unzipped, over {MAX_XML_PART:,}")
+    zipped = sum(info.compress_size for info in members)
+    if unzipped > RATIO_FROM and unzipped > MAX_RATIO * max(zipped, 1):
+        return (f"compressed {unzipped // max(zipped, 1):,} times, over the "
+                f"{MAX_RATIO} of any real workbook")
+    return ""
 
 
 def _cell(value: object) -> str:
@@ -162,4 +232,4 @@ def _cell(value: object) -> str:
         return str(int(value))
     if isinstance(value, (datetime, date)):
         return value.isoformat()[:10]
-    return str(value)
+    return str(value)[:MAX_CELL_CHARS]

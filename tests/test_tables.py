@@ -6,6 +6,8 @@ import io
 import openpyxl
 import pytest
 
+from mailbot import spreadsheets
+from mailbot.errors import SetAside
 from mailbot.mail import Attachment
 from mailbot.spreadsheets import kind
 from mailbot.tables import (
@@ -268,6 +270,50 @@ def test_a_long_workbook_is_read_only_so_far() -> None:
     found = only_schools(from_attachment(Attachment("s.xlsx", XLSX,
                                                     workbook(rows))))
     assert len(found) == MAX_ROWS - 1
+
+
+# --- bounds ---------------------------------------------------------------
+
+def test_a_csv_is_read_only_so_far() -> None:
+    lines = ["School,Phase"] + [f"School {n} Primary,Primary"
+                                for n in range(MAX_ROWS + 500)]
+    [grid] = spreadsheets.grids(csv_file("\r\n".join(lines)))
+    assert len(grid) == MAX_ROWS
+
+
+def test_a_csv_line_of_endless_cells_is_cut() -> None:
+    text = ("School,Phase\r\n" + "," * 4_000_000 + "\r\n"
+            "Kirkton Primary School,Primary\r\n")
+    [grid] = spreadsheets.grids(csv_file(text))
+    assert all(len(row) <= spreadsheets.MAX_COLUMNS for row in grid)
+    assert grid[-1] == ["Kirkton Primary School", "Primary"]
+    rows = only_schools(from_attachment(csv_file(text)))
+    assert rows == [SchoolRow("Kirkton Primary School", "Primary")]
+
+
+def test_a_csv_cell_too_long_to_be_a_school_is_cut() -> None:
+    text = "School,Phase\r\n" + "x" * 9_000 + ",Primary\r\n"
+    [grid] = spreadsheets.grids(csv_file(text))
+    assert len(grid[1][0]) == spreadsheets.MAX_CELL_CHARS
+    assert max(len(line) for line in spreadsheets._bounded_lines(
+        "y" * 50_000 + "\r\nz\n")) == spreadsheets.MAX_LINE_CHARS + 2
+
+
+def test_a_spreadsheet_too_large_to_read_sets_its_message_aside() -> None:
+    big = csv_file("School\r\n" + "x" * spreadsheets.MAX_BYTES)
+    with pytest.raises(SetAside) as caught:
+        from_attachment(big)
+    assert "'schools.csv' not read" in caught.value.reason
+    assert f"over the {spreadsheets.MAX_BYTES:,}" in caught.value.reason
+
+
+def test_a_spreadsheet_mail_left_unread_sets_its_message_aside() -> None:
+    unread = Attachment("schools.xlsx", XLSX, b"", "more than 20 attachments")
+    with pytest.raises(SetAside, match="more than 20 attachments"):
+        from_attachment(unread)
+    # Anything else left unread is simply not a table.
+    assert from_attachment(Attachment("photo.jpg", "image/jpeg", b"",
+                                      "more than 20 attachments")) == []
 
 
 # --- HTML -------------------------------------------------------------------
