@@ -23,13 +23,18 @@ from mailbot.workhours import WorkingTime
 
 log = logging.getLogger(__name__)
 
-def composer_for(config: Config, salt: str = "") -> Composer:
+def composer_for(config: Config, salt: str = "",
+                 tokens: Tokens | None = None) -> Composer:
+    """The composer for a config. Mail it builds carries signed references
+    only when given `tokens` (the daemon's); a preview or a check renders
+    without them, and so never makes the key."""
     composer = Composer(config.templates_dir, config.sender_name,
                         config.programme_address, {
                             "programme_name": config.programme_name,
                             "programme_address": config.programme_address,
                             "sender_name": config.sender_name,
-                        }, salt=salt)
+                        }, salt=salt, tokens=tokens,
+                        plus_addressing=config.security.plus_addressing)
     composer.check(examples.contexts())
     return composer
 
@@ -42,8 +47,8 @@ def load_rules(config: Config) -> tuple[Rules, WorkingTime]:
 
 def workflow_for(config: Config, store: Store, clock: Clock) -> Workflow:
     rules, hours = load_rules(config)
-    composer = composer_for(config, store.instance_id())
     tokens = Tokens(load_key(config.security.key_file))
+    composer = composer_for(config, store.instance_id(), tokens)
     return Workflow(config, rules, store, composer, clock, hours, tokens)
 
 
@@ -66,7 +71,8 @@ def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     flow = workflow_for(config, store, clock)
     phrases = flow.rules.phrases
     classifier = Classifier(PhraseSet(phrases.completion, phrases.negations),
-                            PhraseSet(phrases.visit_request, phrases.negations))
+                            PhraseSet(phrases.visit_request, phrases.negations),
+                            flow.tokens, config.programme_people)
     source = open_source(config.mailbox)
     sender = open_sender(config.sending, config.programme_address)
     pipeline = Pipeline(store, source, sender, flow, classifier, clock)

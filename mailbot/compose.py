@@ -10,6 +10,11 @@ not through email.message: its shape is always the same, and the standard
 library's header machinery cost several milliseconds a message. What goes
 into a header is made safe here: a header field is one logical line, and
 nothing from a template, a name or an address can start another one.
+
+Each message carries a signed reference (mailbot/tokens.py): the school's
+when it concerns one, else that of the person it goes to. It ends the
+subject as "[ref ...]", begins the Message-ID and, with plus addressing,
+is the plus part of the Reply-To, so that a reply proves what it answers.
 Unstructured text (Subject, a display name) is folded at spaces, or written
 as RFC 2047 encoded-words when it is not ASCII or has a word too long for
 a line; bodies are UTF-8, sent as 7bit when they can be and as
@@ -36,11 +41,13 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from mailbot.errors import ConfigError
+from mailbot.tokens import SUBJECT_LABEL, Tokens, subject_tag
 
 KINDS = frozenset({
     "acknowledgment", "welcome", "council-notice", "invitation", "reminder",
     "comment-receipt", "completion-receipt", "visit-request",
     "validator-assignment", "digest", "missing-information", "alert",
+    "command-reply",
 })
 UK = ZoneInfo("Europe/London")
 
@@ -60,6 +67,9 @@ class Draft:
     not_before: datetime | None = None
     cluster_id: int | None = None
     school_id: int | None = None
+    # The signed reference it carries; empty: the school's if it concerns
+    # one, else that of its first recipient (see Composer.reference).
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class Composed:
     cc: tuple[str, ...]
     raw: str                   # the whole message, CRLF line ends; ASCII
                                # unless an address itself is not
+    reference: str = ""        # the signed reference it carries, if any
 
 
 def long_date(value: Any) -> str:
@@ -145,13 +156,19 @@ def long_time(value: Any) -> str:
 
 class Composer:
     def __init__(self, templates: Path, sender_name: str, address: str,
-                 globals_: dict[str, Any] | None = None, salt: str = "") -> None:
+                 globals_: dict[str, Any] | None = None, salt: str = "",
+                 tokens: Tokens | None = None,
+                 plus_addressing: bool = False) -> None:
         if not templates.is_dir():
             raise ConfigError(templates, "", "templates folder not found")
         self.folder = templates
-        self.domain = address.rsplit("@", 1)[1]
+        self.sender_name = sender_name
+        self.local_part, self.domain = address.rsplit("@", 1)
         self._from = mailbox_field("From", sender_name, address)
         self.salt = salt
+        # Without tokens (a preview, a check) messages carry no reference.
+        self.tokens = tokens
+        self.plus_addressing = plus_addressing
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates)),
             autoescape=jinja2.select_autoescape(["html"]),
@@ -192,8 +209,17 @@ class Composer:
 
     def build(self, draft: Draft, now: datetime) -> Composed:
         subject, text, html = self.render(draft)
-        message_id = self.message_id(draft.key)
-        fields = [self._from, address_field("To", draft.to)]
+        reference = self.reference(draft)
+        if reference:
+            # Once, at the end, whatever the template quoted.
+            subject = f"{without_tags(subject)} {subject_tag(reference)}"
+        message_id = self.message_id(draft.key, reference)
+        fields = [self._from]
+        if reference and self.plus_addressing:
+            fields.append(mailbox_field(
+                "Reply-To", self.sender_name,
+                f"{self.local_part}+{reference}@{self.domain}"))
+        fields.append(address_field("To", draft.to))
         if draft.cc:
             fields.append(address_field("Cc", draft.cc))
         fields += [text_field("Subject", subject), date_field(now),
@@ -211,15 +237,38 @@ class Composer:
                    f"X-Mailbot-Kind: {draft.kind}\r\n"]
         return Composed(subject=subject, message_id=message_id,
                         to=tuple(draft.to), cc=tuple(draft.cc),
-                        raw="".join(fields) + _alternative(text, html))
+                        raw="".join(fields) + _alternative(text, html),
+                        reference=reference)
 
-    def message_id(self, key: str) -> str:
-        # Derived from the key, so a message rebuilt after a crash keeps
-        # the id that replies to it will carry; the record's own salt keeps
-        # ids apart between records (a demo, a fresh start).
+    def reference(self, draft: Draft) -> str:
+        """The signed reference a draft's message carries: the one it names,
+        else its school's, else its first recipient's; '' without tokens."""
+        if draft.reference or self.tokens is None:
+            return draft.reference
+        if draft.school_id is not None:
+            return self.tokens.for_school(draft.school_id)
+        return self.tokens.for_person(draft.to[0]) if draft.to else ""
+
+    def message_id(self, key: str, reference: str = "") -> str:
+        # Derived from the key (and the reference, itself fixed by the
+        # draft), so a message rebuilt after a crash keeps the id that
+        # replies to it will carry; the record's own salt keeps ids apart
+        # between records (a demo, a fresh start).
         seed = f"{self.salt}:{key}".encode()
         digest = hashlib.sha256(seed).hexdigest()[:24]
-        return f"<mailbot.{digest}@{self.domain}>"
+        return f"<{reference or 'mailbot'}.{digest}@{self.domain}>"
+
+
+# Our own tag in a subject, signed or not: "[ref s12-k3j4h5g6m7]".
+_TAG = re.compile(rf"\[{SUBJECT_LABEL} (?:s[0-9]+|p)-[a-z2-7]+\]",
+                  re.IGNORECASE)
+
+
+def without_tags(subject: str) -> str:
+    """A subject without the references mailbot puts in subjects, so that
+    quoting one (a reply's, in a digest or a template) does not pile them
+    up: "Re: Your comment [ref s3-...]" becomes "Re: Your comment"."""
+    return one_line(_TAG.sub(" ", subject))
 
 
 def one_line(value: str) -> str:

@@ -27,6 +27,11 @@ _CLUSTER: dict[str, Any] = {"name": "Example Cluster", "local_authority": "Fife"
             "lead_name": "Morag Lindsay", "lead_email": "lead@example.org"}
 _DEADLINE = date(2027, 1, 26)
 _VALIDATOR = {"name": "Isla Fraser", "email": "isla@example.org"}
+# An item of the digest, with the quotes and dash that items carry.
+_NEW_ADDRESS = ("new address at Kirkton Primary School's domain: "
+                "deputy@kirkton.example.org wrote on Tuesday 26 January "
+                "2027 (\"Self-review\", set aside as d286ab31) — accept it "
+                "with \"accept deputy@kirkton.example.org for #1\"")
 
 
 def contexts() -> dict[str, dict[str, Any]]:
@@ -74,10 +79,24 @@ def contexts() -> dict[str, dict[str, Any]]:
                   "last_poll": "2027-01-12T09:29:00+00:00",
                   "error": "cannot reach IMAP server imap.example.org:993: "
                            "[Errno 111] Connection refused"},
+        "command-reply": {
+            "authenticated": True, "problem": None,
+            "done": [{"command": "award Kirkton",
+                      "result": "Kirkton Primary School: invited → awarded"}],
+            "refused": [{"command": "award Glen",
+                         "reason": "no school is called Glen"}],
+            "files": [{"title": "Example Cluster (#1)",
+                       "text": '{"name": "Example Cluster"}'}],
+            "commands_help": ["award SCHOOL"]},
         "digest": {"day": _DEADLINE, "since": None,
                    "last_poll": "2027-01-26T07:29:00+00:00",
                    "poll_failing_since": None,
                    "counts": {"clusters": 1, "schools": 3, "complete": 2},
                    "sections": [{"title": "New clusters", "empty": "None.",
-                                 "items": ["Example Cluster (Fife)"]}]},
+                                 "items": ["Example Cluster (Fife)"]},
+                                {"title": "New addresses waiting to be "
+                                          "accepted (their mail changed "
+                                          "nothing)",
+                                 "empty": "None.",
+                                 "items": [_NEW_ADDRESS]}]},
     }

@@ -135,6 +135,8 @@ class Store:
 
     def _index_schools(self) -> None:
         self._by_contact: dict[str, set[int]] = defaultdict(set)
+        self._by_accepted: dict[str, set[int]] = defaultdict(set)
+        self._by_domain: dict[str, set[int]] = defaultdict(set)
         self._by_cluster: dict[int, set[int]] = defaultdict(set)
         for doc in self.schools.all():
             self._index_school(doc.doc_id, doc)
@@ -142,6 +144,9 @@ class Store:
     def _index_school(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         if doc.get("contact_email"):
             self._by_contact[doc["contact_email"]].add(doc_id)
+            self._by_domain[_domain(doc["contact_email"])].add(doc_id)
+        for address in doc.get("contacts") or ():
+            self._by_accepted[address].add(doc_id)
         self._by_cluster[doc["cluster_id"]].add(doc_id)
 
     def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
@@ -316,7 +321,7 @@ class Store:
 
     def update_school(self, school_id: int, fields: dict[str, Any]) -> None:
         self.schools.update(school_id, fields)
-        if "contact_email" in fields or "cluster_id" in fields:
+        if fields.keys() & {"contact_email", "contacts", "cluster_id"}:
             self._index_schools()
 
     def schools_of(self, cluster_id: int) -> list[Document]:
@@ -325,6 +330,31 @@ class Store:
     def schools_with_contact(self, email: str) -> list[Document]:
         found = self._schools(self._by_contact.get(email, ()))
         return [s for s in found if s.get("contact_email") == email]
+
+    # A school's mail may come from its contact's address or from another
+    # that staff accepted for it (Workflow.accept_contact), kept in the
+    # school's "contacts". Only the contact's address is written to, and
+    # only its bounces mark the school undeliverable.
+
+    @staticmethod
+    def addresses_of(school: Mapping[str, Any]) -> list[str]:
+        """The addresses that write for a school: its contact's first,
+        then those accepted for it."""
+        contact = school.get("contact_email")
+        return [*([contact] if contact else []),
+                *(a for a in school.get("contacts") or () if a != contact)]
+
+    def schools_accepting(self, email: str) -> list[Document]:
+        """The schools for which `email` writes, by id."""
+        ids = self._by_contact.get(email, set()) | \
+            self._by_accepted.get(email, set())
+        return [s for s in self._schools(ids) if email in self.addresses_of(s)]
+
+    def schools_at_domain(self, domain: str) -> list[Document]:
+        """The schools whose contact's address is at `domain`, by id."""
+        found = self._schools(self._by_domain.get(domain.lower(), ()))
+        return [s for s in found
+                if _domain(str(s.get("contact_email") or "")) == domain.lower()]
 
     def _schools(self, ids: Iterable[int]) -> list[Document]:
         found = (self.schools.get(doc_id) for doc_id in sorted(ids))
@@ -477,6 +507,10 @@ class _Existing:
         return self.storage
 
 
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
 def _found(doc: Document | None, what: str, doc_id: int) -> Document:
     if doc is None:
         raise KeyError(f"no {what} {doc_id}")
@@ -499,3 +533,60 @@ def _check_shape(path: Path, raw: dict[str, Any]) -> None:
                 raise DamagedRecordError(
                     path, f"{table.split('.')[0]} {doc_id} has no "
                     + ", ".join(sorted(missing)))
+
+
+# -- privacy ---------------------------------------------------------------
+# What subject access, erasure and retention (mailbot/privacy.py) need of
+# the record. Changes made here are tracked like any other: they reach the
+# disk at the Store's next commit, or are undone by its rollback.
+
+# The tables that may hold personal data (meta holds only settings).
+PERSONAL_TABLES = ("clusters", "schools", "messages", "outgoing", "events",
+                   "addresses")
+
+
+def personal_documents(store: Store) -> dict[str, list[Document]]:
+    """Every document of every table that may hold personal data."""
+    return {name: store._tables[name].all() for name in PERSONAL_TABLES}
+
+
+def replace_personal(store: Store, table: str, doc_id: int,
+                     fields: dict[str, Any]) -> None:
+    """Set fields of one document of a personal table. The lookups may be
+    stale until `reindex_after_erasure`."""
+    if table not in PERSONAL_TABLES:
+        raise ValueError(f"{table!r} holds no personal data")
+    store._tables[table].update(doc_id, fields)
+
+
+def reindex_after_erasure(store: Store) -> None:
+    """Bring the in-memory lookups in line with the documents again."""
+    store._index()
+
+
+def compact_now(store: Store) -> None:
+    """Rewrite the snapshot from memory and empty the journal at once (the
+    snapshot it replaces becomes backup .1). Commits first."""
+    store.commit()
+    store._storage.compact()
+
+
+def expire_outgoing_raw(store: Store, before: datetime) -> int:
+    """Drop the text of outgoing mail done with (sent, failed, suppressed)
+    since before `before`, keeping who, what and when; how many."""
+    cutoff = stamp(before)
+    count = 0
+    for doc in store.outgoing.all():
+        if not doc.get("raw") or doc.get("status") in UNSENT:
+            continue
+        if str(doc.get("sent_at") or doc.get("created_at") or "") < cutoff:
+            store.outgoing.update(doc.doc_id, {"raw": ""})
+            count += 1
+    return count
+
+
+def oldest_message_at(store: Store) -> str | None:
+    """When the oldest message in the record was received, or None."""
+    times = [str(m["received_at"]) for m in store.messages.all()
+             if m.get("received_at")]
+    return min(times) if times else None

@@ -8,14 +8,17 @@ both once the whole message has been dealt with.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from mailbot.assign import choose_validator, open_clusters
 from mailbot.classify import (
+    ANOTHER_SCHOOL,
     COMMENT,
     COMPLETION,
+    NEW_ADDRESS,
     NOMINATION,
     NOMINATION_REPLY,
     VISIT_REQUEST,
@@ -26,7 +29,7 @@ from mailbot.compose import Composer, Draft
 from mailbot.config import Config
 from mailbot.enrolment import Enrolment
 from mailbot.guard import Verdict, is_robot_address
-from mailbot.mail import Incoming
+from mailbot.mail import Incoming, normalise_address
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
 from mailbot.rules import Rules
@@ -92,6 +95,7 @@ class Workflow:
             "school_id": draft.school_id,
             "raw": message.raw,
             "in_reply_to": draft.reply_to_id,
+            "reference": message.reference,
         })
 
     def _people_only(self, draft: Draft) -> Draft:
@@ -173,11 +177,67 @@ class Workflow:
             COMMENT: self._comment,
             COMPLETION: self._completion,
             VISIT_REQUEST: self._visit_request,
+            ANOTHER_SCHOOL: self._another_school,
+            NEW_ADDRESS: self._new_address,
         }.get(understood.kind)
         if handler is None:
             return Outcome(SET_ASIDE, understood.kind,
                            f"not understood: {understood.reason}")
         return handler(mail, understood)
+
+    # -- mail that would change a school's record without proof ----------
+
+    def _another_school(self, mail: Incoming,
+                        understood: Understanding) -> Outcome:
+        """One school's contact wrote about another: the school written
+        about keeps it in its history, and staff see it; neither changes."""
+        assert understood.school_id is not None
+        self.store.add_event(self.clock.now(), ANOTHER_SCHOOL,
+                             school_id=understood.school_id,
+                             cluster_id=understood.cluster_id,
+                             message_id=mail.message_id,
+                             detail=mail.sender.email)
+        return Outcome(SET_ASIDE, ANOTHER_SCHOOL, understood.reason,
+                       understood.cluster_id, None)
+
+    def _new_address(self, mail: Incoming, understood: Understanding) -> Outcome:
+        """A new address at a school's domain: kept for staff, who may
+        accept it (`accept_contact`); the record does not change."""
+        assert understood.school_id is not None
+        self.store.add_event(self.clock.now(), NEW_ADDRESS,
+                             school_id=understood.school_id,
+                             cluster_id=understood.cluster_id,
+                             message_id=mail.message_id,
+                             detail=mail.sender.email)
+        return Outcome(SET_ASIDE, NEW_ADDRESS, understood.reason,
+                       understood.cluster_id, understood.school_id)
+
+    def accept_contact(self, school_id: int, address: str, by: str) -> str:
+        """Take `address` as writing for the school from now on, besides its
+        contact's, on the word of `by` (a member of staff); the school's
+        history says so. Mail already set aside is not handled again here
+        (`mailbot set-aside replay` does that). Returns what was done, in
+        one line; raises KeyError for no such school and ValueError for
+        what is not an address."""
+        address = normalise_address(email.utils.parseaddr(address)[1])
+        local, _, domain = address.rpartition("@")
+        if not local or "." not in domain:
+            raise ValueError(f"not an email address: {address!r}")
+        school = self.store.school(school_id)
+        if address in self.store.addresses_of(school):
+            return f"{address} already writes for {school['name']}; nothing changed"
+        contacts = [*school.get("contacts", []), address]
+        self.store.update_school(school_id, {"contacts": contacts})
+        self.store.add_event(self.clock.now(), "contact-accepted",
+                             school_id=school_id,
+                             cluster_id=school["cluster_id"],
+                             detail=f"{address}, accepted by {by}")
+        log.info("%s accepted as writing for %s (school %s) by %s", address,
+                 school["name"], school_id, by)
+        return (f"{address} accepted as a contact of {school['name']} "
+                f"(school {school_id})")
+
+    # -- a school's own mail ---------------------------------------------
 
     def _comment(self, mail: Incoming, understood: Understanding) -> Outcome:
         assert understood.school_id is not None
@@ -245,6 +305,8 @@ class Workflow:
             key=f"visit-request:{mail.ref}", kind="visit-request",
             template="visit-request", to=tuple(to), cluster_id=cluster.doc_id,
             school_id=school.doc_id,
+            # About the school, but to the validator: a reply is theirs.
+            reference=self.tokens.for_person(to[0]),
             context={"recipient_name": validator["name"] if validator else None,
                      "school": school_view(school),
                      "cluster": cluster_view(cluster),

@@ -65,6 +65,11 @@ def prepare(home: Path, batch: list[bytes]) -> None:
         os.symlink(ROOT / sub, home / sub)
     new = home / "data" / "inbox" / "new"
     new.mkdir(parents=True)
+    # One signing key for every home, so that two runs of the same mail
+    # put the same references in the subjects they send.
+    key = home / "data" / "mailbot.key"
+    key.write_text("crash-test-key-" + "k" * 40 + "\n")
+    key.chmod(0o600)
     for n, raw in enumerate(batch):
         (new / f"{1_800_000_000 + n}.M{n:04d}.crash").write_bytes(raw)
 
