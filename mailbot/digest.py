@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections import defaultdict
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from mailbot.compose import UK, long_date
+from tinydb.table import Document
+
+from mailbot.classify import ANOTHER_SCHOOL, NEW_ADDRESS
+from mailbot.commands import REFUSAL_EVENTS
+from mailbot.compose import UK, long_date, long_time, without_tags
 from mailbot.setaside import short_id
 from mailbot.store import (
     AWAITING_VALIDATOR,
@@ -13,6 +18,7 @@ from mailbot.store import (
     INCOMPLETE,
     INVITED,
     Store,
+    stamp,
 )
 
 
@@ -52,11 +58,18 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
              and c.get("validator_assigned_at", "") > after]
     bounced = [f"{a['email']} since {long_date(a['since'])}"
                for a in store.undeliverable()]
-    aside = [f"{short_id(m['key'])} {m.get('from')}: \"{m.get('subject')}\" "
+    aside = [f"{short_id(m['key'])} {m.get('from')}: "
+             f"\"{without_tags(str(m.get('subject') or ''))}\" "
              f"({m.get('reason')})"
              for m in store.set_aside_messages()
              if m.get("received_at", "") > after]
     limited = sorted({e["detail"] for e in store.reply_limited_since(after)})
+    # Staff commands refused, and command mail not authenticated. (The
+    # Store has no query for events by kind yet: read the table.)
+    refused = [f"{long_time(e['at'])}: {e['detail']}"
+               for e in store.events.all()
+               if e.get("event") in REFUSAL_EVENTS and e["at"] > after]
+    new_addresses, other_school = _unproven(store, now, after)
     failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
               for o in store.failed_outgoing()
               if o.get("sent_at", "") > after]
@@ -72,6 +85,12 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Mail that could not be sent", "None.", failed),
         ("Addresses not answered again today (too many replies; a robot?)",
          "None.", limited),
+        ("Staff commands refused (nothing was changed for these)", "None.",
+         refused),
+        ("New addresses waiting to be accepted (their mail changed nothing)",
+         "None.", new_addresses),
+        ("Refused: wrote about another school (nothing was changed)", "None.",
+         other_school),
         ("Mail set aside for a person (mailbot set-aside show ID)",
          "Nothing new.", aside),
     ]
@@ -94,3 +113,63 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
 def _excerpt(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+
+
+# A new address is listed while it last wrote within this many days and
+# has not been accepted; after that it is only in the school's history.
+NEW_ADDRESS_DAYS = 30
+# How staff accept one: the staff command by email (mailbot/commands.py).
+ACCEPT_COMMAND = "accept {address} for #{school_id}"
+
+
+def _unproven(store: Store, now: datetime,
+              after: str) -> tuple[list[str], list[str]]:
+    """Mail that would have changed a school's record without proof (see
+    classify.py): new addresses at a school's domain still waiting, and
+    schools' contacts who wrote about another school since `after`."""
+    recent = stamp(now - timedelta(days=NEW_ADDRESS_DAYS))
+    waiting: dict[tuple[int, str], list[Document]] = defaultdict(list)
+    other: list[Document] = []
+    for event in store.events.all():
+        if event.get("event") == NEW_ADDRESS and event.get("school_id"):
+            waiting[(event["school_id"], event["detail"])].append(event)
+        elif event.get("event") == ANOTHER_SCHOOL and event["at"] > after:
+            other.append(event)
+
+    def school_of(school_id: int) -> Document | None:
+        return store.schools.get(school_id)
+
+    def seen_as(event: Document) -> str:
+        message = store.message_by_id(event.get("message_id") or "")
+        if message is None:
+            return ""
+        return (f" (\"{without_tags(str(message.get('subject') or ''))}\", "
+                f"set aside as {short_id(message['key'])})")
+
+    new_addresses = []
+    for (school_id, address), events in waiting.items():
+        school = school_of(school_id)
+        last = max(events, key=lambda e: e["at"])
+        if school is None or last["at"] < recent \
+                or address in store.addresses_of(school):
+            continue
+        times = "" if len(events) == 1 else f" {len(events)} times, last"
+        new_addresses.append(
+            f"new address at {school['name']}'s domain: {address} wrote"
+            f"{times} on {long_date(last['at'])}{seen_as(last)} — "
+            "accept it with \""
+            + ACCEPT_COMMAND.format(address=address, school_id=school_id)
+            + '"')
+
+    other_school = []
+    for event in other:
+        school = school_of(event["school_id"])
+        sender = event["detail"]
+        theirs = ", ".join(str(s["name"])
+                           for s in store.schools_accepting(sender))
+        other_school.append(
+            f"{long_time(event['at'])}: {sender} ({theirs or 'a school'}'s "
+            f"contact) wrote about "
+            f"{school['name'] if school else 'a school no longer recorded'}"
+            f"{seen_as(event)}")
+    return new_addresses, other_school

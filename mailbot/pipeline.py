@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from mailbot import guard, mail, setaside
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
+from mailbot.commands import Commands, is_command_mail
 from mailbot.delivery import deliver_pending
 from mailbot.errors import SetAside
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
@@ -176,6 +177,8 @@ class Pipeline:
         verdict = guard.check(parsed, self.own)
         if verdict is not None:
             return self.flow.on_robot(parsed, verdict)
+        if is_command_mail(parsed, self.flow.config.staff):
+            return Commands(self.flow).handle(parsed)
         understood = self.classifier.classify(parsed, self.store)
         return self.flow.apply(parsed, understood)
 

@@ -182,6 +182,17 @@ CASES = {
         "error": "cannot reach IMAP server imap.example.org:993: "
                  "[Errno 111] Connection refused",
     }),
+    "command-reply": ("command-reply", {
+        "authenticated": True, "problem": None,
+        "done": [{"command": "award Ardmore Primary",
+                  "result": "Ardmore Primary School: invited → awarded"}],
+        "refused": [{"command": "award Ardmore",
+                     "reason": "Ardmore could be any of 2: #1 Ardmore "
+                               "Primary School; #3 Ardmore High School"}],
+        "files": [{"title": "Ardmore Learning Community (#1)",
+                   "text": '{\n  "name": "Ardmore Learning Community"\n}'}],
+        "commands_help": ["award SCHOOL", "send file of CLUSTER"],
+    }),
     "digest": ("digest", {
         "day": date(2027, 1, 26),
         "since": "2027-01-25T07:00:00+00:00",
@@ -204,6 +215,7 @@ NAMES = sorted(CASES)
 SUBJECT_NAME = {
     "alert": "cannot read the programme mailbox",
     "digest": "26 January 2027",
+    "command-reply": "Your commands",
     "missing-information": "Ardmore Learning Community",
 }
 SCHOOL_MESSAGES = {
@@ -543,6 +555,20 @@ def test_digest(composer):
     context = {**CASES["digest"][1], "since": None}
     _subject, text, html = render(composer, "digest", context)
     assert "first digest" in text and "first digest" in html
+
+
+def test_command_reply(composer):
+    subject, text, html = render(composer, "command-reply")
+    assert subject == "Your commands: 1 done, 1 refused"
+    assert "award Ardmore Primary: Ardmore Primary School: invited" in flat(text)
+    assert "#3 Ardmore High School" in flat(text) and "#3 Ardmore" in html
+    assert '"name": "Ardmore Learning Community"' in text
+    context = {**CASES["command-reply"][1], "authenticated": False,
+               "problem": "mx.example.org says dmarc=fail", "done": []}
+    subject, text, html = render(composer, "command-reply", context)
+    assert subject == "Your commands were not carried out"
+    assert "The reason: mx.example.org says dmarc=fail." in flat(text)
+    assert "dmarc=fail" in html and "Learning Community" not in text
 
 
 def test_text_and_html_say_the_same_things(composer):

@@ -1,0 +1,354 @@
+"""Staff commands by email, end to end: a real mailbot on the embedded
+default (Maildir in, file outbox), the clock moved by hand, and
+Authentication-Results headers as a trusted receiving server writes them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Harness, body, example_config, make_mail, sample
+
+from mailbot import commands, digest
+
+STAFF = "coordinator@dsa.example.org"
+MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
+FIONA = "headteacher@kirkton-ps.fife.example.sch.uk"
+ISLA = "isla.fraser@dsa.example.org"
+CATRIONA = "catriona.sinclair@dsa.example.org"
+TRUSTED = "mx.dsa.example.org"
+PASS = (f"{TRUSTED}; dkim=pass (2048-bit key) header.d=dsa.example.org "
+        "header.i=@dsa.example.org header.s=mail; spf=pass "
+        "smtp.mailfrom=dsa.example.org; dmarc=pass (p=reject dis=none) "
+        "header.from=dsa.example.org")
+FAIL = (f"{TRUSTED}; dkim=none (message not signed); spf=fail "
+        "smtp.mailfrom=dsa.example.org; dmarc=fail (p=reject dis=none) "
+        "header.from=dsa.example.org")
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[Harness]:
+    config = example_config(tmp_path)
+    config = dataclasses.replace(config, security=dataclasses.replace(
+        config.security, authserv_ids=(TRUSTED,)))
+    harness = Harness(config, "2027-01-12 09:35")
+    harness.deliver(sample("01-nomination-list"))
+    harness.cycle()
+    yield harness
+    harness.close()
+
+
+def on_top(raw: bytes, *fields: str) -> bytes:
+    """The message as the receiving server hands it on: its own fields
+    above the ones the message came with."""
+    return b"".join(f"{f}\r\n".encode() for f in fields) + raw
+
+
+def received(by: str = TRUSTED) -> str:
+    return (f"Received: from mail.dsa.example.org (mail.dsa.example.org "
+            f"[192.0.2.10]) by {by} with ESMTPS; Tue, 12 Jan 2027 10:00:00 +0000")
+
+
+def command_mail(text: str, sender: str = STAFF, auth: str | None = PASS,
+                 subject: str = "Commands", **headers: str) -> bytes:
+    raw = make_mail(sender, subject, text, **headers)
+    if auth is None:
+        return on_top(raw, received())
+    return on_top(raw, received(), f"Authentication-Results: {auth}")
+
+
+def send(bot: Harness, raw: bytes, when: str = "2027-01-12 10:00") -> None:
+    bot.at(when)
+    bot.deliver(raw)
+    bot.cycle()
+
+
+def replies(bot: Harness) -> list[str]:
+    return [body(m) for m in bot.sent("command-reply", STAFF)]
+
+
+def record(bot: Harness) -> dict[str, Any]:
+    """The export, without the history (which notes each refusal)."""
+    data = bot.export()
+    for cluster in data["clusters"]:
+        for school in cluster["schools"]:
+            school.pop("history")
+    data.pop("set_aside")
+    return data
+
+
+def events(bot: Harness, kind: str) -> list[str]:
+    return [e["detail"] for e in bot.bot.store.events.all()
+            if e["event"] == kind]
+
+
+def digest_text(bot: Harness) -> str:
+    store = bot.bot.store
+    context = digest.context(store, bot.clock.now(), None)
+    return "\n".join(f"{s['title']}: " + " | ".join(s["items"])
+                     for s in context["sections"])
+
+
+# -- the grammar --------------------------------------------------------------
+
+@pytest.mark.parametrize("line, name, args", [
+    ("Award Kirkton", "award", {"school": "Kirkton"}),
+    ("  award #3.", "award", {"school": "#3"}),
+    ("SET STATUS OF Glenbrae Primary TO self-review complete", "status",
+     {"school": "Glenbrae Primary", "status": "self-review complete"}),
+    ("confirm nomination of Ardmore", "confirm", {"cluster": "Ardmore"}),
+    ("assign validator Isla Fraser to Glenbrae Cluster", "assign",
+     {"validator": "Isla Fraser", "cluster": "Glenbrae Cluster"}),
+    ("change validator of Glenbrae to isla.fraser@dsa.example.org", "assign",
+     {"cluster": "Glenbrae", "validator": "isla.fraser@dsa.example.org"}),
+    ("replace contact of Kirkton with Jo Bell <jo@kirkton.example.org>",
+     "contact", {"school": "Kirkton", "contact": "Jo Bell <jo@kirkton.example.org>"}),
+    ("accept office@kirkton.example.org for Kirkton", "accept",
+     {"address": "office@kirkton.example.org", "school": "Kirkton"}),
+    ("resend invitation to St Serf's", "resend", {"school": "St Serf's"}),
+    ("send file of Glenbrae Cluster", "file", {"cluster": "Glenbrae Cluster"}),
+    ("send me the file for the cluster #1", "file", {"cluster": "#1"}),
+    ("rename cluster #1 to Glenbrae Learning Community", "rename",
+     {"cluster": "#1", "name": "Glenbrae Learning Community"}),
+    ("set council of #1 to Fife", "council", {"cluster": "#1", "council": "Fife"}),
+])
+def test_grammar(line: str, name: str, args: dict[str, str]) -> None:
+    command = commands.parse_line(line)
+    assert command is not None and command.name == name
+    assert command.args == args
+
+
+@pytest.mark.parametrize("line", [
+    "Hi,", "Thanks", "Could you award Kirkton when you can?",
+    "Please see below.", "",
+])
+def test_not_commands(line: str) -> None:
+    assert commands.parse_line(line) is None
+
+
+def test_quoted_text_and_signature_hold_no_commands() -> None:
+    text = ("Hello,\n\nSee below.\n\n-- \nJo\naward Kirkton\n")
+    assert commands.command_lines(text) == []
+    text = ("Fine by me.\n\nOn Tue, 12 Jan 2027 at 10:00, Jo wrote:\n"
+            "> award Kirkton\n")
+    assert commands.command_lines(text) == []
+    text = "award Kirkton\nset the moon to cheese\nHi there\n"
+    assert [c.name for c in commands.command_lines(text)] == ["award", ""]
+
+
+# -- each command, end to end -----------------------------------------------
+
+def test_award_and_set_status(bot: Harness) -> None:
+    send(bot, command_mail("Hello,\n\naward Kirkton\n"
+                           "set status of glenbrae primary to self-review "
+                           "complete\n\nThanks"))
+    assert bot.school("Kirkton Primary School")["status"] == "awarded"
+    assert bot.school("Glenbrae Primary School")["status"] == \
+        "self_review_complete"
+    [reply] = replies(bot)
+    assert "2 done, 0 refused" in str(bot.sent("command-reply")[0]["Subject"])
+    assert "award Kirkton: Kirkton Primary School: invited → awarded" in reply
+    history = bot.school("Kirkton Primary School")["history"]
+    assert any(h["event"] == "command" and "award Kirkton" in h["detail"]
+               for h in history)
+
+
+def test_status_completing_a_cluster_assigns_its_validator(bot: Harness) -> None:
+    send(bot, command_mail("set status of Glenbrae High to complete\n"
+                           "set status of Glenbrae Primary to complete\n"
+                           "award #3\naward st serfs\n"))
+    assert bot.cluster("Glenbrae")["validator"]["email"] == ISLA
+    assert len(bot.sent("validator-assignment", ISLA)) == 1
+    assert "Isla Fraser is assigned as validator" in replies(bot)[0]
+
+
+def test_assign_and_change_validator(bot: Harness) -> None:
+    send(bot, command_mail("assign validator Catriona to Glenbrae"))
+    [reply] = replies(bot)
+    assert "have not finished the self-review" in reply
+    assert bot.cluster("Glenbrae")["validator"] is None
+
+    send(bot, command_mail("award Glenbrae High\naward Glenbrae Primary\n"
+                           "award Kirkton\naward St Serf's\n"),
+         "2027-01-12 10:05")
+    assert bot.cluster("Glenbrae")["validator"]["email"] == ISLA
+    send(bot, command_mail("assign validator catriona.sinclair@dsa.example.org"
+                           " to Glenbrae Cluster\n"
+                           "assign validator Graeme Munro to Glenbrae\n"),
+         "2027-01-12 10:10")
+    cluster = bot.cluster("Glenbrae")
+    assert cluster["validator"]["email"] == CATRIONA
+    assert cluster["status"] == "validator_assigned"
+    assert len(bot.sent("validator-assignment", CATRIONA)) == 1
+    assert len(bot.sent("validator-assignment", MORAG)) == 2  # introductions
+    reply = replies(bot)[-1]
+    assert "in place of Isla Fraser" in reply
+    assert "Graeme Munro does not validate clusters in Fife" in reply
+
+
+def test_replace_contact_and_resend_invitation(bot: Harness) -> None:
+    send(bot, command_mail("replace contact of Kirkton with Jo Bell "
+                           "<Jo.Bell@kirkton.example.org>\n"
+                           "resend invitation to kirkton primary\n"))
+    school = bot.school("Kirkton Primary School")
+    assert school["contact_email"] == "jo.bell@kirkton.example.org"
+    assert school["contact_name"] == "Jo Bell"
+    assert len(bot.sent("invitation", "jo.bell@kirkton.example.org")) == 1
+    assert "2 done, 0 refused" in str(bot.sent("command-reply")[0]["Subject"])
+
+
+def test_send_file(bot: Harness) -> None:
+    send(bot, command_mail("send file of Glenbrae Cluster"))
+    [message] = bot.sent("command-reply", STAFF)
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    text = str(part.get_content())
+    assert '"name": "Kirkton Primary School"' in text
+    assert '"local_authority": "Fife"' in text
+
+
+def test_confirm_and_correct_a_nomination(bot: Harness) -> None:
+    # A nomination without its council is waiting for details.
+    send(bot, make_mail("lead@ardmore.example.org", "Cluster nomination",
+                        "Cluster name: Ardmore Cluster\n"
+                        "Lead contact: Fiona MacLeod, lead@ardmore.example.org\n"
+                        "Schools:\n1. Ardmore Primary School (primary) - "
+                        "Alan Reid - alan@ardmore.example.org\n"))
+    assert bot.cluster("Ardmore")["status"] == "incomplete"
+    send(bot, command_mail("confirm nomination Ardmore"), "2027-01-12 10:05")
+    assert bot.cluster("Ardmore")["status"] == "incomplete"
+    assert "cannot start without the local authority" in replies(bot)[0]
+
+    send(bot, command_mail("set council of Ardmore to Argyll & Bute\n"
+                           "rename cluster Ardmore Cluster to Ardmore ASG\n"
+                           "confirm nomination of Ardmore ASG\n"),
+         "2027-01-12 10:10")
+    cluster = bot.cluster("Ardmore")
+    assert cluster["name"] == "Ardmore ASG"
+    assert cluster["local_authority"] == "Argyll and Bute"
+    assert cluster["status"] == "active"
+    assert len(bot.sent("invitation", "alan@ardmore.example.org")) == 1
+    assert "3 done, 0 refused" in str(bot.sent("command-reply")[-1]["Subject"])
+
+
+def test_accept_a_contact_address(bot: Harness) -> None:
+    if not hasattr(bot.bot.pipeline.flow, "accept_contact"):
+        pytest.skip("Workflow.accept_contact is not there yet")
+    send(bot, command_mail("accept Office@kirkton-ps.fife.example.sch.uk "
+                           "for Kirkton\naccept nobody for Kirkton\n"
+                           "accept a@b.example for Nowhere\n"))
+    assert "1 done, 2 refused" in str(bot.sent("command-reply")[0]["Subject"])
+    history = bot.school("Kirkton Primary School")["history"]
+    assert any(h["event"] == "contact-accepted"
+               and "office@kirkton-ps.fife.example.sch.uk" in h["detail"]
+               for h in history)
+
+
+def test_token_authenticates_a_command(bot: Harness) -> None:
+    token = bot.bot.pipeline.flow.tokens.for_person(STAFF)
+    send(bot, command_mail("award Kirkton", auth=None,
+                           subject=f"Re: Programme digest [ref {token}]"))
+    assert bot.school("Kirkton Primary School")["status"] == "awarded"
+    # Another person's reference proves nothing.
+    other = bot.bot.pipeline.flow.tokens.for_person(ISLA)
+    send(bot, command_mail("award St Serf's", auth=None,
+                           subject=f"Re: Programme digest [ref {other}]"),
+         "2027-01-12 10:05")
+    assert bot.school("St Serf's RC Primary School")["status"] == "invited"
+
+
+# -- refusals -----------------------------------------------------------------
+
+def refused_without_change(bot: Harness, raw: bytes) -> None:
+    before = record(bot)
+    send(bot, raw)
+    assert record(bot) == before
+
+
+@pytest.mark.parametrize("auth", [None, FAIL,
+                                  PASS.replace("dsa.example.org", "evil.example")])
+def test_spoofed_staff_command(bot: Harness, auth: str | None) -> None:
+    refused_without_change(bot, command_mail("award Kirkton", auth=auth,
+                                             Reply_To="x@evil.example"))
+    [message] = bot.sent("command-reply")
+    assert str(message["To"]) == STAFF
+    assert "not carried out" in str(message["Subject"])
+    assert "nothing was changed" in body(message)
+    assert bot.export()["set_aside"][0]["from"] == STAFF
+    found = digest_text(bot)
+    assert "Staff commands refused" in found and '"award Kirkton"' in found
+
+
+def test_forged_header_from_another_server(bot: Harness) -> None:
+    forged = ("mx.evil.example; dkim=pass header.d=dsa.example.org; "
+              "dmarc=pass header.from=dsa.example.org")
+    raw = on_top(make_mail(STAFF, "Commands", "award Kirkton\n"),
+                 f"Authentication-Results: {forged}", received(),
+                 f"Authentication-Results: {FAIL}",
+                 f"Authentication-Results: {forged}")
+    refused_without_change(bot, raw)
+    assert "not carried out" in str(bot.sent("command-reply")[0]["Subject"])
+
+
+def test_forged_trusted_header_below_the_servers_own(bot: Harness) -> None:
+    raw = on_top(make_mail(STAFF, "Commands", "award Kirkton\n"),
+                 received(), f"Authentication-Results: {FAIL}",
+                 received("mail.evil.example"),
+                 f"Authentication-Results: {PASS}")
+    refused_without_change(bot, raw)
+
+
+def test_non_staff_sender_with_a_pass(bot: Harness) -> None:
+    auth = PASS.replace("dsa.example.org", "elsewhere.example.org")
+    refused_without_change(bot, command_mail(
+        "award Kirkton", sender="staff@elsewhere.example.org", auth=auth))
+    assert bot.sent("command-reply") == []
+    # A school's own contact, authenticated, is only a school writing in:
+    # the line is a comment, not a command.
+    auth = PASS.replace("dsa.example.org", "kirkton-ps.fife.example.sch.uk")
+    send(bot, command_mail("award Kirkton", sender=FIONA, auth=auth),
+         "2027-01-12 10:05")
+    assert bot.school("Kirkton Primary School")["status"] == "invited"
+    assert bot.sent("command-reply") == []
+
+
+def test_commands_in_quotes_or_signature(bot: Harness) -> None:
+    text = ("Thanks for the digest.\n\n-- \nCoordinator\naward Kirkton\n\n"
+            "On Tue, 12 Jan 2027 at 09:00, Someone wrote:\n> award St Serf's\n")
+    refused_without_change(bot, command_mail(text))
+    assert bot.sent("command-reply") == []
+
+
+def test_ambiguous_and_unknown_names(bot: Harness) -> None:
+    refused_without_change(bot, command_mail(
+        "award Glenbrae\nresend invitation to Nowhere Academy\n"
+        "set status of Kirkton to brilliant\nset the moon to cheese\n"))
+    [reply] = replies(bot)
+    assert "0 done, 4 refused" in str(bot.sent("command-reply")[0]["Subject"])
+    assert re.search(r"Glenbrae could be any of 2: #\d+ Glenbrae High School "
+                     r"in Glenbrae Cluster; #\d+ Glenbrae Primary School", reply)
+    assert "no school is called Nowhere Academy" in reply
+    assert "brilliant is not a school status" in reply
+    assert "not understood" in reply
+    assert len(events(bot, "command-refused")) == 4
+    assert "Glenbrae could be any of 2" in digest_text(bot)
+
+
+def test_a_refused_command_beside_a_done_one(bot: Harness) -> None:
+    send(bot, command_mail("award Kirkton\naward Glenbrae\n"))
+    assert bot.school("Kirkton Primary School")["status"] == "awarded"
+    assert bot.school("Glenbrae High School")["status"] == "invited"
+    assert bot.school("Glenbrae Primary School")["status"] == "invited"
+
+
+def test_refusal_shows_in_the_sent_digest(bot: Harness) -> None:
+    send(bot, command_mail("award Kirkton", auth=FAIL))
+    bot.at("2027-01-13 07:35")
+    bot.cycle()
+    digests = bot.sent("digest", STAFF)
+    assert "Staff commands refused" in body(digests[-1])
+    assert "award Kirkton" in body(digests[-1])
