@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 2
-    _logging(config.log_level, args.verbose)
+    _logging(config.log_level, args.verbose, config)
     try:
         return int(args.func(config, args) or 0)
     except ConfigError as exc:
@@ -85,6 +85,27 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("id", help="the id `set-aside list` shows")
     replay.set_defaults(func=cmd_set_aside_replay)
 
+    privacy = commands.add_parser(
+        "privacy", help="personal data held about one address: export or "
+                        "erase it")
+    privacy_actions = privacy.add_subparsers(dest="action", required=True)
+    access = privacy_actions.add_parser(
+        "export", help="everything held about an address, as JSON (a "
+                       "subject access request)")
+    access.add_argument("address")
+    access.add_argument("--out", metavar="FILE",
+                        help="write to FILE (made readable by its owner "
+                             "only) instead of standard output")
+    access.set_defaults(func=cmd_privacy_export)
+    erase = privacy_actions.add_parser(
+        "erase", help="replace a person's details by a placeholder and "
+                      "remove copies of their mail; the daemon must be "
+                      "stopped")
+    erase.add_argument("address")
+    erase.add_argument("--yes", action="store_true",
+                       help="do it (without: only say what would change)")
+    erase.set_defaults(func=cmd_privacy_erase)
+
     demo = commands.add_parser(
         "demo", help="play the bundled sample mail through a fresh mailbot")
     demo.add_argument("--dir", default="data/demo", metavar="PATH",
@@ -94,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _logging(level: str, verbose: bool) -> None:
+def _logging(level: str, verbose: bool,
+             config: config_module.Config | None = None) -> None:
+    # Before any handler is set up: every record made from here on has
+    # the configured passwords and LOGIN/AUTH arguments redacted.
+    from mailbot import logsafe
+    logsafe.install(logsafe.secrets_of(config) if config else ())
     logging.basicConfig(
         level=logging.DEBUG if verbose else getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -220,6 +246,66 @@ def cmd_set_aside_replay(config: config_module.Config,
     return 0
 
 
+def cmd_privacy_export(config: config_module.Config,
+                       args: argparse.Namespace) -> int:
+    from mailbot import privacy
+    from mailbot.store import Store
+
+    data = privacy.subject_access(Store(config.store_path), config,
+                                  args.address, SystemClock().now())
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    # Personal data: readable by the owner alone, whatever the umask.
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_privacy_erase(config: config_module.Config,
+                      args: argparse.Namespace) -> int:
+    from mailbot import privacy
+    from mailbot.store import Store
+
+    store = Store(config.store_path)
+    try:
+        if args.yes:  # only saying what would change needs no lock
+            store.lock()
+    except StoreLockedError as exc:
+        print(f"mailbot: cannot erase while mailbot is running: {exc}\n"
+              "mailbot: stop the daemon first, erase, then start it again",
+              file=sys.stderr)
+        return 1
+    try:
+        done = privacy.erase(store, config, args.address,
+                             SystemClock().now(), apply=args.yes)
+    finally:
+        store.close()
+    if done.nothing:
+        print(f"Nothing is held about {done.address}.")
+        return 0
+    withdrawn = "".join(f"\n  {item}" for item in done.withdrawn)
+    if not done.done:
+        print(f"Held about {done.address}: {done.summary()}.")
+        if withdrawn:
+            print("Queued mail that would be withdrawn, not sent:" + withdrawn)
+        print("Run again with --yes to erase it.")
+        return 0
+    print(f"Erased {done.address}, now {done.placeholder} in the record: "
+          f"{done.summary()}.")
+    if withdrawn:
+        print("Queued mail withdrawn, not sent:" + withdrawn)
+    print("Still held elsewhere: the mailbox's handled and set-aside "
+          "folders, until privacy.keep_raw_days; the backups "
+          f"{config.store_path.name}.1 to .3, until three more starts "
+          "replace them; the log.")
+    return 0
+
+
 def cmd_demo(config: config_module.Config, args: argparse.Namespace) -> int:
     from mailbot.demo import run_demo
 
@@ -227,7 +313,22 @@ def cmd_demo(config: config_module.Config, args: argparse.Namespace) -> int:
 
 
 def _warn_if_readable(config: config_module.Config) -> None:
-    mode = os.stat(config.path).st_mode
-    if mode & (stat.S_IRGRP | stat.S_IROTH) and (
-            config.mailbox.password.file or config.sending.password.file):
-        log.warning("%s is readable by other users", config.path)
+    """A warning for each file holding a password that other users may
+    read, and for the config naming such files if it is readable too."""
+    files = [server.password.file for server in (config.mailbox,
+                                                 config.sending)
+             if server.password.file is not None]
+    for path in [config.path, *files]:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # a missing password file is named when it is read
+        if not mode & (stat.S_IRGRP | stat.S_IROTH):
+            continue
+        if path == config.path:
+            if files:
+                log.warning("%s is readable by other users, and names the "
+                            "files that hold the passwords", config.path)
+        else:
+            log.warning("%s holds a password and is readable by other "
+                        "users: chmod 600 it", path)

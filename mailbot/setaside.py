@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +211,9 @@ class _NoMailbox:
     def interrupt(self) -> None:
         pass
 
+    def expire(self, folder: str, before: datetime) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 
@@ -283,3 +287,57 @@ def _not_waiting(entry: Document) -> str:
         return (f"already replayed at {entry.get('replayed_at')}, as "
                 f"{entry.get('replayed_as')} ({entry.get('replay_outcome')})")
     return f"not waiting: it was {entry['outcome']} ({entry.get('reason')})"
+
+
+# -- expiry and erasure ---------------------------------------------------
+
+
+def kept_copies(store: Store) -> dict[str, Path]:
+    """Every copy kept, by the digest its file is named after."""
+    try:
+        return {path.stem: path for path in folder(store).glob("*.eml")}
+    except OSError:
+        return {}
+
+
+def copy_digest(key: str) -> str:
+    """The name (without .eml) of the copy of the message under `key`."""
+    return _digest(key)
+
+
+def remove_copy(path: Path) -> bool:
+    """Remove one copy; False if it was already gone."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def expire(store: Store, before: datetime) -> int:
+    """Remove the copies of messages received before `before`, whether or
+    not staff have replayed them (the digest listed each one when it was
+    set aside, and the original stays in the mailbox's set-aside folder
+    until the mailbox's own expiry). A copy with no record (its commit
+    never happened) goes by the time its file was written. How many."""
+    copies = kept_copies(store)
+    if not copies:
+        return 0
+    cutoff = stamp(before)
+    received = {_digest(m["key"]): str(m.get("received_at") or "")
+                for m in store.all_messages()}
+    removed = 0
+    for digest, path in copies.items():
+        if digest in received:
+            old = received[digest] < cutoff
+        else:
+            try:
+                old = path.stat().st_mtime < before.timestamp()
+            except FileNotFoundError:
+                continue
+        if old and remove_copy(path):
+            removed += 1
+    if removed:
+        log.info("removed %d set-aside copies of mail received before %s",
+                 removed, cutoff)
+    return removed

@@ -1,4 +1,5 @@
-"""What falls due with time: reminders, waiting validators, the digest.
+"""What falls due with time: reminders, waiting validators, the digest,
+and, once a day, removing copies of mail older than privacy.keep_raw_days.
 
 The sweep runs on its own schedule and after every poll. It only queues
 mail; delivery sends it.
@@ -11,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from tinydb.table import Document
 
-from mailbot import digest
+from mailbot import digest, privacy
 from mailbot.compose import UK, Draft
 from mailbot.rules import Reminder
 from mailbot.store import ACTIVE, AWAITING_VALIDATOR, INVITED, stamp
@@ -41,6 +42,12 @@ def sweep(flow: Workflow) -> None:
         store.commit()
     send_digest_if_due(flow)
     store.commit()
+    try:
+        # After the digest, which has listed every set-aside message.
+        privacy.retain_if_due(store, flow.config, flow.clock)
+    except Exception:
+        store.rollback()
+        log.exception("removing old copies of mail failed")
 
 
 def due_at(reminder: Reminder, invited_at: datetime, deadline: date) -> datetime:

@@ -2,7 +2,8 @@
 
 Every source hands out `RawMail` keyed by the mailbox's own identifiers and
 moves a message out of the way once mailbot has dealt with it; nothing is
-ever deleted. A source may hold moves back and make them together at
+deleted but what `expire` removes from those folders once it is older than
+the privacy limit. A source may hold moves back and make them together at
 `flush()` (IMAP: one MOVE per folder for a whole batch); the pipeline
 asks for a move only after the commit that records the message. Between
 polls the daemon waits on the source, which returns early when new mail
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from mailbot.config import MailboxConfig
@@ -60,6 +62,13 @@ class MailSource(Protocol):
 
         Safe to call from a signal handler or another thread.
         """
+        ...
+
+    def expire(self, folder: str, before: datetime) -> int:
+        """Delete the messages of a folder such as the handled folder that
+        arrived before `before` (privacy.keep_raw_days); how many. A folder
+        that does not exist holds nothing and is not created. The only
+        deletion mailbot makes in a mailbox."""
         ...
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -136,6 +137,15 @@ class ImapSource:
             self._retrying(partial(self._move, keys, folder))
             for key in keys:
                 del self._queued[key]
+
+    def expire(self, folder: str, before: datetime) -> int:
+        """Delete the messages of `folder` that arrived before `before`
+        (UID SEARCH BEFORE: by internal date, to the day, which a MOVE
+        keeps), by \\Deleted and UID EXPUNGE of those alone (a plain
+        EXPUNGE on a server without UIDPLUS); how many. A folder that does
+        not exist is not created. The inbox is selected again after."""
+        day = before.astimezone(UTC).date()
+        return self._retrying(partial(self._expire, folder, day))
 
     def _queue(self, key: str, folder: str) -> None:
         _split_key(key)  # a key that is not ours is refused now
@@ -377,6 +387,29 @@ class ImapSource:
         log.info("%s: %s was renumbered; %s is now UID %d", key,
                  self.config.folder, message_id, found[0])
         return int(found[0])
+
+    def _expire(self, folder: str, day: date) -> int:
+        if not self._imap.folder_exists(folder):
+            return 0
+        try:
+            self._imap.select_folder(folder)
+            uids = sorted(int(uid) for uid in self._imap.search(
+                ["BEFORE", day, "UNDELETED"]))
+            for start in range(0, len(uids), MOVE_CHUNK):
+                chunk = uid_set(uids[start:start + MOVE_CHUNK])
+                self._imap.add_flags(chunk, [DELETED], silent=True)
+                if self._imap.has_capability("UIDPLUS"):
+                    self._imap.uid_expunge(chunk)
+                else:
+                    self._imap.expunge()
+        finally:
+            # Every other step expects the inbox selected.
+            with contextlib.suppress(IMAPClientError, *CONNECTION_ERRORS):
+                self._note(self._imap.select_folder(self.config.folder))
+        if uids:
+            log.info("%s: removed %d messages from before %s from %r",
+                     self.where, len(uids), day.isoformat(), folder)
+        return len(uids)
 
     def _ensure_folder(self, folder: str) -> None:
         if folder in self._known_folders:

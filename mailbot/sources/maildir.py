@@ -2,8 +2,9 @@
 
 The inbox is `new/` and `cur/` of the Maildir itself; handled and set-aside
 messages move to subfolders such as `.Handled/cur/` by an atomic rename, so
-a mail client that reads the same Maildir sees them there. Nothing is ever
-deleted. A move is made at once (`flush()` has nothing to do).
+a mail client that reads the same Maildir sees them there. Nothing is
+deleted but what `expire` removes once older than the privacy limit. A
+move is made at once (`flush()` has nothing to do).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from mailbot.config import MailboxConfig
@@ -110,6 +112,27 @@ class MaildirSource:
         """Move a message from a subfolder back into the inbox."""
         source = self.root / _folder_dir_name(from_folder)
         self._move(key, source, self.root)
+
+    def expire(self, folder: str, before: datetime) -> int:
+        """Delete the messages of a subfolder such as "Handled" that arrived
+        before `before`: by the file's modification time, which a move
+        keeps (Dovecot reads it as the time the message arrived). 0 if
+        there is no such folder."""
+        path = self.root / _folder_dir_name(folder)
+        cutoff = before.timestamp()
+        removed = 0
+        for entry in self._entries(path):
+            try:
+                if entry.stat().st_mtime >= cutoff:
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed += 1
+        if removed:
+            log.info("removed %d messages older than %s from %s", removed,
+                     before.date().isoformat(), path)
+        return removed
 
     def close(self) -> None:
         self._waker.close()

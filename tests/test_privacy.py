@@ -1,0 +1,434 @@
+"""Personal data: a subject access export finds one person everywhere the
+real flow puts them; erasure leaves nothing of them in the record but the
+programme's history; old copies of mail go after privacy.keep_raw_days,
+from the record, the set-aside copies and the mailbox (Maildir and a real
+Dovecot)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Harness, example_config, make_mail, sample
+from servers import DovecotMailbox
+from test_cli import deliver, mailbot
+from test_sources import maildir_config, put, raw_message
+
+from mailbot import privacy, setaside
+from mailbot.privacy import PrivacyError
+from mailbot.sources.imap import ImapSource
+from mailbot.sources.maildir import MaildirSource
+from mailbot.store import Store
+
+ANN = "ann.planted@kirkbrae-ps.fife.example.sch.uk"
+# As she writes it: the record keeps addresses in lower case.
+ANN_FROM = "Ann Planted <Ann.Planted@Kirkbrae-PS.fife.example.sch.uk>"
+QUINN = "q.other@eastfield-ps.fife.example.sch.uk"
+QUINN_FROM = f"Quinn Other <{QUINN}>"
+EWAN = "e.hart@balgonie-ps.fife.example.sch.uk"
+START = "2027-01-12 12:00"
+
+
+def nomination() -> bytes:
+    return make_mail(ANN_FROM, "Cluster nomination - Kirkbrae Cluster", f"""\
+Hello,
+
+Cluster name: Kirkbrae Cluster
+Local authority: Fife Council
+Lead contact: Ann Planted, {ANN}
+
+Schools:
+1. Kirkbrae Primary School (primary) - Ann Planted - {ANN}
+2. Eastfield Primary School (primary) - Quinn Other - {QUINN}
+
+Ann
+""")
+
+
+def comment(sender: str, text: str) -> bytes:
+    return make_mail(sender, "Our comments", text)
+
+
+def bounce(address: str) -> bytes:
+    return sample("07-bounce").replace(EWAN.encode(), address.encode())
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(example_config(tmp_path), START)
+    yield harness
+    harness.close()
+
+
+def plant_ann_everywhere(bot: Harness) -> None:
+    """Ann leads a cluster and is a school's contact; she comments, is
+    named in another school's comment, sends bulk mail (set aside), gets
+    too many answers in a day (reply limit), then bounces (undeliverable),
+    after which an answer to her is suppressed with its text kept."""
+    bot.deliver(nomination())
+    bot.cycle()
+    bot.at("2027-01-12 13:00")
+    bot.deliver(comment(ANN_FROM, "Strengths: coding club.\n\n"
+                        "Weaknesses: our Acceptable Usage Policy is old."))
+    bot.deliver(comment(QUINN_FROM, "Please also copy Ann Planted "
+                        f"({ANN}) on anything about Eastfield."))
+    bot.deliver(make_mail(ANN_FROM, "Kirkbrae news", "Our term newsletter.",
+                          List_Id="Kirkbrae news <news.kirkbrae.example>",
+                          Precedence="bulk"))
+    for n in range(5):  # the acknowledgment and receipt make seven
+        bot.deliver(comment(ANN_FROM, f"One more thought, number {n}."))
+    bot.cycle()
+    bot.at("2027-01-13 10:00")
+    bot.deliver(bounce(ANN))
+    bot.cycle()
+    bot.at("2027-01-14 10:00")  # a day after the reply limit struck
+    bot.deliver(make_mail(ANN_FROM, "Self-review",
+                          "We have completed the self-review."))
+    bot.cycle()
+
+
+def access(bot: Harness, address: str = ANN) -> dict[str, Any]:
+    export = privacy.subject_access(bot.bot.store, bot.config, address,
+                                    bot.clock.now())
+    json.dumps(export)  # it is JSON as it stands
+    return export
+
+
+# -------------------------------------------------------- subject access
+
+def test_the_export_finds_the_person_everywhere_the_flow_put_them(
+        bot: Harness) -> None:
+    plant_ann_everywhere(bot)
+
+    export = access(bot, ANN.upper())  # whatever the case
+    assert export["address"] == ANN
+    assert export["programme_roles"] == []
+
+    (cluster,) = export["clusters"]
+    assert cluster["roles"] == ["lead contact"]
+    assert cluster["record"]["lead"] == {"name": "Ann Planted", "email": ANN}
+    schools = {s["record"]["name"]: s for s in export["schools"]}
+    assert schools["Kirkbrae Primary School"]["roles"] == ["school contact"]
+    # Named in the text of another school's comment.
+    assert schools["Eastfield Primary School"]["roles"] == ["named"]
+    assert any(ANN in c["text"] for c in
+               schools["Eastfield Primary School"]["record"]["comments"])
+
+    subjects = [m["subject"] for m in export["messages_from"]]
+    assert "Cluster nomination - Kirkbrae Cluster" in subjects
+    assert "Kirkbrae news" in subjects and "Self-review" in subjects
+    assert all(m["from"] == ANN for m in export["messages_from"])
+    # The bounce that names her, from someone else.
+    assert any("undeliverable" in str(m["reason"])
+               for m in export["messages_naming"])
+
+    texts = [c["text"] for c in export["comments"]]
+    assert any("Acceptable Usage Policy is old" in t for t in texts)
+
+    kinds = {o["kind"] for o in export["outgoing"]}
+    assert {"acknowledgment", "welcome", "invitation",
+            "comment-receipt", "completion-receipt"} <= kinds
+    kept = [o for o in export["outgoing"] if o["raw"]]
+    assert kept and all(o["status"] == "suppressed" for o in kept)
+    assert all(ANN in o["text"] for o in kept)  # the raw text, readable
+
+    events = {e["event"] for e in export["events"]}
+    assert {"comment", "undeliverable", "nominated"} <= events
+    assert export["reply_limits"]
+    assert {e["detail"] for e in export["reply_limits"]} == {ANN}
+    (mark,) = export["undeliverable"]
+    assert mark["email"] == ANN
+
+    (copy,) = export["set_aside_copies"]
+    assert copy["from"] == ANN
+    assert "Our term newsletter." in copy["text"]
+    assert privacy.is_empty(access(bot, "nobody@example.org"))
+
+
+def test_the_export_matches_whole_addresses_only(bot: Harness) -> None:
+    plant_ann_everywhere(bot)
+
+    assert privacy.is_empty(access(bot, "planted@kirkbrae-ps.fife.example.sch.uk"))
+    assert privacy.is_empty(access(bot, "ann.planted@kirkbrae-ps.fife"))
+    with pytest.raises(PrivacyError, match="not an email address"):
+        access(bot, "Ann Planted")
+
+
+# --------------------------------------------------------------- erasure
+
+def test_erasure_leaves_the_history_and_nothing_of_the_person(
+        tmp_path: Path) -> None:
+    config = example_config(tmp_path)
+    first = Harness(config, START)
+    plant_ann_everywhere(first)
+    first.close()
+    # A restart: the snapshot written at the start holds her details.
+    bot = Harness(config, "2027-01-14 11:00")
+    store = bot.bot.store
+    before = {name: len(docs) for name, docs in
+              privacy.personal_documents(store).items()}
+    statuses = sorted(s["status"] for s in store.all_schools())
+    copy = setaside.copy_path(store, store.set_aside_messages()[0]["key"])
+    assert copy.exists()
+
+    # Without apply, only what would change.
+    plan = privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=False)
+    assert not plan.done and plan.clusters == 1 and plan.copies == 1
+    assert not privacy.is_empty(access(bot))
+
+    done = privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=True)
+    assert done.done
+    assert privacy.is_empty(access(bot))
+    assert not copy.exists()
+
+    # The programme's history still counts and links.
+    after = {name: len(docs) for name, docs in
+             privacy.personal_documents(store).items()}
+    assert after["messages"] == before["messages"]
+    assert after["outgoing"] == before["outgoing"]
+    assert after["clusters"] == before["clusters"]
+    assert after["events"] > before["events"]  # the erasure is in it
+    assert sorted(s["status"] for s in store.all_schools()) == statuses
+    placeholder = done.placeholder
+    assert placeholder.startswith("erased-")
+    assert placeholder.endswith("@erased.invalid")
+    (school,) = store.schools_with_contact(placeholder)  # indexes too
+    assert school["name"] == "Kirkbrae Primary School"
+    assert school["contact_name"] == "[erased]"
+    assert store.schools_with_contact(ANN) == []
+    assert store.replies_to_since(ANN, "2000-01-01") == 0
+    assert store.replies_to_since(placeholder, "2000-01-01") > 0
+    (cluster,) = store.all_clusters()
+    assert cluster["lead"] == {"name": "[erased]", "email": placeholder}
+    assert all(c["text"] == "[erased]" for c in school["comments"])
+    assert {m["subject"] for m in store.all_messages()
+            if m["from"] == placeholder} == {"[erased]"}
+    # Her name and address in someone else's text are replaced too.
+    eastfield = store.schools_with_contact(QUINN)[0]
+    (quinn_said,) = eastfield["comments"]
+    assert quinn_said["text"] == (f"Please also copy [erased] "
+                                  f"({placeholder}) on anything about "
+                                  "Eastfield.")
+    erased = [e for e in store.events.all() if e["event"] == "erased"]
+    assert {e["school_id"] for e in erased} >= {school.doc_id}
+    assert all(ANN not in e["detail"] for e in erased)
+
+    # The record on disk holds nothing of her. The backups are the
+    # snapshots of the last starts: they do until they rotate out.
+    bot.close()
+    data = Path(bot.config.store_path)
+    on_disk = data.read_text() + Path(f"{data}.journal").read_text()
+    assert ANN not in on_disk.lower() and "Ann Planted" not in on_disk
+    assert ANN in Path(f"{data}.1").read_text().lower()
+    for _ in range(3):  # three more starts
+        Harness(config, "2027-01-15 11:00").close()
+    assert not any(ANN in Path(f"{data}.{n}").read_text().lower()
+                   for n in (1, 2, 3))
+    reopened = Store(data)
+    assert privacy.is_empty(privacy.subject_access(
+        reopened, bot.config, ANN, bot.clock.now()))
+
+
+def test_after_erasure_nothing_goes_to_the_placeholder(bot: Harness) -> None:
+    bot.deliver(nomination())
+    bot.cycle()
+    done = privacy.erase(bot.bot.store, bot.config, ANN, bot.clock.now(),
+                         apply=True)
+    sent_before = len(bot.sent())
+    to_ann = len(bot.sent(to=ANN))  # before the erasure
+
+    bot.at("2027-01-20 10:00")  # reminders fall due
+    bot.cycle()
+    assert bot.sent(to=done.placeholder) == []
+    assert len(bot.sent(to=ANN)) == to_ann
+    assert len(bot.sent(to=QUINN)) > 0
+    assert len(bot.sent()) > sent_before
+    assert privacy.is_empty(access(bot))
+
+
+def test_queued_mail_naming_the_person_is_withdrawn(bot: Harness) -> None:
+    bot.at("2027-01-16 12:00")  # a Saturday: the invitations wait
+    bot.deliver(nomination())
+    bot.cycle()
+    store = bot.bot.store
+    plan = privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=False)
+    assert any(w.startswith("invitation ") for w in plan.withdrawn)
+
+    privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=True)
+    invitations = [o for o in store.all_outgoing() if o["kind"] == "invitation"]
+    assert {o["status"] for o in invitations} == {"suppressed"}
+    assert all(o["raw"] == "" for o in invitations)
+
+
+def test_programme_people_are_not_erased(bot: Harness) -> None:
+    bot.deliver(nomination())
+    bot.cycle()
+    staff = bot.config.staff[0]
+    validator = bot.config.validators[0].email
+    for address in (staff, validator.upper(), bot.config.programme_address):
+        with pytest.raises(PrivacyError, match="config"):
+            privacy.erase(bot.bot.store, bot.config, address,
+                          bot.clock.now(), apply=True)
+    assert access(bot, staff)["programme_roles"] == ["staff"]
+
+
+def test_erasing_someone_unknown_changes_nothing(bot: Harness) -> None:
+    bot.deliver(nomination())
+    bot.cycle()
+    done = privacy.erase(bot.bot.store, bot.config, "nobody@example.org",
+                         bot.clock.now(), apply=True)
+    assert done.nothing and not done.done
+    assert not [e for e in bot.bot.store.events.all()
+                if e["event"] == "erased"]
+
+
+# ------------------------------------------------------------- retention
+
+def test_old_copies_go_after_keep_raw_days_through_the_sweep(
+        bot: Harness) -> None:
+    store = bot.bot.store
+    inbox = bot.config.mailbox.path
+    bot.deliver(sample("01-nomination-list"), sample("09-newsletter"),
+                sample("07-bounce"))
+    bot.cycle()
+    # An answer to an address that bounces is suppressed, its text kept.
+    bot.deliver(comment(f"Ewan Hart <{EWAN}>", "A comment from Balgonie."))
+    bot.cycle()
+    (suppressed,) = [o for o in store.all_outgoing()
+                     if o["kind"] == "comment-receipt"]
+    assert suppressed["status"] == "suppressed"
+    assert suppressed["raw"]
+    (aside,) = store.set_aside_messages()
+    copy = setaside.copy_path(store, aside["key"])
+    assert copy.exists()
+    handled = list((inbox / ".Handled" / "cur").iterdir())
+    assert handled and list((inbox / ".Set aside" / "cur").iterdir())
+
+    # Not yet: a day short of the limit.
+    bot.clock.advance(days=bot.config.privacy.keep_raw_days - 1)
+    bot.cycle()
+    assert copy.exists() and store.outgoing.get(suppressed.doc_id)["raw"]
+    assert all(path.exists() for path in handled)
+
+    bot.clock.advance(days=2)
+    bot.cycle()
+    assert not copy.exists()
+    kept = store.outgoing.get(suppressed.doc_id)
+    assert kept is not None and kept["raw"] == ""
+    assert kept["status"] == "suppressed" and kept["to"] == [EWAN]
+    assert list((inbox / ".Handled" / "cur").iterdir()) == []
+    assert list((inbox / ".Set aside" / "cur").iterdir()) == []
+    # The record of what happened stays; staff are told there is no copy.
+    assert len(store.all_messages()) == 4
+    assert "[no copy: cannot be replayed]" in setaside.listing(store)
+    # Once a day at most.
+    today = store.get_meta("retention_day")
+    assert today == bot.clock.now().date().isoformat()
+    assert privacy.retain_if_due(store, bot.config, bot.clock) is None
+
+
+def test_maildir_expire_removes_only_old_mail_of_that_folder(
+        tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    source = MaildirSource(maildir_config(inbox))
+    cutoff = datetime(2026, 6, 1, tzinfo=UTC)
+    old = cutoff - timedelta(days=1)
+    paths = [put(inbox / ".Handled" / "cur", "1.a:2,S", raw_message(1)),
+             put(inbox / ".Handled" / "new", "2.a", raw_message(2)),
+             put(inbox / ".Handled" / "cur", "3.a:2,", raw_message(3)),
+             put(inbox / "new", "4.a", raw_message(4))]
+    for path in (paths[0], paths[1], paths[3]):
+        os.utime(path, (old.timestamp(), old.timestamp()))
+    os.utime(paths[2], (cutoff.timestamp() + 60,) * 2)
+
+    assert source.expire("Handled", cutoff) == 2
+    assert [p.exists() for p in paths] == [False, False, True, True]
+    assert source.expire("Set aside", cutoff) == 0
+    assert not (inbox / ".Set aside").exists()  # not made by looking
+    source.close()
+
+
+def test_imap_expire_deletes_old_mail_of_one_folder(
+        dovecot: DovecotMailbox) -> None:
+    imap = dovecot.client()
+    try:
+        imap.create_folder("Handled")
+        imap.append("Handled", raw_message(1),
+                    msg_time=datetime(2020, 3, 1, 9, 0, tzinfo=UTC))
+        imap.append("Handled", raw_message(2),
+                    msg_time=datetime(2023, 12, 30, 9, 0, tzinfo=UTC))
+        imap.append("Handled", raw_message(3))
+        imap.append("INBOX", raw_message(4),
+                    msg_time=datetime(2020, 3, 1, 9, 0, tzinfo=UTC))
+    finally:
+        imap.logout()
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        assert source.expire("Handled", datetime(2024, 1, 1,
+                                                 tzinfo=UTC)) == 2
+        assert source.expire("Set aside", datetime(2024, 1, 1,
+                                                   tzinfo=UTC)) == 0
+        # The inbox is read as before.
+        assert [m.data for m in source.fetch()] == [raw_message(4)]
+
+    assert dovecot.folder_messages("Handled") == [raw_message(3)]
+    assert dovecot.folder_messages("INBOX") == [raw_message(4)]
+    assert "Set aside" not in dovecot.folders()
+
+
+def test_the_sweep_empties_old_mail_from_the_imap_folders(
+        dovecot: DovecotMailbox, tmp_path: Path) -> None:
+    config = example_config(tmp_path, mailbox=dovecot.mailbox_config())
+    bot = Harness(config, START, deliver=dovecot.deliver)
+    try:
+        bot.deliver(sample("01-nomination-list"), sample("09-newsletter"))
+        bot.cycle()
+        assert len(dovecot.folder_messages("Handled")) == 1
+        assert len(dovecot.folder_messages("Set aside")) == 1
+
+        bot.clock.advance(days=config.privacy.keep_raw_days + 1)
+        bot.cycle()
+        assert dovecot.folder_messages("Handled") == []
+        assert dovecot.folder_messages("Set aside") == []
+        assert len(bot.bot.store.all_messages()) == 2
+    finally:
+        bot.close()
+
+
+# ------------------------------------------------------ the command line
+
+def test_privacy_commands(home: Path) -> None:
+    alan = "a.reid@glenbrae-ps.fife.example.sch.uk"
+    deliver(home, "01-nomination-list")
+    deliver(home, "04-comment-reply")
+    mailbot(home, "run", "--once", at="2027-01-12 12:00:00")
+
+    export = json.loads(mailbot(home, "privacy", "export",
+                                alan.upper()).stdout)
+    assert [s["record"]["contact_email"] for s in export["schools"]] == [alan]
+    out = home / "alan.json"
+    mailbot(home, "privacy", "export", alan, "--out", str(out))
+    assert json.loads(out.read_text())["address"] == alan
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    plan = mailbot(home, "privacy", "erase", alan).stdout
+    assert "Run again with --yes" in plan and "1 school" in plan
+    assert json.loads(mailbot(home, "privacy", "export", alan).stdout)[
+        "schools"]
+
+    done = mailbot(home, "privacy", "erase", alan, "--yes").stdout
+    assert "Erased" in done and "erased.invalid" in done
+    assert privacy.is_empty(json.loads(
+        mailbot(home, "privacy", "export", alan).stdout))
+
+    refused = mailbot(home, "privacy", "erase", "coordinator@dsa.example.org",
+                      "--yes", check=False)
+    assert refused.returncode == 1
+    assert "staff" in refused.stderr and "config" in refused.stderr
