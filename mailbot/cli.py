@@ -191,7 +191,8 @@ def cmd_check_config(config: config_module.Config,
     for section, server in (("mailbox", config.mailbox),
                             ("sending", config.sending)):
         if server.kind in ("imap", "smtp"):
-            server.password.value()  # raises, naming what is not set
+            for secret in _secrets(server):
+                secret.value()  # raises, naming what is not set
             if server.security == "none" and not config_module.is_loopback(
                     server.host):
                 print(f"warning: {section}.security = \"none\" sends the "
@@ -312,12 +313,23 @@ def cmd_demo(config: config_module.Config, args: argparse.Namespace) -> int:
     return run_demo(config, args.dir)
 
 
+def _secrets(server: config_module.MailboxConfig | config_module.SendingConfig
+             ) -> list[config_module.Secret]:
+    """Where a mail server's login comes from: the password, or the OAuth
+    client secret and refresh token."""
+    if server.oauth is None:
+        return [server.password]
+    found = [server.oauth.client_secret]
+    if server.oauth.refresh_token.env or server.oauth.refresh_token.file:
+        found.append(server.oauth.refresh_token)
+    return found
+
+
 def _warn_if_readable(config: config_module.Config) -> None:
     """A warning for each file holding a password that other users may
     read, and for the config naming such files if it is readable too."""
-    files = [server.password.file for server in (config.mailbox,
-                                                 config.sending)
-             if server.password.file is not None]
+    files = [secret.file for server in (config.mailbox, config.sending)
+             for secret in _secrets(server) if secret.file is not None]
     for path in [config.path, *files]:
         try:
             mode = os.stat(path).st_mode
@@ -330,5 +342,5 @@ def _warn_if_readable(config: config_module.Config) -> None:
                 log.warning("%s is readable by other users, and names the "
                             "files that hold the passwords", config.path)
         else:
-            log.warning("%s holds a password and is readable by other "
-                        "users: chmod 600 it", path)
+            log.warning("%s holds a password or secret and is readable "
+                        "by other users: chmod 600 it", path)

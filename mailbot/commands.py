@@ -449,16 +449,11 @@ class Commands:
         address = args["address"].strip("<>.,").lower()
         if not _plausible(address):
             raise Refused(f"{args['address']} is not an email address")
-        accept = getattr(self.flow, "accept_contact", None)
-        if accept is None:
-            raise Refused("accepting a new contact address is not available "
-                          "in this version of mailbot")
         try:
-            result = accept(school.doc_id, address, mail.sender.email)
+            said = self.flow.accept_contact(school.doc_id, address,
+                                            mail.sender.email)
         except (KeyError, ValueError) as exc:
             raise Refused(str(exc) or type(exc).__name__) from exc
-        said = (str(result) if isinstance(result, str) and result else
-                f"{address} accepted as a contact address for {school['name']}")
         return said, school["cluster_id"], school.doc_id
 
     def _resend(self, mail: Incoming, args: dict[str, str],

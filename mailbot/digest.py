@@ -64,11 +64,9 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
              for m in store.set_aside_messages()
              if m.get("received_at", "") > after]
     limited = sorted({e["detail"] for e in store.reply_limited_since(after)})
-    # Staff commands refused, and command mail not authenticated. (The
-    # Store has no query for events by kind yet: read the table.)
+    # Staff commands refused, and command mail not authenticated.
     refused = [f"{long_time(e['at'])}: {e['detail']}"
-               for e in store.events.all()
-               if e.get("event") in REFUSAL_EVENTS and e["at"] > after]
+               for e in store.events_of(REFUSAL_EVENTS) if e["at"] > after]
     new_addresses, other_school = _unproven(store, now, after)
     failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
               for o in store.failed_outgoing()
@@ -130,7 +128,7 @@ def _unproven(store: Store, now: datetime,
     recent = stamp(now - timedelta(days=NEW_ADDRESS_DAYS))
     waiting: dict[tuple[int, str], list[Document]] = defaultdict(list)
     other: list[Document] = []
-    for event in store.events.all():
+    for event in store.events_of((NEW_ADDRESS, ANOTHER_SCHOOL)):
         if event.get("event") == NEW_ADDRESS and event.get("school_id"):
             waiting[(event["school_id"], event["detail"])].append(event)
         elif event.get("event") == ANOTHER_SCHOOL and event["at"] > after:

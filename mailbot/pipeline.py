@@ -101,7 +101,7 @@ class Pipeline:
         return count
 
     def sweep(self) -> None:
-        sweep(self.flow)
+        sweep(self.flow, self.source)
         deliver_pending(self.store, self.sender, self.clock)
 
     def handle(self, raw: RawMail) -> None:

@@ -28,7 +28,7 @@ import email.policy
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,7 +41,7 @@ from mailbot.clock import Clock
 from mailbot.compose import UK
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import ConfigError, MailbotError, TransientError
-from mailbot.sources import MailSource, open_source
+from mailbot.sources import MailSource
 from mailbot.store import (
     UNSENT,
     Store,
@@ -577,17 +577,16 @@ class Retained:
 
 
 def retain_if_due(store: Store, config: Config, clock: Clock,
-                  open_mailbox: Callable[[MailboxConfig], MailSource]
-                  = open_source) -> Retained | None:
+                  mailbox: MailSource | None = None) -> Retained | None:
     """Once a day (UK date, noted in the record's meta): remove whole
     copies of messages older than privacy.keep_raw_days: the text of
-    outgoing mail done with, set-aside copies, and mail in the mailbox's
-    handled and set-aside folders. None if it already ran today.
+    outgoing mail done with, set-aside copies, and, given the `mailbox`,
+    mail in its handled and set-aside folders. None if it already ran
+    today.
 
     The mailbox is looked at only once the record holds a message that
-    old (before then mailbot has put nothing that old there), through a
-    connection of its own, closed after. If the mailbox cannot be
-    reached, the rest is done and it waits for the next day.
+    old (before then mailbot has put nothing that old there). If it
+    cannot be reached, the rest is done and it waits for the next day.
     """
     now = clock.now()
     today = now.astimezone(UK).date().isoformat()
@@ -598,29 +597,24 @@ def retain_if_due(store: Store, config: Config, clock: Clock,
     store.set_meta("retention_day", today)
     store.commit()
     copies = setaside.expire(store, before)
-    mailbox = 0
+    removed = 0
     oldest = oldest_message_at(store)
-    if oldest is not None and oldest < stamp(before):
-        mailbox = _expire_mailbox(config.mailbox, before, open_mailbox)
-    if texts or copies or mailbox:
+    if mailbox is not None and oldest is not None and oldest < stamp(before):
+        removed = _expire_mailbox(config.mailbox, mailbox, before)
+    if texts or copies or removed:
         log.info("privacy: removed the text of %d messages sent, %d set-aside "
                  "copies and %d messages in the mailbox, all from before %s",
-                 texts, copies, mailbox, stamp(before))
-    return Retained(texts, copies, mailbox)
+                 texts, copies, removed, stamp(before))
+    return Retained(texts, copies, removed)
 
 
-def _expire_mailbox(config: MailboxConfig, before: datetime,
-                    open_mailbox: Callable[[MailboxConfig], MailSource]
-                    ) -> int:
+def _expire_mailbox(config: MailboxConfig, source: MailSource,
+                    before: datetime) -> int:
     removed = 0
     try:
-        source = open_mailbox(config)
-        try:
-            for folder in dict.fromkeys((config.handled_folder,
-                                         config.set_aside_folder)):
-                removed += source.expire(folder, before)
-        finally:
-            source.close()
+        for folder in dict.fromkeys((config.handled_folder,
+                                     config.set_aside_folder)):
+            removed += source.expire(folder, before)
     except (TransientError, ConfigError, OSError) as exc:
         log.warning("privacy: old mail in the mailbox was not removed, "
                     "trying again tomorrow: %s", exc)

@@ -373,6 +373,11 @@ class Store:
             "school_id": school_id, "message_id": message_id, "detail": detail,
         })
 
+    def events_of(self, kinds: Iterable[str]) -> list[Document]:
+        """Every event of these kinds, oldest first."""
+        wanted = set(kinds)
+        return self.events.search(Q.event.test(lambda kind: kind in wanted))
+
     def history_of_school(self, school_id: int) -> list[Document]:
         return self.events.search(Q.school_id == school_id)
 

@@ -15,6 +15,7 @@ from tinydb.table import Document
 from mailbot import digest, privacy
 from mailbot.compose import UK, Draft
 from mailbot.rules import Reminder
+from mailbot.sources import MailSource
 from mailbot.store import ACTIVE, AWAITING_VALIDATOR, INVITED, stamp
 from mailbot.views import cluster_view, school_view
 from mailbot.workflow import Workflow
@@ -22,9 +23,11 @@ from mailbot.workflow import Workflow
 log = logging.getLogger(__name__)
 
 
-def sweep(flow: Workflow) -> None:
+def sweep(flow: Workflow, mailbox: MailSource | None = None) -> None:
     """Queue what has fallen due, committing cluster by cluster so that
-    one cluster's trouble holds up no other."""
+    one cluster's trouble holds up no other; then, once a day, remove
+    copies of mail kept longer than the privacy settings allow (in
+    `mailbox` too, when given)."""
     store = flow.store
     for cluster in store.all_clusters():
         try:
@@ -44,7 +47,7 @@ def sweep(flow: Workflow) -> None:
     store.commit()
     try:
         # After the digest, which has listed every set-aside message.
-        privacy.retain_if_due(store, flow.config, flow.clock)
+        privacy.retain_if_due(store, flow.config, flow.clock, mailbox)
     except Exception:
         store.rollback()
         log.exception("removing old copies of mail failed")

@@ -163,3 +163,20 @@ def test_a_username_without_a_password_source_is_refused(home: Path) -> None:
     result = mailbot(home, "check-config", check=False)
     assert result.returncode == 2
     assert "sending.password_env: a username needs" in result.stderr
+
+
+def test_check_config_finds_a_missing_oauth_secret(home: Path) -> None:
+    """OAuth sections have no password: check-config looks for the client
+    secret and refresh token instead (it once passed with neither set)."""
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace(
+        'kind = "file"', 'kind = "smtp"\nhost = "smtp.gmail.com"\n'
+        'username = "programme@dsa.example.org"\nauth = "google"\n'
+        'client_id = "123.apps.googleusercontent.com"\n'
+        'client_secret_file = "google-secret"\n'
+        'refresh_token_env = "MAILBOT_TEST_UNSET_REFRESH"'))
+    (home / "google-secret").write_text("s3cret-value\n")
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert "MAILBOT_TEST_UNSET_REFRESH: is not set" in result.stderr
+    assert "s3cret-value" not in result.stdout + result.stderr

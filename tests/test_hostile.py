@@ -582,5 +582,5 @@ def test_files_holding_passwords_readable_by_others_draw_a_warning(
     os.chmod(secret, 0o644)
     os.chmod(config_file, 0o644)
     cli._warn_if_readable(conf)
-    assert f"{secret} holds a password and is readable" in caplog.text
+    assert f"{secret} holds a password or secret and is readable" in caplog.text
     assert f"{config_file} is readable by other users" in caplog.text

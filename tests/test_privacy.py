@@ -236,6 +236,34 @@ def test_erasure_leaves_the_history_and_nothing_of_the_person(
         reopened, bot.config, ANN, bot.clock.now()))
 
 
+def test_an_accepted_address_and_its_waiting_events_are_erased(
+        bot: Harness) -> None:
+    """A colleague at the school's domain first waits for staff (a
+    new-address event), is then accepted as a contact; erasing them
+    reaches the school's accepted addresses and those events."""
+    colleague = "d.second@kirkbrae-ps.fife.example.sch.uk"
+    bot.deliver(nomination())
+    bot.cycle()
+    bot.deliver(comment(f"Dana Second <{colleague}>", "A note from Dana."))
+    bot.cycle()
+    store = bot.bot.store
+    (kirkbrae,) = store.schools_with_contact(ANN)
+    assert colleague in store.events_of({"new-address"})[0]["detail"]
+    said = bot.bot.pipeline.flow.accept_contact(
+        kirkbrae.doc_id, colleague, "coordinator@dsa.example.org")
+    assert colleague in said
+    store.commit()
+    assert colleague in store.school(kirkbrae.doc_id)["contacts"]
+    assert not privacy.is_empty(access(bot, colleague))
+
+    done = privacy.erase(store, bot.config, colleague, bot.clock.now(),
+                         apply=True)
+    assert done.done
+    assert privacy.is_empty(access(bot, colleague))
+    assert colleague not in store.school(kirkbrae.doc_id).get("contacts", [])
+    assert all(colleague not in str(e["detail"]) for e in store.events.all())
+
+
 def test_after_erasure_nothing_goes_to_the_placeholder(bot: Harness) -> None:
     bot.deliver(nomination())
     bot.cycle()
