@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 config.toml:
-	cp config.example.toml config.toml
+	cp config.example.toml config.toml && chmod 600 config.toml
 
 # Dovecot serves the IMAP tests and faketime fixes the clock of the
 # command-line tests; both come from Debian's packages when missing.

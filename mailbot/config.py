@@ -51,23 +51,37 @@ class Validator:
 
 @dataclass(frozen=True)
 class Secret:
-    """Where a password comes from; `value()` reads it when it is needed."""
+    """Where a password comes from; `value()` reads it when it is needed.
+    `config` and `key` name the setting in errors."""
 
     env: str = ""
     file: Path | None = None
+    config: str = ""
+    key: str = ""
 
     def value(self) -> str:
         if self.env:
             found = os.environ.get(self.env)
             if found is None:
-                raise ConfigError("environment", self.env, "is not set")
+                raise self._error(f"the environment variable {self.env} "
+                                  "is not set")
+            if not found.strip():
+                raise self._error(f"the environment variable {self.env} "
+                                  "is empty")
             return found
         if self.file is not None:
             try:
-                return self.file.read_text(encoding="utf-8").strip()
+                found = self.file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(self.file, "", f"cannot read: {exc}") from exc
+                raise self._error(f"cannot read {self.file}: "
+                                  f"{exc.strerror or exc}") from exc
+            if not found:
+                raise self._error(f"{self.file} is empty")
+            return found
         return ""
+
+    def _error(self, problem: str) -> ConfigError:
+        return ConfigError(self.config or "config", self.key, problem)
 
 
 AUTH_KINDS = ("password", "microsoft", "google")
@@ -253,6 +267,7 @@ def config_path(given: str | None) -> Path:
 
 
 def load(path: Path) -> Config:
+    path = path.absolute()  # errors name the file the same way throughout
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -324,7 +339,9 @@ class _Reader:
         if env and file:
             raise self.fail(f"{section}.{name}_env",
                             f"give {name}_env or {name}_file, not both")
-        return Secret(env=env, file=self.file_path(file) if file else None)
+        return Secret(env=env, file=self.file_path(file) if file else None,
+                      config=str(self.path),
+                      key=f"{section}.{name}_env" if env else f"{section}.{name}_file")
 
     def auth(self, table: dict[str, Any], section: str, kind: str,
              server_kind: str) -> str:

@@ -29,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailbot import health
 from mailbot.app import Mailbot
-from mailbot.errors import TransientError
+from mailbot.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ def _attempt(job: str, step: Callable[[], object]) -> Exception | None:
         result = step()
     except TransientError as exc:
         log.warning("%s failed, will try again: %s", job, exc)
+        return exc
+    except ConfigError as exc:
+        # A setting to fix (a password not set, a certificate not
+        # trusted): the message says which; a traceback would bury it.
+        log.error("%s failed until the configuration is fixed: %s", job, exc)
         return exc
     except Exception as exc:
         log.exception("%s failed", job)

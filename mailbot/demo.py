@@ -62,6 +62,10 @@ def run_demo(config: Config, folder: str) -> int:
         sending=dataclasses.replace(config.sending, kind="file",
                                     path=base / "outbox"),
         store_path=base / "mailbot.json",
+        # A key of its own: the demo's references must not work for the
+        # real record.
+        security=dataclasses.replace(config.security,
+                                     key_file=base / "mailbot.key"),
     )
     first = datetime.fromisoformat(TIMELINE[0][0]).replace(tzinfo=UK)
     clock = ManualClock(first)

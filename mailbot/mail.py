@@ -182,7 +182,7 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
         sender=_first(_addresses(parsed.from_)) or Address("", ""),
         to=_addresses(parsed.to),
         cc=_addresses(parsed.cc),
-        subject=_clean(str(parsed.subject or "")),
+        subject=_short(str(parsed.subject or "")),
         date=_date(headers.get("date", "")),
         in_reply_to=_message_id(headers.get("in-reply-to", "")),
         references=tuple(
@@ -202,6 +202,7 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
 def _bounded(text: str) -> tuple[str, int]:
     """`text` cut to TEXT_LIMIT characters, at a line's end where one is
     near, with CUT_NOTE after; and how many characters were left out."""
+    text = _BIDI.sub("", text)
     if len(text) <= TEXT_LIMIT:
         return text, 0
     cut = text.rfind("\n", TEXT_LIMIT // 2, TEXT_LIMIT) + 1 or TEXT_LIMIT
@@ -253,11 +254,27 @@ class _TextReader(HTMLParser):
 
 
 def _clean(value: str) -> str:
-    """One line of text: folding, line breaks and control characters go."""
+    """One line of text: folding, line breaks, control characters and the
+    bidirectional overrides that could make an address or a name read
+    differently to staff all go."""
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+def _short(value: str) -> str:
+    """`_clean`, and at most HEADER_LIMIT characters: for what the record
+    keeps of a subject or a name."""
+    text = _clean(value[:HEADER_LIMIT * 4])
+    return text if len(text) <= HEADER_LIMIT else text[:HEADER_LIMIT - 1] + "…"
+
+
+# What mailbot keeps of a subject or a name: a person's fits many times
+# over; a 2 MB subject would otherwise be kept whole in the record.
+HEADER_LIMIT = 998
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+# Embeddings, overrides and isolates: taken out of the text read (names
+# of clusters and schools come from it), so that nothing shown to staff
+# reads in an order other than the one it is stored in.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
 def _decoded(value: Any) -> str:
@@ -310,7 +327,7 @@ _MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
 def _addresses(pairs: Any) -> tuple[Address, ...]:
     """mail-parser's decoded (name, address) pairs, tidied."""
     return tuple(
-        Address(_clean(str(name)), normalise_address(str(addr)))
+        Address(_short(str(name)), normalise_address(str(addr)))
         for name, addr in pairs or () if "@" in str(addr)
     )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness import Harness, example_config, make_mail, sample
 
 from mailbot import nomination, quoting
-from mailbot.mail import CUT_NOTE, HTML_LIMIT, TEXT_LIMIT, parse
+from mailbot.mail import CUT_NOTE, HEADER_LIMIT, HTML_LIMIT, TEXT_LIMIT, parse
 
 ALAN = "Alan Reid <a.reid@glenbrae-ps.fife.example.sch.uk>"
 LEAD = "Morag Lindsay <m.lindsay@glenbrae-hs.example.sch.uk>"
@@ -189,3 +189,44 @@ def test_a_message_without_attachments_is_read_once_too() -> None:
 def test_new_text_of_the_same_text_is_worked_out_once() -> None:
     text = "Hello\n\nWe finished it.\n\nThanks\nAlan\n"
     assert quoting.new_text(text) is quoting.new_text(text)
+
+
+# --- headers ---------------------------------------------------------------
+# Both guard defects found by hostile testing: a 2 MB subject was kept
+# whole in the record, and right-to-left overrides in a subject or a
+# cluster's name reached staff's digest and the headers mailbot writes.
+
+RLO, PDI = "\u202e", "\u2069"
+
+
+def test_the_record_keeps_a_bounded_subject_and_name(tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(make_mail(f"{'N' * 5000} <someone@example.org>",
+                          "S" * 2_000_000, "Hello."))
+    bot.cycle()
+    (kept,) = bot.bot.store.all_messages()
+    assert len(kept["subject"]) == HEADER_LIMIT
+    assert kept["subject"].endswith("…")
+    assert parse(make_mail(f"{'N' * 5000} <someone@example.org>", "Hi",
+                           "x")).sender.name == "N" * (HEADER_LIMIT - 1) + "…"
+    bot.close()
+
+
+def test_bidirectional_overrides_reach_neither_record_nor_headers(
+        tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(make_mail("Stranger <s@example.org>",
+                          f"Invoice from gro.elpmaxe{RLO}@finance{PDI}", "Pay."))
+    bot.deliver(sample("01-nomination-list").replace(
+        b"Glenbrae Cluster", f"Glen{RLO}brae Cluster".encode()))
+    bot.cycle()
+    store = bot.bot.store
+    assert all(RLO not in m["subject"] and PDI not in m["subject"]
+               for m in store.all_messages())
+    (cluster,) = store.all_clusters()
+    assert cluster["name"] == "Glenbrae Cluster"
+    sent = bot.sent()
+    assert any("Glenbrae Cluster" in str(m["Subject"]) for m in sent)
+    for message in sent:
+        assert RLO not in str(message["Subject"]), message["Subject"]
+    bot.close()

@@ -124,6 +124,10 @@ def test_demo_plays_the_journey(home: Path) -> None:
     sent = list((home / "data" / "demo" / "outbox").glob("*.eml"))
     assert len(sent) > 30
     assert not (home / "data" / "outbox").exists()  # real data untouched
+    # Its own signing key too: its references must not hold for the real
+    # record (the demo once signed with the real key).
+    assert (home / "data" / "demo" / "mailbot.key").exists()
+    assert not (home / "data" / "mailbot.key").exists()
 
 
 def _wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +148,8 @@ def test_check_config_finds_a_missing_password_and_clear_text_login(
         'password_env = "MAILBOT_TEST_UNSET"'))
     result = mailbot(home, "check-config", check=False)
     assert result.returncode == 2
-    assert "MAILBOT_TEST_UNSET: is not set" in result.stderr
+    assert ("config.toml: sending.password_env: the environment variable "
+            "MAILBOT_TEST_UNSET is not set") in result.stderr
 
     env_file = home / "smtp-password"
     env_file.write_text("secret\n")
@@ -178,5 +183,6 @@ def test_check_config_finds_a_missing_oauth_secret(home: Path) -> None:
     (home / "google-secret").write_text("s3cret-value\n")
     result = mailbot(home, "check-config", check=False)
     assert result.returncode == 2
-    assert "MAILBOT_TEST_UNSET_REFRESH: is not set" in result.stderr
+    assert ("sending.refresh_token_env: the environment variable "
+            "MAILBOT_TEST_UNSET_REFRESH is not set") in result.stderr
     assert "s3cret-value" not in result.stdout + result.stderr

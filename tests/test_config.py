@@ -317,3 +317,24 @@ def test_oauth_needs_a_server_and_a_username(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config_module.load(write(tmp_path, text))
     assert caught.value.key == "sending.username"
+
+
+def test_a_secret_names_its_setting_when_missing_or_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty password variable once passed check-config, and a missing
+    one was reported without the key that names it."""
+    empty = tmp_path / "empty-password"
+    empty.write_text("\n")
+    secret = config_module.Secret(env="MAILBOT_TEST_SECRET", config="c.toml",
+                                  key="mailbox.password_env")
+    monkeypatch.delenv("MAILBOT_TEST_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=r"^c\.toml: mailbox\.password_env: "
+                       "the environment variable MAILBOT_TEST_SECRET is not set"):
+        secret.value()
+    monkeypatch.setenv("MAILBOT_TEST_SECRET", "  ")
+    with pytest.raises(ConfigError, match="MAILBOT_TEST_SECRET is empty"):
+        secret.value()
+    in_file = config_module.Secret(file=empty, config="c.toml",
+                                   key="mailbox.password_file")
+    with pytest.raises(ConfigError, match=r"mailbox\.password_file: .* is empty"):
+        in_file.value()

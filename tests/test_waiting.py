@@ -23,6 +23,7 @@ from servers import PASSWORD, DovecotMailbox, DovecotServer
 from test_sources import maildir_config, put, raw_message
 
 from mailbot import daemon, digest
+from mailbot.config import Secret
 from mailbot.sources.imap import ImapSource
 from mailbot.sources.maildir import MaildirSource
 
@@ -265,4 +266,27 @@ def test_a_failing_poll_of_a_missing_maildir_alerts_too(
         bot.cycle()
     (alert,) = bot.sent(kind="alert")
     assert str(config.mailbox.path) in body(alert)
+    bot.close()
+
+
+def test_a_poll_failing_on_a_setting_logs_the_setting_not_a_traceback(
+        dovecot: DovecotMailbox, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password variable not set once logged a whole traceback at every
+    poll (found trying the README as a new user)."""
+    monkeypatch.delenv("MAILBOT_TEST_NO_SUCH_PASSWORD", raising=False)
+    mailbox = dovecot.mailbox_config()
+    mailbox = dataclasses.replace(mailbox, password=Secret(
+        env="MAILBOT_TEST_NO_SUCH_PASSWORD", config="config.toml",
+        key="mailbox.password_env"))
+    bot = Harness(example_config(tmp_path, mailbox=mailbox), "2027-01-12 09:00")
+    with caplog.at_level(logging.INFO, logger="mailbot"):
+        assert daemon.cycle(bot.bot) is False
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.getMessage() == (
+        "poll failed until the configuration is fixed: config.toml: "
+        "mailbox.password_env: the environment variable "
+        "MAILBOT_TEST_NO_SUCH_PASSWORD is not set")
+    assert error.exc_info is None
     bot.close()

@@ -24,6 +24,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_ID_CHARS = 40
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def _id_part(message_id: str) -> str:
     """A file-name-safe token from a Message-ID, distinct for distinct ids.
 
@@ -73,7 +77,8 @@ class FileOutbox:
         # Written under a hidden name first, so that a reader globbing
         # *.eml never sees half a message.
         temp = self.path / f".{name}.tmp"
-        with open(temp, "wb") as out:
+        # Readable by the owner only, like the record: it is personal data.
+        with open(temp, "wb", opener=_private) as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
