@@ -300,10 +300,8 @@ def cmd_privacy_erase(config: config_module.Config,
           f"{done.summary()}.")
     if withdrawn:
         print("Queued mail withdrawn, not sent:" + withdrawn)
-    print("Still held elsewhere: the mailbox's handled and set-aside "
-          "folders, until privacy.keep_raw_days; the backups "
-          f"{config.store_path.name}.1 to .3, until three more starts "
-          "replace them; the log.")
+    print("Still held elsewhere:"
+          + "".join(f"\n  {line}" for line in done.elsewhere))
     return 0
 
 

@@ -18,25 +18,36 @@ came from them or went to them.
 
 An address is matched without regard to case, as a whole address: in the
 fields that hold one, and inside any text (a nomination that lists a
-name and an address, a bounce's reason).
+name and an address, a bounce's reason). In a whole copy of a message it
+is looked for everywhere a person could read it (`searched`): every
+header, encoded-words decoded; every part, HTML entities decoded; a
+message forwarded inside it; the XML of an attached workbook or document.
 """
 
 from __future__ import annotations
 
+import base64
+import codecs
 import email
-import email.policy
+import html
+import io
 import logging
+import quopri
 import re
 import secrets
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.header import decode_header
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 from tinydb.table import Document
 
-from mailbot import setaside
+from mailbot import setaside, spreadsheets
 from mailbot.clock import Clock
 from mailbot.compose import UK
 from mailbot.config import Config, MailboxConfig
@@ -62,17 +73,6 @@ ERASED = "[erased]"
 # would match it.
 _SHORTEST_NAME = 4
 _ADDRESS = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
-
-# What the export says about copies that are not in the record.
-ELSEWHERE = [
-    ("The mailbox's handled and set-aside folders keep the messages as "
-     "they arrived until privacy.keep_raw_days have passed."),
-    ("The backups of the record (mailbot.json.1 to .3) keep what the "
-     "record held when each was made, until they are replaced, one at each "
-     "start."),
-    ("mailbot's log names addresses; how long it is kept is the "
-     "operator's choice."),
-]
 
 
 class PrivacyError(MailbotError):
@@ -131,38 +131,253 @@ def _names(value: Any, address: str) -> Iterator[str]:
 
 
 def message_text(data: bytes | str) -> str:
-    """A whole message as a person reads it: its header, and each text
-    part and attachment decoded (an attachment as text, if it is)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
-    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
-    parts = [head.decode("utf-8", "replace")]
-    try:
-        parts += _decoded_parts(data)
-    except Exception:  # mail from anyone: at worst, the bytes as they are
-        parts.append(data.decode("utf-8", "replace"))
-    return "\n\n".join(parts)
+    """A whole message as a person reads it: the header of the message and
+    of any message inside it (forwarded as an attachment), decoded, and
+    each part: text decoded, and the text of a document (XLSX, DOCX, ODT)
+    from its XML."""
+    return "\n\n".join(_Reading(data).texts)
 
 
-def _decoded_parts(data: bytes) -> list[str]:
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    parts = []
-    for part in message.walk():
-        if part.is_multipart():
-            continue
+def searched(data: bytes | str, pattern: re.Pattern[str]) -> tuple[bool, list[str]]:
+    """Does a whole message name what `pattern` matches anywhere: in any
+    header (encoded-words decoded), any part (transfer encoding undone,
+    HTML entities too), a message inside it, or the XML of a document
+    attached? And why any of it could not be searched ([] if all was):
+    a document that cannot be opened or is over the bounds of
+    mailbot/spreadsheets.py, or messages nested too deep."""
+    reading = _Reading(data)
+    text = "\n".join((*reading.texts, *reading.extra))
+    if pattern.search(text):
+        return True, reading.unread
+    return (bool("=?" in text and pattern.search(_decode_words(text))),
+            reading.unread)
+
+
+# A message inside a message inside ... past this is not read.
+_DEEPEST = 20
+# The extensions of the documents that are zip files of XML.
+_ZIP_DOCUMENTS = (".xlsx", ".xlsm", ".xltx", ".docx", ".docm", ".dotx",
+                  ".pptx", ".odt", ".ods", ".odp", ".odg", ".zip")
+# In such a zip, the members read as text; an archive inside it is not
+# searched, so the zip is not searched in full.
+_TEXT_MEMBERS = (".xml", ".rels", ".vml", ".txt", ".csv", ".tsv", ".htm",
+                 ".html", ".json", ".vcf", ".eml")
+_ARCHIVE_MEMBERS = (*_ZIP_DOCUMENTS, ".xls", ".doc", ".jar", ".gz", ".7z",
+                    ".rar", ".tar")
+_TAG = re.compile(r"<[^<>]*>")
+_SPACES = re.compile(r"[ \t]{2,}")
+_BLOCK = re.compile(r"</?(?:p|br|div|tr|td|th|li|h[1-6]|table|ul|ol|"
+                    r"blockquote|pre|hr)\b[^<>]*>", re.IGNORECASE)
+_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
+_ENCODED_WORDS = re.compile(_ENCODED_WORD + r"(?:\s+" + _ENCODED_WORD + r")*")
+
+
+class _Reading:
+    """One message read whole: `texts` as a person reads it, `extra` what
+    only a search looks at (the raw bytes, each part's header, HTML and
+    XML with their tags left out or joined up), `unread` why any of it
+    could not be read."""
+
+    def __init__(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        self.texts: list[str] = []
+        # The bytes as they are: whatever the parser makes of them.
+        self.extra: list[str] = [data.decode("utf-8", "replace")]
+        self.unread: list[str] = []
+        self.unzipped = 0  # bytes read from documents, for all of them
+        self._message(data, 0)
+
+    def _message(self, data: bytes, depth: int) -> None:
+        if depth > _DEEPEST:
+            self.unread.append(f"messages nested over {_DEEPEST} deep")
+            return
+        try:
+            message = email.message_from_bytes(data)
+            self._entity(message, depth, whole=True)
+        except Exception as exc:  # mail from anyone: the raw bytes remain
+            self.unread.append(f"a message could not be parsed: {exc}")
+
+    def _entity(self, entity: Message, depth: int, *, whole: bool) -> None:
+        header = [f"{name}: {_decoded_header(_text(value))}"
+                  for name, value in entity.raw_items()]
+        (self.texts if whole else self.extra).append("\n".join(header))
+        if entity.is_multipart():
+            inner = entity.get_content_maintype() == "message"
+            encoding = str(entity.get("Content-Transfer-Encoding", ""))
+            if inner and encoding.strip().lower() in ("base64",
+                                                      "quoted-printable"):
+                self._encoded_message(entity, encoding, depth)
+                return
+            for part in entity.get_payload():
+                if isinstance(part, Message):
+                    if inner and depth + 1 > _DEEPEST:
+                        self.unread.append(
+                            f"messages nested over {_DEEPEST} deep")
+                        continue
+                    self._entity(part, depth + inner, whole=inner)
+            return
+        self._leaf(entity, depth)
+
+    def _encoded_message(self, entity: Message, encoding: str,
+                         depth: int) -> None:
+        """A message attached with a transfer encoding (which RFC 2046
+        forbids, and some mailers do): the parser took the encoded text
+        for the message; decoded, it is read as one."""
+        try:
+            encoded = "".join(part.as_string() for part in entity.get_payload()
+                              if isinstance(part, Message))
+            if "base64" in encoding.lower():
+                data = base64.b64decode(encoded.encode("ascii", "ignore"))
+            else:
+                data = quopri.decodestring(encoded.encode("utf-8", "replace"))
+        except Exception as exc:  # mail from anyone
+            self.unread.append(f"an attached message cannot be decoded: {exc}")
+            return
+        self._message(data, depth + 1)
+
+    def _leaf(self, part: Message, depth: int) -> None:
         try:
             payload = part.get_payload(decode=True)
         except Exception:  # a part that cannot be decoded: as it stands
             payload = None
-        if isinstance(payload, bytes):
-            charset = part.get_content_charset() or "utf-8"
-            try:
-                parts.append(payload.decode(charset, "replace"))
-            except LookupError:
-                parts.append(payload.decode("utf-8", "replace"))
+        if not isinstance(payload, bytes):
+            payload = _text(str(part.get_payload())).encode("utf-8")
+        try:
+            name = _decoded_header(_text(part.get_filename() or ""))
+        except Exception:  # a broken RFC 2231 name: the header has it
+            name = ""
+        self.extra.append(name)
+        content_type = part.get_content_type()
+        lower = name.lower()
+        if content_type in ("message/rfc822", "message/global") \
+                or lower.endswith(".eml"):
+            self._message(payload, depth + 1)
+        elif payload.startswith(b"PK\x03\x04") or lower.endswith(
+                _ZIP_DOCUMENTS) or content_type in (
+                "application/zip", "application/x-zip-compressed") \
+                or content_type.startswith((
+                    "application/vnd.openxmlformats-officedocument.",
+                    "application/vnd.oasis.opendocument.")):
+            self._zip(payload, name or content_type)
         else:
-            parts.append(str(part.get_payload()))
-    return parts
+            text = _decoded(payload, part.get_content_charset())
+            if content_type == "text/html" or lower.endswith((".htm",
+                                                              ".html")):
+                self.texts.append(_rendered(text))
+                self.extra += _markup(text)
+            elif part.get_content_maintype() == "text" or lower.endswith(
+                    (".csv", ".tsv", ".txt")):
+                self.texts.append(text)
+            else:  # an image or a PDF: searched, not shown
+                self.extra.append(text)
+
+    def _zip(self, data: bytes, name: str) -> None:
+        """The text of the XML members of a zip: a workbook, a document.
+        Bounded as spreadsheets.py bounds a workbook: its member count
+        and what it would expand to (for all documents in one message)."""
+        shown = name[:80]
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = archive.infolist()
+                if len(members) > spreadsheets.MAX_MEMBERS:
+                    self.unread.append(
+                        f"{shown}: {len(members):,} parts in its zip, over "
+                        f"{spreadsheets.MAX_MEMBERS:,}")
+                    return
+                size = sum(info.file_size for info in members)
+                if self.unzipped + size > spreadsheets.MAX_UNZIPPED:
+                    self.unread.append(
+                        f"{shown}: {size:,} bytes unzipped, over the "
+                        f"{spreadsheets.MAX_UNZIPPED:,} read from a "
+                        "message's documents")
+                    return
+                self.unzipped += size
+                for info in members:
+                    lower = info.filename.lower()
+                    if lower.endswith(_ARCHIVE_MEMBERS):
+                        self.unread.append(
+                            f"{shown}: an archive inside it, "
+                            f"{info.filename[:80]!r}, is not searched")
+                    elif lower.endswith(_TEXT_MEMBERS) and not info.is_dir():
+                        text = _decoded(archive.read(info), None)
+                        self.texts.append(_SPACES.sub(" ", html.unescape(
+                            _TAG.sub(" ", text))))
+                        self.extra += _markup(text)
+        except _DAMAGED as exc:
+            self.unread.append(f"{shown}: cannot be opened: {exc}")
+
+
+# What a damaged or encrypted zip raises (RuntimeError: a password).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
+            ValueError, KeyError, OSError, EOFError)
+
+
+def _markup(text: str) -> list[str]:
+    """HTML or XML as a search reads it: entities decoded (`&#64;`), with
+    the tags as they are (an address in an attribute), left out (an
+    address split over runs of text) and as spaces (cells side by side)."""
+    return [html.unescape(text), html.unescape(_TAG.sub("", text)),
+            html.unescape(_TAG.sub(" ", text))]
+
+
+def _rendered(page: str) -> str:
+    """HTML as a person sees it, near enough: a block's tags as line
+    ends, other tags left out, entities decoded."""
+    return html.unescape(_TAG.sub("", _BLOCK.sub("\n", page)))
+
+
+def _text(value: Any) -> str:
+    """A header value or payload as text; bytes that were not UTF-8
+    (kept by the parser as surrogates) replaced."""
+    return str(value).encode("utf-8", "surrogateescape").decode(
+        "utf-8", "replace")
+
+
+def _decoded(data: bytes, charset: str | None) -> str:
+    """Bytes as text: by their byte-order mark, as UTF-16 if every other
+    byte is zero (Excel's "Unicode text"), else by their charset."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:].decode("utf-8", "replace")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", "replace")
+    head = data[:400]
+    if len(head) > 1 and head.count(0) > len(head) // 4:
+        little = head[1::2].count(0) > head[0::2].count(0)
+        return data.decode("utf-16-le" if little else "utf-16-be", "replace")
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", "replace")
+
+
+def _decoded_header(value: str) -> str:
+    """A header with its RFC 2047 encoded-words decoded, whatever their
+    charset claims; as it stands if it cannot be."""
+    if "=?" not in value:
+        return value
+    try:
+        pieces = decode_header(value)
+    except Exception:  # mail from anyone
+        return value
+    out = []
+    for chunk, charset in pieces:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:  # the text between encoded-words
+            try:
+                out.append(chunk.decode("raw-unicode-escape"))
+            except UnicodeDecodeError:
+                out.append(chunk.decode("latin-1"))
+        else:
+            out.append(_decoded(chunk, charset))
+    return "".join(out)
+
+
+def _decode_words(text: str) -> str:
+    """Any text with its runs of encoded-words decoded (a bounce quoting
+    a header)."""
+    return _ENCODED_WORDS.sub(lambda m: _decoded_header(m.group()), text)
 
 
 # -- who the programme's own people are ----------------------------------
@@ -185,6 +400,29 @@ def programme_roles(config: Config, address: str) -> list[str]:
     return roles
 
 
+def held_elsewhere(config: Config) -> list[str]:
+    """Where copies are kept that neither the export nor erasure reach,
+    with this config: a sentence each."""
+    name = config.store_path.name
+    held = [
+        ("The mailbox's handled and set-aside folders keep the messages as "
+         "they arrived until privacy.keep_raw_days have passed."),
+        (f"The backups of the record ({name}.1 to .3) keep what the record "
+         "held when each was made, until three more starts replace them."),
+        ("mailbot's log names addresses; how long it is kept is the "
+         "operator's choice."),
+    ]
+    if config.sending.kind == "file":
+        held.append(f"The outbox, {config.sending.path}, keeps every message "
+                    "sent, as sent; mailbot does not empty it.")
+    demo = config.base_dir / "data" / "demo"
+    if demo.exists():
+        held.append(f"The demo's folder, {demo}, keeps its own record, "
+                    "mailbox and outbox (`mailbot demo`); delete it when "
+                    "done with it.")
+    return held
+
+
 # -- subject access ------------------------------------------------------
 
 
@@ -201,6 +439,9 @@ class _Found:
     events: list[Document] = field(default_factory=list)
     addresses: list[Document] = field(default_factory=list)
     copies: dict[Path, Document | None] = field(default_factory=dict)
+    # Among the copies, those that could not be searched in full, each
+    # with why: kept as they may name the person (see _copies).
+    unsearched: dict[Path, list[str]] = field(default_factory=dict)
 
     @property
     def message_ids(self) -> set[str]:
@@ -240,34 +481,52 @@ def _find(store: Store, address: str) -> _Found:
                 or (item.get("in_reply_to") and item["in_reply_to"] in theirs)
                 or _mentions({k: v for k, v in item.items() if k != "raw"},
                              pattern)
-                or (item.get("raw") and pattern.search(
-                    message_text(str(item["raw"]))))):
+                or (item.get("raw")
+                    and searched(str(item["raw"]), pattern)[0])):
             found.outgoing.append(item)
-    found.copies = _copies(store, found, pattern)
+    _copies(store, found, pattern)
     return found
 
 
-def _copies(store: Store, found: _Found, pattern: re.Pattern[str]
-            ) -> dict[Path, Document | None]:
-    """The set-aside copies of messages from the address, or naming it."""
+def _copies(store: Store, found: _Found, pattern: re.Pattern[str]) -> None:
+    """The set-aside copies of messages from the address, or naming it
+    anywhere (see `searched`); and those that could not be searched in
+    full whose message is linked to the person: from them, naming them in
+    the record, recorded against a school or cluster where they are, or
+    from that school's contact or that cluster's lead (a nomination sent
+    again). Those may name them, and go with the rest."""
     kept = setaside.kept_copies(store)
     if not kept:
-        return {}
+        return
     by_digest = {setaside.copy_digest(m["key"]): m
                  for m in store.all_messages()}
-    copies: dict[Path, Document | None] = {}
+    theirs = {m.doc_id for m in (*found.messages, *found.mentioned_in)}
+    schools = {s.doc_id for s in found.schools}
+    clusters = ({c.doc_id for c in found.clusters}
+                | {s.get("cluster_id") for s in found.schools})
+    senders = {str(a).lower() for s in found.schools
+               for a in (s.get("contact_email"), *(s.get("contacts") or []))
+               if a}
+    senders |= {str(_get(c, "lead.email")).lower()
+                for c in store.all_clusters()
+                if c.doc_id in clusters and _get(c, "lead.email")}
     for digest, path in sorted(kept.items()):
         record = by_digest.get(digest)
         if record is not None and _same(record.get("from"), found.address):
-            copies[path] = record
+            found.copies[path] = record
             continue
         try:
-            text = message_text(path.read_bytes())
+            named, unread = searched(path.read_bytes(), pattern)
         except OSError:
             continue
-        if pattern.search(text):
-            copies[path] = record
-    return copies
+        linked = record is not None and (
+            record.doc_id in theirs or record.get("school_id") in schools
+            or record.get("cluster_id") in clusters
+            or str(record.get("from") or "").lower() in senders)
+        if named or (unread and linked):
+            found.copies[path] = record
+            if not named:
+                found.unsearched[path] = unread
 
 
 def _plain(doc: Document) -> dict[str, Any]:
@@ -302,6 +561,9 @@ def subject_access(store: Store, config: Config, address: str,
             "file": str(path),
             "from": record.get("from") if record else None,
             "received_at": record.get("received_at") if record else None,
+            # Why it is here without the address being found in it: it
+            # could not be searched in full, and is linked to the person.
+            "not_searched": found.unsearched.get(path, []),
             "raw": data.decode("utf-8", "replace"),
             "text": message_text(data)})
     return {
@@ -325,7 +587,7 @@ def subject_access(store: Store, config: Config, address: str,
                          if e.get("event") == "reply-limit"],
         "undeliverable": [_plain(a) for a in found.addresses],
         "set_aside_copies": copies,
-        "elsewhere": ELSEWHERE,
+        "elsewhere": held_elsewhere(config),
     }
 
 
@@ -361,8 +623,12 @@ class Erasure:
     events: int = 0
     addresses: int = 0
     copies: int = 0
+    # Of the copies, those that could not be searched in full.
+    unsearched: int = 0
     # Queued mail that will not be sent: "kind key" each.
     withdrawn: list[str] = field(default_factory=list)
+    # Where copies are kept that erasure does not reach: a sentence each.
+    elsewhere: list[str] = field(default_factory=list)
     done: bool = False
 
     @property
@@ -372,13 +638,22 @@ class Erasure:
                     or self.copies)
 
     def summary(self) -> str:
-        counts = [(self.clusters, "cluster"), (self.schools, "school"),
-                  (self.messages, "message received"),
-                  (self.outgoing, "message sent or queued"),
-                  (self.events, "history event"),
-                  (self.addresses, "undeliverable mark"),
-                  (self.copies, "set-aside copy")]
-        return ", ".join(f"{n} {what}" for n, what in counts if n)
+        counts = [(self.clusters, "cluster", "clusters"),
+                  (self.schools, "school", "schools"),
+                  (self.messages, "message received", "messages received"),
+                  (self.outgoing, "message sent or queued",
+                   "messages sent or queued"),
+                  (self.events, "history event", "history events"),
+                  (self.addresses, "undeliverable mark",
+                   "undeliverable marks"),
+                  (self.copies, "set-aside copy", "set-aside copies")]
+        said = ", ".join(f"{n} {one if n == 1 else many}"
+                         for n, one, many in counts if n)
+        if self.unsearched:
+            said += (f" ({self.unsearched} of them not searchable in "
+                     "full: mail linked to the person or their school or "
+                     "cluster, so it may name them)")
+        return said
 
 
 class _Scrubber:
@@ -421,14 +696,17 @@ def erase(store: Store, config: Config, address: str, now: datetime, *,
     remove the copies of their mail; only say what would change unless
     `apply`. The caller holds the record's lock. Applied, the record is
     committed and compacted at once, so that neither the snapshot nor the
-    journal keeps the details (the backups still do: see ELSEWHERE).
+    journal keeps the details (the backups still do: see held_elsewhere).
 
     What stays: every document, with its statuses, times, kinds and
     links, so the programme's history still counts. What goes: the
     address (everywhere), the names given with it, the text the person
     wrote (comments, subjects), the stored text of mail to or naming them
     (queued mail among it is withdrawn: it could only be sent as it
-    stands) and the set-aside copies of their mail or naming them.
+    stands) and the set-aside copies of their mail or naming them, with
+    those that cannot be searched in full and are linked to them or to
+    their school or cluster (see _copies). What it does not reach:
+    `held_elsewhere`.
     """
     address = normalise(address)
     roles = programme_roles(config, address)
@@ -450,6 +728,8 @@ def erase(store: Store, config: Config, address: str, now: datetime, *,
     result.events = len(found.events)
     result.addresses = len(found.addresses)
     result.copies = len(found.copies)
+    result.unsearched = len(found.unsearched)
+    result.elsewhere = held_elsewhere(config)
     result.withdrawn = [f"{o.get('kind')} {o.get('key')}"
                         for o in found.outgoing if o.get("status") in UNSENT]
     if not apply or found.empty:
