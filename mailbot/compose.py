@@ -70,6 +70,7 @@ class Draft:
     # The signed reference it carries; empty: the school's if it concerns
     # one, else that of its first recipient (see Composer.reference).
     reference: str = ""
+    exempt_from_reply_limit: bool = False  # answered past the daily cap
 
 
 @dataclass(frozen=True)
@@ -130,19 +131,46 @@ def _wrap(text: str, width: int) -> list[str]:
     if "\t" in text or "  " in text:
         return textwrap.wrap(text, width, break_long_words=False,
                              break_on_hyphens=False) or [""]
-    if len(text) <= width:
-        return [text]
-    lines: list[str] = []
-    line = ""
-    for word in text.split(" "):
-        if not line:
-            line = word
-        elif len(line) + 1 + len(word) <= width:
-            line += " " + word
+    return _wrap_words(text, width)
+
+
+def wrap(text: Any, width: int = 72) -> str:
+    """The template filter `wrap(width)`: exactly what Jinja's
+    `wordwrap(width, false, none, false)` gives (each line wrapped on its
+    own, long words and hyphenated ones kept whole, lines joined by "\n"),
+    done directly for a line whose words are apart by single spaces, and by
+    textwrap, as Jinja does it, for any other: with a tab, a run of spaces,
+    a space at either end, or a "word" of other white space (\\xa0, say),
+    which textwrap drops at the end of a line."""
+    out: list[str] = []
+    for line in str(text).splitlines():
+        words = line.split(" ")
+        if (width > 0 and "\t" not in line and all(words)
+                and not any(map(str.isspace, words))):
+            out.extend(_wrap_words(line, width))
         else:
-            lines.append(line)
-            line = word  # a word longer than the width stands alone
-    lines.append(line)
+            out.append("\n".join(textwrap.wrap(
+                line, width, expand_tabs=False, replace_whitespace=False,
+                break_long_words=False, break_on_hyphens=False)))
+    return "\n".join(out)
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    """`text`, whose words are apart by single spaces, with no space at
+    either end, as lines of at most `width` where the words allow."""
+    lines: list[str] = []
+    start = 0
+    while len(text) - start > width:
+        # The last space where a line from `start` may end; none: the
+        # first word is longer than the width and stands alone.
+        end = text.rfind(" ", start, start + width + 1)
+        if end < 0:
+            end = text.find(" ", start)
+            if end < 0:
+                break
+        lines.append(text[start:end])
+        start = end + 1
+    lines.append(text[start:])
     return lines
 
 
@@ -180,6 +208,7 @@ class Composer:
         self.env.filters["long_date"] = long_date
         self.env.filters["long_time"] = long_time
         self.env.filters["reflow"] = reflow
+        self.env.filters["wrap"] = wrap
         self.env.globals.update(globals_ or {})
 
     def check(self, examples: dict[str, dict[str, Any]]) -> None:
@@ -278,7 +307,7 @@ def one_line(value: str) -> str:
     return text.replace("=?", "= ?")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def _template_frame(exc: jinja2.TemplateError, fallback: Path

@@ -31,6 +31,16 @@ the commit, as before.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass
 
 from mailbot import guard, mail, setaside
@@ -50,6 +60,14 @@ log = logging.getLogger(__name__)
 
 # Messages committed together (one journal line) and then moved together.
 BATCH = 200
+
+# A poll of at least PARSE_AHEAD messages has them parsed in a second
+# process, in chunks of PARSE_CHUNK, while this one handles those before;
+# at most PARSE_WINDOW chunks (and about PARSE_WINDOW_BYTES) are read ahead.
+PARSE_AHEAD = 32
+PARSE_CHUNK = 16
+PARSE_WINDOW = 4
+PARSE_WINDOW_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,11 +98,13 @@ class Pipeline:
         """Handle every waiting message, then send; returns how many."""
         count = 0
         try:
-            for raw in self.source.fetch():
-                self._take(raw)
-                count += 1
-                if len(self._batch) >= BATCH:
-                    self.settle()
+            ahead = parsed_ahead(self.source.fetch(), self.store.lock_fileno())
+            with closing(ahead) as fetched:
+                for raw, parsed in fetched:
+                    self._take(raw, parsed)
+                    count += 1
+                    if len(self._batch) >= BATCH:
+                        self.settle()
             self.store.set_meta("last_poll", stamp(self.clock.now()))
         except Exception:
             # The mailbox went away mid-poll, say: what was handled is
@@ -130,7 +150,8 @@ class Pipeline:
             self._move(done.key, done.outcome.outcome)
         self.source.flush()
 
-    def _take(self, raw: RawMail) -> None:
+    def _take(self, raw: RawMail, parsed: mail.Incoming | None = None
+              ) -> None:
         """Handle one message into the open batch, not yet committed."""
         before = self.store.message_by_key(raw.key)
         if before is not None:
@@ -141,7 +162,7 @@ class Pipeline:
 
         self.store.savepoint()
         try:
-            done = self._apply(raw)
+            done = self._apply(raw, parsed)
         except BaseException:
             # Never half a message in a commit: without its record it would
             # be handled again after a restart.
@@ -149,10 +170,10 @@ class Pipeline:
             raise
         self._batch.append(done)
 
-    def _apply(self, raw: RawMail) -> _Handled:
+    def _apply(self, raw: RawMail, ahead: mail.Incoming | None) -> _Handled:
         parsed: mail.Incoming | None = None
         try:
-            parsed = mail.parse(raw.data)
+            parsed = ahead if ahead is not None else mail.parse(raw.data)
             outcome = self._understand(parsed)
         except SetAside as exc:
             self.store.rollback_to_savepoint()
@@ -202,3 +223,145 @@ class Pipeline:
             self.source.set_aside(key)
         elif outcome in (HANDLED, IGNORED):
             self.source.mark_handled(key)
+
+
+# -- parsing ahead, in a second process --------------------------------------
+#
+# Parsing a message (mail-parser) is about a quarter of handling it and
+# needs nothing of the record. From the PARSE_AHEAD-th message of a poll
+# on, the messages after the one being handled are read ahead and parsed
+# in a second process, in chunks; a poll of fewer messages reads none
+# ahead. Messages are still handled one at a time, in inbox order. One the
+# second process cannot parse, or whose parse cannot come back, is parsed
+# again here, where it fails as it always did; if the process dies, every
+# message not yet back is parsed here, with a warning. The process lives
+# for one poll, and ends with the daemon however that ends.
+
+PARSE_AHEAD = 32
+PARSE_CHUNK = 16
+# At most this many chunks, and about this many bytes, are read ahead.
+PARSE_WINDOW = 4
+PARSE_WINDOW_BYTES = 4 * 1024 * 1024
+
+Parsed = list[mail.Incoming | None]
+
+
+def parsed_ahead(fetched: Iterable[RawMail], lock_fd: int | None = None
+                 ) -> Generator[tuple[RawMail, mail.Incoming | None], None,
+                                None]:
+    """The messages fetched, in order, each with its parse if it was made
+    ahead (None: parse it where it is handled). A failure of the source
+    comes after the messages it gave before it."""
+    source = iter(fetched)
+    for count, raw in enumerate(source, 1):
+        yield raw, None
+        if count == PARSE_AHEAD:
+            break
+    else:
+        return
+    parser = _start_parser(lock_fd)
+    try:
+        yield from _ahead(source, parser)
+    finally:
+        if parser is not None:
+            parser.shutdown(wait=True, cancel_futures=True)
+
+
+def _ahead(source: Iterator[RawMail], parser: ProcessPoolExecutor | None
+           ) -> Iterator[tuple[RawMail, mail.Incoming | None]]:
+    waiting: deque[tuple[list[RawMail], Future[Parsed] | None]] = deque()
+    failure: Exception | None = None
+    ended = False
+    while True:
+        while (not ended and failure is None and len(waiting) < PARSE_WINDOW
+               and _size(waiting) < PARSE_WINDOW_BYTES):
+            chunk: list[RawMail] = []
+            try:
+                for raw in source:
+                    chunk.append(raw)
+                    if len(chunk) == PARSE_CHUNK or _size([(chunk, None)]) \
+                            >= PARSE_WINDOW_BYTES // PARSE_WINDOW:
+                        break
+                else:
+                    ended = True
+            except Exception as exc:  # handled after what came before it
+                failure = exc
+            if chunk:
+                future = None
+                if parser is not None:
+                    try:
+                        future = parser.submit(
+                            _parse_all, [raw.data for raw in chunk])
+                    except BrokenProcessPool:
+                        log.warning(_BROKEN)
+                        parser = None
+                waiting.append((chunk, future))
+        if not waiting:
+            break
+        chunk, future = waiting.popleft()
+        results: Parsed = [None] * len(chunk)
+        if future is not None:
+            try:
+                results = future.result()
+            except BrokenProcessPool:
+                if parser is not None:
+                    log.warning(_BROKEN)
+                parser = None
+            except Exception:
+                log.warning("parsing ahead failed for %d messages; parsing "
+                            "them here", len(chunk), exc_info=True)
+        yield from zip(chunk, results, strict=True)
+    if failure is not None:
+        raise failure
+
+
+_BROKEN = "the parsing process ended; parsing the rest of this poll here"
+
+
+def _size(waiting: Iterable[tuple[list[RawMail], object]]) -> int:
+    return sum(len(raw.data) for chunk, _ in waiting for raw in chunk)
+
+
+def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
+    try:
+        return ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("fork"),
+            initializer=_parser_started, initargs=(lock_fd,))
+    except (OSError, ValueError) as exc:
+        log.warning("parsing in this process only: %s", exc)
+        return None
+
+
+def _parser_started(lock_fd: int | None) -> None:
+    """In the parsing process: signals are for the daemon, the record's
+    lock is the daemon's alone (so a restart after the daemon is killed
+    never waits for this process), and the process ends with the daemon,
+    however that ends."""
+    if lock_fd is not None:
+        os.close(lock_fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # mail-parser's remarks on a message would only reach the daemon's
+    # stderr from here; what mailbot makes of it is logged when handled.
+    logging.disable(logging.CRITICAL)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,),
+                         daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
+def _parse_all(datas: list[bytes]) -> Parsed:
+    """In the parsing process. A message it cannot parse is None: parsed
+    again in the main process, it fails there as it would have."""
+    out: Parsed = []
+    for data in datas:
+        try:
+            out.append(mail.parse(data))
+        except Exception:
+            out.append(None)
+    return out

@@ -23,7 +23,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tinydb.storages import Storage
 
@@ -51,6 +51,12 @@ class DamagedRecordError(MailbotError):
                          "before starting mailbot")
 
 
+def _private(path: str, flags: int) -> int:
+    """Open a file of the record readable by its owner only: it holds
+    personal data (README, "Personal data")."""
+    return os.open(path, flags, 0o600)
+
+
 def journal_of(path: Path) -> Path:
     return path.with_name(path.name + ".journal")
 
@@ -70,6 +76,21 @@ def last_good_backup(path: Path) -> Path | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dump(data: dict[str, dict[str, Any]], out: TextIO) -> None:
+    """What json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+    writes, table by table: json.dump runs the pure-Python encoder, several
+    times slower than the one json.dumps uses, and a table is of bounded
+    size (shards.py), so memory holds one table's text at a time."""
+    out.write("{")
+    for n, (name, docs) in enumerate(data.items()):
+        out.write(f"{',' if n else ''}{_dumps(name)}:{_dumps(docs)}")
+    out.write("}")
 
 
 class JournalStorage(Storage):
@@ -117,10 +138,9 @@ class JournalStorage(Storage):
 
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
-        line = json.dumps({"c": list(changes)}, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8") + b"\n"
+        line = _dumps({"c": list(changes)}).encode("utf-8") + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.journal, "ab") as out:
+        with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
                 # A torn commit from a crash: cut it off before appending.
                 out.truncate(self._good_bytes)
@@ -142,7 +162,7 @@ class JournalStorage(Storage):
                                    suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+                _dump(data, out)
                 out.flush()
                 os.fsync(out.fileno())
             self._rotate_backups()
@@ -150,7 +170,8 @@ class JournalStorage(Storage):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        with open(self.journal, "wb") as out:
+        with open(self.journal, "wb", opener=_private) as out:
+            os.fchmod(out.fileno(), 0o600)  # one made by an older version
             os.fsync(out.fileno())
         self._snapshot_bytes = self.path.stat().st_size
         self._good_bytes = self._journal_bytes = 0

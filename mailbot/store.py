@@ -188,6 +188,11 @@ class Store:
         # backups recent.
         self._storage.compact()
 
+    def lock_fileno(self) -> int | None:
+        """The descriptor holding the record's lock, if held: for a child
+        process to close, so that the lock is this process's alone."""
+        return self._lock_file.fileno() if self._lock_file is not None else None
+
     def commit(self) -> None:
         """Write every change since the last commit, as one journal line,
         or, if the disk refuses, forget them, so that memory never runs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import re
+import shutil
 import textwrap
 from datetime import UTC, datetime
 from email import policy
@@ -15,6 +16,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 
+import jinja2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -453,3 +455,64 @@ def reflow_with_textwrap(text: str, width: int = 72) -> str:
     st.integers(min_value=1, max_value=80))
 def test_reflow_wraps_as_textwrap_does(text: str, width: int) -> None:
     assert reflow(text, width) == reflow_with_textwrap(text, width)
+
+
+# The templates wrap prose with the `wrap` filter: what Jinja's
+# `wordwrap(width, false, none, false)` gives, without its cost.
+
+@given(st.lists(st.sampled_from(
+    ["a", "bb", "ccccc", "x" * 30, "y" * 80, " ", " ", " ", "  ", "\n",
+     "\r\n", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\u2028", "é",
+     "\u00a0", "\u2003", "-"]), max_size=60).map("".join),
+    st.integers(min_value=-1, max_value=80))
+def test_the_wrap_filter_is_jinjas_wordwrap(text: str, width: int) -> None:
+    env = jinja2.Environment()
+    try:
+        expected = jinja2.filters.do_wordwrap(env, text, width, False, None,
+                                              False)
+    except ValueError:  # textwrap refuses a width under 1
+        with pytest.raises(ValueError):
+            compose.wrap(text, width)
+        return
+    assert compose.wrap(text, width) == expected
+
+
+@given(st.lists(st.lists(st.sampled_from(
+    ["a", "bb", "ccccc", "x" * 9, "y" * 30, "é", "-", "\u00a0"]),
+    min_size=1, max_size=4).map("".join), max_size=40).map(" ".join),
+    st.integers(min_value=1, max_value=40))
+def test_the_wrap_filter_wraps_words_as_jinja_does(text: str,
+                                                   width: int) -> None:
+    env = jinja2.Environment()
+    assert compose.wrap(text, width) == jinja2.filters.do_wordwrap(
+        env, text, width, False, None, False)
+
+
+def test_templates_say_what_they_said_with_jinjas_wordwrap(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", folder)
+    macros = folder / "_macros.txt"
+    text = macros.read_text()
+    assert "|wrap(" in text
+    macros.write_text(re.sub(r"\|wrap\(([^()]*(?:\([^()]*\))?[^()]*)\)",
+                             r"|wordwrap(\1, false, none, false)", text))
+    assert "|wrap(" not in macros.read_text()
+    ours, jinjas = composer(), composer(templates=folder)
+    for name, context in contexts().items():
+        # Long names and comments, to make the wrapping work.
+        for variant in (context, _stretched(context)):
+            made = Draft(key="k", kind="digest", template=name,
+                         to=("a@example.org",), context=variant)
+            assert ours.render(made) == jinjas.render(made), name
+
+
+def _stretched(value: object) -> object:
+    if isinstance(value, str) and not value[:1].isdigit():  # not a date
+        return f"{value} {value}\tand  {value}-{value} " * 3
+    if isinstance(value, dict):
+        return {k: v if k in ("status", "phase") else _stretched(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stretched(v) for v in value]
+    return value

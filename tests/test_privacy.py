@@ -6,22 +6,31 @@ Dovecot)."""
 
 from __future__ import annotations
 
+import dataclasses
+import email
+import email.policy
+import html
+import io
 import json
 import os
 import stat
+import zipfile
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from harness import Harness, example_config, make_mail, sample
 from servers import DovecotMailbox
 from test_cli import deliver, mailbot
 from test_sources import maildir_config, put, raw_message
 
-from mailbot import privacy, setaside
+from mailbot import privacy, setaside, spreadsheets
 from mailbot.privacy import PrivacyError
 from mailbot.sources.imap import ImapSource
 from mailbot.sources.maildir import MaildirSource
@@ -317,6 +326,216 @@ def test_erasing_someone_unknown_changes_nothing(bot: Harness) -> None:
                 if e["event"] == "erased"]
 
 
+# Erasure and export look inside kept copies as a person reads them.
+
+ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"  # Glenbrae Primary's contact
+MORAG_FROM = "Morag Lindsay <m.lindsay@glenbrae-hs.fife.example.sch.uk>"
+
+
+def workbook(rows: list[list[str]]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def nominated_again(attachment: bytes, filename: str = "schools.xlsx") -> bytes:
+    """The lead sends the nomination again (set aside: the cluster is
+    recorded), the schools in an attached workbook."""
+    message = EmailMessage()
+    message["From"] = MORAG_FROM
+    message["To"] = "programme@dsa.example.org"
+    message["Subject"] = "Cluster nomination - Glenbrae Cluster"
+    message["Message-ID"] = make_msgid(domain="glenbrae-hs.example.sch.uk")
+    message.set_content("Cluster name: Glenbrae Cluster\nLocal authority: "
+                        "Fife\nThe schools are in the attached sheet.\n")
+    message.add_attachment(
+        attachment, maintype="application",
+        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        filename=filename)
+    return message.as_bytes()
+
+
+def kept_text(bot: Harness) -> str:
+    """Every set-aside copy as a person reads it, or a grep after unzip:
+    headers decoded, parts decoded, HTML entities decoded, zips unzipped."""
+    texts = []
+    for path in setaside.folder(bot.bot.store).glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(),
+                                           policy=email.policy.default)
+        for part in message.walk():
+            texts += [f"{name}: {value}" for name, value in part.items()]
+            if part.is_multipart():
+                continue
+            data = part.get_payload(decode=True)
+            assert isinstance(data, bytes)
+            texts.append(html.unescape(data.decode("utf-8", "replace")))
+            if data.startswith(b"PK"):
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    texts += [archive.read(n).decode("utf-8", "replace")
+                              for n in archive.namelist()]
+    return "\n".join(texts).lower()
+
+
+@pytest.fixture
+def glenbrae(bot: Harness) -> Harness:
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert bot.bot.store.schools_with_contact(ALAN)
+    return bot
+
+
+def kept_then_erased(bot: Harness, raw: bytes) -> privacy.Erasure:
+    """Deliver `raw` (to be set aside), check that the export lists its
+    copy, erase Alan, and check that no copy names him any more."""
+    bot.deliver(raw)
+    bot.cycle()
+    assert ALAN in kept_text(bot)
+    copies = access(bot, ALAN)["set_aside_copies"]
+    assert len(copies) == 1 and copies[0]["not_searched"] == []
+    assert ALAN in copies[0]["text"].lower()
+    done = privacy.erase(bot.bot.store, bot.config, ALAN, bot.clock.now(),
+                         apply=True)
+    assert done.done and done.copies == 1 and done.unsearched == 0
+    assert ALAN not in kept_text(bot)
+    return done
+
+
+def test_erasure_searches_inside_an_attached_workbook(
+        glenbrae: Harness) -> None:
+    """Guards a defect found by hostile testing: a set-aside nomination
+    named the contact only inside its XLSX, and the copy outlived the
+    contact's erasure."""
+    kept_then_erased(glenbrae, nominated_again(workbook(
+        [["School", "Phase", "Contact", "Email"],
+         ["Glenbrae Primary School", "primary", "Alan Reid", ALAN]])))
+
+
+def test_erasure_searches_a_forwarded_message(glenbrae: Harness) -> None:
+    """Guards a defect found by hostile testing: the person's address in
+    the From: of a message forwarded as an attachment was never read."""
+    inner = EmailMessage()
+    inner["From"] = f"Alan Reid <{ALAN}>"
+    inner["To"] = "colleague@elsewhere.example"
+    inner["Subject"] = "our plans"
+    inner.set_content("Some plans.\n")
+    outer = EmailMessage()
+    outer["From"] = "colleague@elsewhere.example"
+    outer["To"] = "programme@dsa.example.org"
+    outer["Subject"] = "Fwd: our plans"
+    outer["Message-ID"] = make_msgid(domain="elsewhere.example")
+    outer.set_content("See attached.\n")
+    outer.add_attachment(inner)
+    kept_then_erased(glenbrae, outer.as_bytes())
+
+
+@pytest.mark.parametrize("how", ["encoded-word", "html-entities"])
+def test_erasure_decodes_addresses_before_searching(
+        glenbrae: Harness, how: str) -> None:
+    """Guards a defect found by hostile testing: an address written only
+    as an RFC 2047 encoded-word in a Cc header, or with HTML entities in
+    an HTML part, was not found."""
+    if how == "encoded-word":
+        raw = (b"From: stranger@elsewhere.example\r\n"
+               b"To: programme@dsa.example.org\r\n"
+               b"Cc: =?utf-8?q?a=2Ereid=40glenbrae-ps=2Efife=2Eexample"
+               b"=2Esch=2Euk?= <office@elsewhere.example>\r\n"
+               b"Subject: hello\r\nMessage-ID: <ew1@elsewhere.example>\r\n"
+               b"\r\nHello.\r\n")
+    else:
+        message = EmailMessage()
+        message["From"] = "stranger@elsewhere.example"
+        message["To"] = "programme@dsa.example.org"
+        message["Subject"] = "hello"
+        message["Message-ID"] = make_msgid(domain="elsewhere.example")
+        message.set_content(
+            "<p>Write to a.reid&#64;glenbrae-ps.fife.<b></b>example.sch.uk "
+            "or <a href='mailto:a.reid&commat;glenbrae-ps.fife.example.sch"
+            ".uk'>Alan</a></p>", subtype="html")
+        raw = message.as_bytes()
+    kept_then_erased(glenbrae, raw)
+
+
+def test_a_copy_that_cannot_be_searched_goes_if_linked_to_the_person(
+        glenbrae: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workbook that cannot be opened, or is over the bounds of
+    spreadsheets.py, may name the person: the copy goes if its message is
+    linked to them (here: from their cluster's lead), and the summary
+    says so; the same from a stranger stays."""
+    store = glenbrae.bot.store
+    damaged = b"PK\x03\x04 not a workbook after all"
+    many = io.BytesIO()
+    with zipfile.ZipFile(many, "w") as archive:
+        for n in range(5):
+            archive.writestr(f"xl/part{n}.xml", "<x/>")
+    monkeypatch.setattr(spreadsheets, "MAX_MEMBERS", 4)
+    from_a_stranger = EmailMessage()
+    from_a_stranger["From"] = "stranger@elsewhere.example"
+    from_a_stranger["To"] = "programme@dsa.example.org"
+    from_a_stranger["Subject"] = "A sheet"
+    from_a_stranger["Message-ID"] = make_msgid(domain="elsewhere.example")
+    from_a_stranger.set_content("Attached.\n")
+    from_a_stranger.add_attachment(damaged, maintype="application",
+                                   subtype="octet-stream",
+                                   filename="schools.xlsx")
+    glenbrae.deliver(nominated_again(damaged),
+                     nominated_again(many.getvalue(), "big.xlsx"),
+                     from_a_stranger.as_bytes())
+    glenbrae.cycle()
+    kept = setaside.kept_copies(store)
+    assert len(kept) == 3
+
+    copies = access(glenbrae, ALAN)["set_aside_copies"]
+    assert len(copies) == 2
+    assert all(c["from"] == "m.lindsay@glenbrae-hs.fife.example.sch.uk"
+               for c in copies)
+    reasons = sorted(" ".join(c["not_searched"]) for c in copies)
+    assert "cannot be opened" in reasons[1]
+    assert "5 parts in its zip, over 4" in reasons[0]
+
+    done = privacy.erase(store, glenbrae.config, ALAN, glenbrae.clock.now(),
+                         apply=True)
+    assert done.copies == 2 and done.unsearched == 2
+    assert ("2 set-aside copies (2 of them not searchable in full"
+            in done.summary())
+    (left,) = setaside.kept_copies(store).values()
+    assert b"stranger@elsewhere.example" in left.read_bytes()
+
+
+def test_the_erasure_summary_counts_in_plurals_and_names_every_copy_kept(
+        bot: Harness, tmp_path: Path) -> None:
+    """Found trying the README as a new user: "2 message received", and
+    the outbox and the demo's folder were not among the copies still
+    held."""
+    plant_ann_everywhere(bot)
+    plan = privacy.erase(bot.bot.store, bot.config, ANN, bot.clock.now(),
+                         apply=False)
+    summary = plan.summary()
+    assert f"{plan.messages} messages received" in summary
+    assert f"{plan.events} history events" in summary
+    assert "1 cluster," in summary and "1 set-aside copy" in summary
+    elsewhere = " ".join(plan.elsewhere)
+    assert str(bot.config.sending.path) in elsewhere
+    assert "mailbot.json.1" in elsewhere
+    assert access(bot)["elsewhere"] == plan.elsewhere
+
+    # The demo's folder, where `mailbot demo` puts it, once it is there.
+    config = dataclasses.replace(bot.config, path=tmp_path / "config.toml")
+    demo = tmp_path / "data" / "demo"
+    assert str(demo) not in " ".join(privacy.held_elsewhere(config))
+    demo.mkdir(parents=True)
+    assert str(demo) in " ".join(privacy.held_elsewhere(config))
+    # Sending by SMTP, there is no outbox.
+    smtp = dataclasses.replace(config, sending=dataclasses.replace(
+        config.sending, kind="smtp"))
+    assert str(config.sending.path) not in " ".join(
+        privacy.held_elsewhere(smtp))
+
+
 # ------------------------------------------------------------- retention
 
 def test_old_copies_go_after_keep_raw_days_through_the_sweep(
@@ -453,6 +672,9 @@ def test_privacy_commands(home: Path) -> None:
 
     done = mailbot(home, "privacy", "erase", alan, "--yes").stdout
     assert "Erased" in done and "erased.invalid" in done
+    # What erasure does not reach is named, the embedded outbox included.
+    assert "Still held elsewhere:" in done
+    assert "mailbot does not empty it" in done and "outbox" in done
     assert privacy.is_empty(json.loads(
         mailbot(home, "privacy", "export", alan).stdout))
 
@@ -460,3 +682,20 @@ def test_privacy_commands(home: Path) -> None:
                       "--yes", check=False)
     assert refused.returncode == 1
     assert "staff" in refused.stderr and "config" in refused.stderr
+
+
+def test_files_holding_personal_data_are_readable_by_their_owner_only(
+        bot: Harness) -> None:
+    """The journal and the outbox were once made readable by everyone on
+    the machine (found trying the README as a new user)."""
+    plant_ann_everywhere(bot)
+    store_path = bot.config.store_path
+    files = [store_path, Path(f"{store_path}.journal"),
+             bot.config.security.key_file,
+             *bot.config.sending.path.glob("*.eml"),
+             *(p for p in store_path.parent.rglob("*")
+               if "set-aside" in p.parts and p.is_file())]
+    assert len(files) > 5
+    for path in files:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert not mode & 0o077, f"{path} is {oct(mode)}"

@@ -209,3 +209,17 @@ def test_the_journal_is_folded_into_the_snapshot_when_it_outgrows_it(
         store.commit()
     assert path.exists() and os.path.getsize(journal_of(path)) < 20_000
     assert len(JournalStorage(path).read()["messages.00000"]) == 300
+
+
+def test_a_snapshot_is_the_record_as_json_writes_it(tmp_path: Path) -> None:
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    for n in range(1, 1201):
+        store.record_message({**message(n), "subject": f"Café «{n}» \u2028"})
+    store.commit()
+    storage = JournalStorage(path)
+    data = storage.read()
+    storage.compact()
+    assert path.read_text(encoding="utf-8") == json.dumps(
+        data, ensure_ascii=False, separators=(",", ":"))
+    assert len(data) > 3  # more than one shard of messages

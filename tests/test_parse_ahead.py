@@ -1,0 +1,199 @@
+"""Parsing ahead in a second process, in a poll of many messages.
+
+Whether a message was parsed here or ahead, it is handled the same, in the
+same order; what cannot be parsed is set aside for the same reason; a
+parsing process that dies costs a warning and nothing else. The mail is
+that of the crash tests: nominations, then a mix from their schools.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import pickle
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Harness, example_config
+from test_crash import mail_batch
+
+from mailbot import mail, pipeline
+from mailbot.errors import SetAside
+from mailbot.sources import RawMail
+
+START = "2027-01-12 09:35"
+MARK = b"X-Test-Mark: "
+
+
+@pytest.fixture(scope="module")
+def batch() -> list[bytes]:
+    return mail_batch(90)
+
+
+def handled(tmp_path: Path, batch: list[bytes]) -> dict[str, Any]:
+    """One poll over `batch`: each message's record in handling order, the
+    clusters and schools, and the mail queued."""
+    tmp_path.mkdir()
+    # One signing key for both runs, so that they send the same subjects.
+    key = tmp_path / "mailbot.key"
+    key.write_text("parse-ahead-test-key-" + "k" * 40 + "\n")
+    key.chmod(0o600)
+    harness = Harness(example_config(tmp_path), START)
+    try:
+        harness.deliver(*batch)
+        harness.bot.pipeline.poll()
+        store = harness.bot.store
+        return {
+            "messages": [(m["message_id"], m["outcome"], m["kind"],
+                          m["reason"], m["cluster_id"], m["school_id"])
+                         for m in store.all_messages()],
+            # Our Message-IDs carry a digest salted per record.
+            "clusters": json.loads(re.sub(
+                r"\.[0-9a-f]{24}@", ".@",
+                json.dumps(harness.export()["clusters"]))),
+            "outgoing": [(o["kind"], o["to"], o["subject"])
+                         for o in store.all_outgoing()],
+            "left": list((harness.config.mailbox.path / "new").iterdir()),
+        }
+    finally:
+        harness.close()
+
+
+def here_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "PARSE_AHEAD", 10**9)
+
+
+def marked(raw: bytes, mark: str) -> bytes:
+    return MARK + mark.encode() + b"\r\n" + raw
+
+
+def test_parsing_ahead_changes_nothing_but_where(
+        batch: list[bytes], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ahead = handled(tmp_path / "ahead", batch)
+    here_only(monkeypatch)
+    here = handled(tmp_path / "here", batch)
+    assert ahead == here
+    assert len(ahead["messages"]) == len(batch) and ahead["left"] == []
+    assert multiprocessing.active_children() == []
+
+
+def test_what_cannot_be_parsed_ahead_is_set_aside_as_here(
+        batch: list[bytes], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = mail.parse
+
+    def parse(raw: bytes) -> mail.Incoming:
+        # In both processes: the parsing one is a fork of this one.
+        if raw.startswith(MARK + b"broken"):
+            raise SetAside("unreadable message: test")
+        if raw.startswith(MARK + b"crash"):
+            raise ValueError("a bug in parsing")
+        return real(raw)
+
+    monkeypatch.setattr(mail, "parse", parse)
+    mixed = list(batch)
+    mixed[40] = marked(mixed[40], "broken")
+    mixed[60] = marked(mixed[60], "crash")
+    ahead = handled(tmp_path / "ahead", mixed)
+    here_only(monkeypatch)
+    here = handled(tmp_path / "here", mixed)
+    assert ahead == here
+    assert [m[1:4] for m in ahead["messages"] if m[1] == "set_aside"
+            and m[2] in ("unreadable", "error")] == [
+        ("set_aside", "unreadable", "unreadable message: test"),
+        ("set_aside", "error",
+         "error while handling: ValueError: a bug in parsing")]
+
+
+def test_a_parsing_process_that_dies_costs_only_a_warning(
+        batch: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    here_only(monkeypatch)
+    here = handled(tmp_path / "here", batch)
+    monkeypatch.undo()
+
+    real = mail.parse
+    main = os.getpid()
+
+    def parse(raw: bytes) -> mail.Incoming:
+        if os.getpid() != main and raw.startswith(MARK):
+            os._exit(1)  # the parsing process dies, mid-chunk
+        return real(raw)
+
+    monkeypatch.setattr(mail, "parse", parse)
+    dying = list(batch)
+    dying[50] = marked(dying[50], "die")
+    with caplog.at_level(logging.WARNING, logger="mailbot"):
+        ahead = handled(tmp_path / "ahead", dying)
+    # Every message handled once, in order, as if parsed here.
+    assert ahead == here
+    assert caplog.text.count("the parsing process ended") == 1
+    assert multiprocessing.active_children() == []
+
+
+def raws(count: int, fetched: list[int], fail: bool = False
+         ) -> Iterator[RawMail]:
+    for n, raw in enumerate(mail_batch(count)):
+        fetched.append(n)
+        yield RawMail(f"maildir:{n}", raw)
+    if fail:
+        raise OSError("the mailbox went away")
+
+
+def test_a_small_poll_reads_nothing_ahead() -> None:
+    fetched: list[int] = []
+    for n, (raw, parsed) in enumerate(pipeline.parsed_ahead(
+            raws(pipeline.PARSE_AHEAD, fetched))):
+        assert raw.key == f"maildir:{n}" and parsed is None
+        assert fetched == list(range(n + 1))
+
+
+def test_a_failing_source_fails_after_what_it_gave() -> None:
+    fetched: list[int] = []
+    seen = []
+    with pytest.raises(OSError, match="went away"):
+        for raw, parsed in pipeline.parsed_ahead(raws(70, fetched, True)):
+            seen.append(raw.key)
+            if len(seen) > pipeline.PARSE_AHEAD:
+                # Parsed ahead, as it would be here.
+                assert parsed == mail.parse(raw.data)
+    assert seen == [f"maildir:{n}" for n in range(70)]
+    assert multiprocessing.active_children() == []
+
+
+def test_an_incoming_message_travels_whole(batch: list[bytes]) -> None:
+    for raw in batch[:8]:
+        parsed = mail.parse(raw)
+        parsed.once("test", lambda: ("read", 1))
+        again = pickle.loads(pickle.dumps(parsed))
+        assert again == parsed
+        assert again.message.as_bytes() == parsed.message.as_bytes()
+        assert again.attachments == parsed.attachments
+
+
+def test_the_parsing_process_does_not_hold_the_record_lock(
+        tmp_path: Path) -> None:
+    """A worker forked from the daemon once kept the lock file open, so a
+    daemon killed alone left its lock held for a moment longer."""
+    from mailbot.store import Store
+
+    store = Store(tmp_path / "mailbot.json")
+    store.lock()
+    lock_path = os.path.realpath(tmp_path / "mailbot.lock")
+    parser = pipeline._start_parser(store.lock_fileno())
+    assert parser is not None
+    try:
+        pid = parser.submit(os.getpid).result()
+        held = {os.path.realpath(f"/proc/{pid}/fd/{fd}")
+                for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert lock_path not in held
+        assert pid != os.getpid()
+    finally:
+        parser.shutdown(wait=True)
+        store.close()
