@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mailbot import examples
+from mailbot import examples, logsafe
 from mailbot import rules as rules_module
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
@@ -66,6 +66,11 @@ class Mailbot:
 
 def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     """Everything `run` needs, with the record locked for this process."""
+    # A member of staff's reference helps authenticate their commands, and
+    # every message to staff carries it in its Message-ID: from here on
+    # every log record has references and the config's secrets masked
+    # (the command line installs the same; installing twice changes nothing).
+    logsafe.install(logsafe.secrets_of(config))
     store = Store(config.store_path)
     store.lock()
     flow = workflow_for(config, store, clock)

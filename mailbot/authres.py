@@ -258,6 +258,17 @@ def header_fields(message: Message) -> list[tuple[str, str]]:
             for name, value in message.items()]
 
 
+def block_of(incoming: Incoming,
+             trusted_ids: Sequence[str]) -> list[AuthResults]:
+    """The message's topmost block of Authentication-Results from a trusted
+    server; empty when there is none (or no server is trusted). While a
+    block is there, its word on the sender is final: nothing else
+    (commands.py's answered references) may stand in for a pass."""
+    if not trusted_ids:
+        return []
+    return trusted_block(header_fields(incoming.message), trusted_ids)
+
+
 def authenticated(incoming: Incoming, trusted_ids: Sequence[str],
                   sender: str) -> tuple[bool, str]:
     """Whether a trusted receiving server says DMARC or DKIM passed for
@@ -265,5 +276,4 @@ def authenticated(incoming: Incoming, trusted_ids: Sequence[str],
     if not trusted_ids:
         return False, ("no receiving server is trusted "
                        "([security] authserv_ids is empty)")
-    block = trusted_block(header_fields(incoming.message), trusted_ids)
-    return verdict(block, sender)
+    return verdict(block_of(incoming, trusted_ids), sender)

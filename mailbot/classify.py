@@ -131,8 +131,10 @@ class Classifier:
         school_id = thread.school_id or self._school_of_sender(mail, store)
         if school_id is None:
             return self._new_address(mail, store) or Understanding(
-                OTHER, reason=thread.reason or
-                "not from a school contact and not a nomination")
+                OTHER, reason=thread.reason or (
+                    "staff mail (or a validator's or council's) with no "
+                    "command in it" if sender in self.people else
+                    "not from a school contact and not a nomination"))
 
         cluster_id = store.school(school_id)["cluster_id"]
         words = f"{mail.subject}\n{new_text(mail.text)}"

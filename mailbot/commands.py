@@ -23,22 +23,41 @@ more than one is refused, with the candidates listed. Statuses are those
 of the export (`self_review_complete`, or in words: `self-review
 complete`).
 
-Only the writer's own new text is read: quoted history, the signature
-(from a `-- ` line, or a sign-off such as "Kind regards" with a name
-under it) and footers are never taken as commands. A message is a
-command message when at least one of its lines is a command; in one, a
-line that starts like a command but is not one is refused as not
+Only the writer's own new text is read (`own_text`): the message's
+first text/plain body, or its first text/html one made text when there
+is no plain one, never an attachment, an attached message (a forward
+"as attachment") or a later inline part; in HTML, neither quoted text
+(`<blockquote>`) nor what a reader never sees (`display:none`,
+`visibility:hidden`, `hidden`, styles and scripts). Of that text, quoted
+history, the signature (from a `-- ` line, or a sign-off such as "Kind
+regards" with a name under it) and footers are never taken as commands.
+A courtesy before or after a command is allowed ("Please award #3.",
+"Could you award Kirkton, please?"). A message is a command message when
+at least one of its lines is a command; in one, a line that looks like
+a failed command (it starts with a command's first word or a typo of
+one, or names a record by its number, `#12`) is refused as not
 understood, and other lines (a greeting, "thanks") are passed over.
 
-A command is obeyed only when the message is authenticated: a trusted
-receiving server (`[security] authserv_ids`) says DMARC or DKIM passed
-for the sender's domain (authres.py), or the message carries the signed
-reference mailbot gave that member of staff (tokens.py). Each command is
-checked whole before anything changes, so a refused command changes
-nothing. The writer gets one reply listing what was done and what was
-refused and why; a message that is not authenticated gets only a short
-refusal, to the staff address itself, and is set aside. Each command and
-its outcome goes into the history, where the digest finds refusals.
+A command is obeyed only when the message is authenticated:
+
+- a trusted receiving server (`[security] authserv_ids`) says DMARC or
+  DKIM passed for the sender's domain (authres.py). While a trusted
+  server's Authentication-Results are there, they alone decide: a fail
+  is refused, whatever else the message carries;
+- or, only when no trusted server's Authentication-Results are there at
+  all (Microsoft 365 names no server), the message answers (In-Reply-To
+  or References) mail that mailbot sent to this same address in the last
+  ANSWER_DAYS days, which carried that person's signed reference
+  (tokens.py). A reference in the subject or in an address written to
+  counts for nothing here: anyone Cc'd on a reply from staff sees those.
+
+Each command is checked whole before anything changes, so a refused
+command changes nothing. The writer gets one reply listing what was
+done and what was refused and why, however many they sent that day; a
+message that is not authenticated gets only a short refusal, to the
+staff address itself (within the daily cap on replies), and is set
+aside. Each command and its outcome goes into the history, where the
+digest finds refusals.
 """
 
 from __future__ import annotations
@@ -50,7 +69,9 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from email.message import Message
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinydb.table import Document
@@ -59,7 +80,7 @@ from mailbot import authres, report
 from mailbot.compose import Draft
 from mailbot.councils import canonical_council
 from mailbot.enrolment import _nomination_from_dict, _nomination_to_dict
-from mailbot.mail import Incoming
+from mailbot.mail import HTML_LIMIT, TEXT_LIMIT, Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
 from mailbot.store import (
@@ -98,6 +119,12 @@ SCHOOL_STATUSES = (INVITED, SELF_REVIEW_COMPLETE, VISIT_REQUESTED, AWARDED,
 CANDIDATES = 6
 # The longest line read as a command.
 LINE_CHARS = 300
+# How long mail that mailbot sent to a member of staff authenticates
+# their answers to it, when no trusted server says anything: a
+# Message-ID seen by someone Cc'd on a reply is of use for no longer.
+ANSWER_DAYS = 30
+# The deepest nesting of MIME parts searched for the writer's own text.
+MIME_DEPTH = 12
 
 _GRAMMAR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE)) for name, pattern in (
@@ -124,6 +151,21 @@ _GRAMMAR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 # message, that is no command is refused rather than passed over.
 _VERBS = re.compile(r"(?:confirm|rename|set|award|assign|give|change|replace"
                     r"|accept|resend|send)\b", re.IGNORECASE)
+# First words of commands long enough that a word one typing slip away
+# (a letter more, less, changed, or two swapped) is taken for a typo of
+# one: "awrd", "acept". Shorter ones (set, give, send) have too many
+# ordinary neighbours (get, let, sent).
+_TYPO_VERBS = ("confirm", "rename", "award", "assign", "change", "replace",
+               "accept", "resend")
+# Ordinary words a slip away from one of those: never a typo.
+_NOT_TYPOS = frozenset({"aware", "ward", "except", "charge", "chance",
+                        "accent", "resent", "conform"})
+_FIRST_WORD = re.compile(r"[a-z]+")
+# A record named by its number.
+_NUMBER = re.compile(r"#\d")
+# Courtesies before a command: "Please", "Could you", "Kindly", ...
+_POLITE = re.compile(r"(?:(?:please|kindly|(?:could|can|would|will) you)"
+                     r"\b[ ,]*)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -131,43 +173,262 @@ class Command:
     line: str                  # as written, tidied
     name: str                  # "" if the line is not understood
     args: dict[str, str] = field(default_factory=dict)
+    hint: str = ""             # not understood: the command it may be
 
 
 def _tidy(line: str) -> str:
     line = " ".join(line.replace("\u00a0", " ").split())
-    return line.strip("*_ ").rstrip(".!;,").strip()
+    return line.strip("*_ ").rstrip(".!?;,").strip()
+
+
+def _core(written: str) -> str:
+    """A tidied line without the courtesies around a command: "Please
+    award #1" and "Could you award #1, please" are "award #1"."""
+    polite = _POLITE.match(written)
+    text = written[polite.end():] if polite else written
+    for tail in (", please", " please"):
+        if text.lower().endswith(tail):
+            text = text[:-len(tail)]
+            break
+    return text.rstrip(".!?;, ")
 
 
 def parse_line(line: str) -> Command | None:
     """The command a line holds, or None if the line is no command."""
-    text = _tidy(line)
-    if not text or len(text) > LINE_CHARS:
+    written = _tidy(line)
+    if not written or len(written) > LINE_CHARS:
         return None
+    text = _core(written)
     for name, pattern in _GRAMMAR:
         found = pattern.fullmatch(text)
         if found:
             args = {k: v.strip() for k, v in found.groupdict().items() if v}
-            return Command(text, name, args)
+            return Command(written, name, args)
     return None
 
 
+def _failed_command(line: str) -> Command | None:
+    """A line that is no command but looks like a failed one (unnamed, with
+    the command it may be a typo of), or None."""
+    written = _tidy(line)
+    if not written or len(written) > LINE_CHARS:
+        return None
+    text = _core(written)
+    first = _FIRST_WORD.match(text.lower())
+    typo = _typo_of(first.group(0)) if first else ""
+    if typo or _VERBS.match(text) or _NUMBER.search(text):
+        return Command(written, "", hint=typo)
+    return None
+
+
+def _typo_of(word: str) -> str:
+    """The command's first word that `word` is a typing slip of, or ""."""
+    if len(word) < 4 or word in _NOT_TYPOS:
+        return ""
+    for verb in _TYPO_VERBS:
+        # "awarded", "changes": a word of its own, not a slip.
+        if not word.startswith(verb) and _one_slip(word, verb):
+            return verb
+    return ""
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Whether `a` and `b` differ by one letter added, dropped or changed,
+    or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:] or (
+            a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[i + 1:] == shorter[i:]
+
+
 def command_lines(text: str) -> list[Command]:
-    """The commands in the writer's own text; a line that starts like a
-    command and is not one is there too, unnamed, if there is at least one
-    real command (otherwise it is ordinary mail, and none is returned)."""
+    """The commands in the writer's own text; a line that looks like a
+    failed command is there too, unnamed, if there is at least one real
+    command (otherwise it is ordinary mail, and none is returned)."""
     found: list[Command] = []
     for line in new_text(text).splitlines():
-        command = parse_line(line)
+        command = parse_line(line) or _failed_command(line)
         if command is not None:
             found.append(command)
-        elif _VERBS.match(_tidy(line)) and len(_tidy(line)) <= LINE_CHARS:
-            found.append(Command(_tidy(line), ""))
     return found if any(c.name for c in found) else []
+
+
+def mail_commands(mail: Incoming) -> list[Command]:
+    """The commands of a message: those of its writer's own text."""
+    return mail.once("commands.lines", lambda: command_lines(own_text(mail)))
 
 
 def is_command_mail(mail: Incoming, staff: Sequence[str]) -> bool:
     """Staff mail with at least one command in the writer's own text."""
-    return mail.sender.email in staff and bool(command_lines(mail.text))
+    return mail.sender.email in staff and bool(mail_commands(mail))
+
+
+# -- the writer's own text ---------------------------------------------------
+
+def own_text(mail: Incoming) -> str:
+    """What the writer wrote: the message's first text/plain body, or its
+    first text/html one made text (`visible_text`) when it has no plain
+    one. Never an attachment (a part with a filename or marked as one),
+    an attached message or what comes after the first body."""
+    return mail.once("commands.own_text", lambda: _own_text(mail.message))
+
+
+def _own_text(message: Message) -> str:
+    part = _body(message, 0)
+    if part is None:
+        return ""
+    text = _decoded(part).replace("\r\n", "\n").replace("\r", "\n")
+    if part.get_content_type() == "text/html":
+        cut = len(text) > HTML_LIMIT
+        text = visible_text(text[:HTML_LIMIT])
+        if cut:  # the last line may be cut short
+            text = text[:text.rstrip("\n").rfind("\n") + 1]
+    if len(text) > TEXT_LIMIT:  # whole lines: half a command is none
+        text = text[:text.rfind("\n", 0, TEXT_LIMIT) + 1]
+    return text
+
+
+def _body(part: Message, depth: int) -> Message | None:
+    """The first part under `part` that holds the writer's text."""
+    if depth > MIME_DEPTH or _attached(part) \
+            or part.get_content_maintype() == "message":
+        return None
+    kind = part.get_content_type()
+    if not part.is_multipart():
+        return part if kind in ("text/plain", "text/html") else None
+    subparts = [p for p in part.get_payload() if isinstance(p, Message)]
+    if kind == "multipart/alternative":
+        found = [b for b in (_body(p, depth + 1) for p in subparts)
+                 if b is not None]
+        plain = [b for b in found if b.get_content_type() == "text/plain"]
+        return (plain or found)[0] if found else None
+    for subpart in subparts:
+        body = _body(subpart, depth + 1)
+        if body is not None:
+            return body
+    return None
+
+
+def _attached(part: Message) -> bool:
+    try:
+        return part.get_content_disposition() == "attachment" \
+            or bool(part.get_filename())
+    except (ValueError, LookupError, TypeError):
+        return True  # a header that cannot be read is no body's
+
+
+def _decoded(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    for codec in (charset, "utf-8", "cp1252"):
+        try:
+            return payload.decode(codec)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("latin-1")
+
+
+def visible_text(html: str) -> str:
+    """The text of HTML that a reader sees and that is the writer's own,
+    one line per block: without quoted text (`<blockquote>`), what is
+    hidden (`display:none`, `visibility:hidden`, the `hidden` attribute,
+    Outlook's `mso-hide:all`) and styles and scripts. One pass over the
+    tags; where a browser would end a hidden element early, this may drop
+    more than it hides, never less."""
+    reader = _VisibleText()
+    reader.feed(html)
+    reader.close()
+    lines = (" ".join(line.split()) for line in "".join(reader.parts).split("\n"))
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+class _VisibleText(HTMLParser):
+    # Never shown, or quoted: what is inside them is dropped.
+    DROPPED = frozenset({"blockquote", "style", "script", "head", "title",
+                         "template"})
+    # Elements that never hold anything (no end tag).
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img",
+                      "input", "link", "meta", "param", "source", "track",
+                      "wbr"})
+    BLOCKS = frozenset({"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5",
+                        "h6", "table", "ul", "ol", "pre", "hr", "dt", "dd"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.open: list[str] = []          # elements open, outermost first
+        self.count: dict[str, int] = {}    # of each name in `open`
+        self.dropping_from: int | None = None  # depth of the dropped element
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]
+                        ) -> None:
+        if tag in self.VOID:
+            if tag in ("br", "hr"):
+                self._break()
+            return
+        if tag in self.BLOCKS:
+            self._break()
+        if self.dropping_from is None and (tag in self.DROPPED
+                                           or _hidden(attrs)):
+            self.dropping_from = len(self.open)
+        self.open.append(tag)
+        self.count[tag] = self.count.get(tag, 0) + 1
+
+    # `<div hidden/>` opens a div, as a browser reads it.
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.count.get(tag):
+            return  # nothing to end: a browser ignores it too
+        while self.open:  # each element is ended once: linear in all
+            ended = self.open.pop()
+            self.count[ended] -= 1
+            if ended == tag:
+                break
+        if self.dropping_from is not None \
+                and len(self.open) <= self.dropping_from:
+            self.dropping_from = None
+        if tag in self.BLOCKS or tag in ("td", "th"):
+            self._break(" " if tag in ("td", "th") else "\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.dropping_from is not None:
+            return
+        if not self.count.get("pre"):  # a line break in HTML is a space
+            words = " ".join(data.split())
+            before = " " if data[:1].isspace() else ""
+            after = " " if data[-1:].isspace() and words else ""
+            data = before + words + after
+        self.parts.append(data)
+
+    def _break(self, what: str = "\n") -> None:
+        if self.dropping_from is None:
+            self.parts.append(what)
+
+
+def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    for name, value in attrs:
+        if name == "hidden":
+            return True
+        if name != "style" or not value:
+            continue
+        for declaration in value.lower().split(";"):
+            prop, _, setting = declaration.partition(":")
+            prop = prop.strip()
+            setting = setting.replace("!important", "").strip()
+            if (prop, setting) in (("display", "none"), ("mso-hide", "all"),
+                                   ("visibility", "hidden"),
+                                   ("visibility", "collapse")):
+                return True
+    return False
 
 
 class Refused(Exception):
@@ -191,7 +452,7 @@ class Commands:
 
     def handle(self, mail: Incoming) -> Outcome:
         sender = mail.sender.email
-        commands = command_lines(mail.text)
+        commands = mail_commands(mail)
         ok, why = self.authenticate(mail)
         now = self.flow.clock.now()
         if not ok:
@@ -217,13 +478,44 @@ class Commands:
                        f"{len(reply.done)} done, {len(reply.refused)} refused")
 
     def authenticate(self, mail: Incoming) -> tuple[bool, str]:
+        """Whether the message is the sender's own, and why (or why not)."""
         sender = mail.sender.email
-        texts = [mail.subject, *mail.thread_ids,
-                 *(a.email for a in (*mail.to, *mail.cc))]
-        if Reference(address=sender) in self.flow.tokens.found(texts, sender):
-            return True, "answers mail sent to this address"
-        return authres.authenticated(mail, self.config.security.authserv_ids,
-                                     sender)
+        trusted = self.config.security.authserv_ids
+        block = authres.block_of(mail, trusted)
+        if block:
+            # A trusted server has checked this message: its word decides,
+            # and nothing the message carries overrules a fail.
+            return authres.verdict(block, sender)
+        answered = self._answered(mail, sender)
+        if answered is not None:
+            return True, (f"answers mail sent to this address "
+                          f"({answered.get('kind')}, "
+                          f"{str(answered.get('created_at'))[:10]})")
+        checked = ("no Authentication-Results from a trusted server" if trusted
+                   else "no receiving server is trusted ([security] "
+                   "authserv_ids is empty)")
+        return False, (f"{checked}, and it answers no mail sent to this "
+                       f"address in the last {ANSWER_DAYS} days")
+
+    def _answered(self, mail: Incoming, sender: str) -> Document | None:
+        """The mail of mailbot's that this message answers (its In-Reply-To
+        or References), if it was sent to `sender` in the last ANSWER_DAYS
+        days and carried `sender`'s own signed reference."""
+        oldest = self.flow.clock.now() - timedelta(days=ANSWER_DAYS)
+        person = Reference(address=sender)
+        for message_id in mail.thread_ids:
+            sent = self.store.outgoing_by_message_id(message_id)
+            if sent is None or sent.get("status") != "sent":
+                continue
+            written_to = {str(a).lower() for a in (*sent.get("to", ()),
+                                                   *sent.get("cc", ()))}
+            if sender not in written_to or not _since(sent.get("created_at"),
+                                                      oldest):
+                continue
+            reference = str(sent.get("reference") or "")
+            if self.flow.tokens.verify(reference, sender) == person:
+                return sent
+        return None
 
     def _run(self, mail: Incoming, command: Command, reply: _Reply) -> None:
         now = self.flow.clock.now()
@@ -231,7 +523,10 @@ class Commands:
         action = self._actions().get(command.name)
         try:
             if action is None:
-                raise Refused("not understood (see the list of commands below)")
+                maybe = (f'; did you mean "{command.hint} ..."?'
+                         if command.hint else "")
+                raise Refused(f"not understood{maybe} (see the list of "
+                              "commands below)")
             said, cluster_id, school_id = action(mail, command.args, reply)
         except Refused as refused:
             reason = str(refused)
@@ -248,11 +543,15 @@ class Commands:
                      context: dict[str, Any]) -> None:
         # To the staff address itself, never a Reply-To: a forger learns
         # nothing, and staff learn that their mail is not authenticated.
+        # Every authenticated command message is answered, however many
+        # came that day (the answer still counts towards the daily cap on
+        # replies, which holds for refusals).
         self.flow.queue(Draft(
             key=f"{template}:{mail.ref}", kind="command-reply",
             template="command-reply", to=(mail.sender.email,),
             reply_to_id=mail.message_id, references=mail.references,
-            context={"commands_help": HELP, **context}))
+            context={"commands_help": HELP, **context},
+            exempt_from_reply_limit=bool(context.get("authenticated"))))
 
     def _actions(self) -> dict[str, Callable[
             [Incoming, dict[str, str], _Reply],
@@ -557,6 +856,17 @@ def _one(what: str, words: str, items: Sequence[T],
     hint = (f"; name one by its number, such as #{found[0].doc_id}"
             if isinstance(found[0], Document) else "")
     raise Refused(f"{words} could be any of {len(found)}: {listed}{hint}")
+
+
+def _since(value: Any, oldest: datetime) -> bool:
+    """Whether a time of the record (stamp()) is `oldest` or later."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment >= oldest
 
 
 def _label(name: Any, doc_id: int) -> str:

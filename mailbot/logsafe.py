@@ -11,7 +11,12 @@ handler or filter sees it, so that no handler can be missed: it replaces
   carry it, at any alignment);
 - everything after LOGIN (the user name and password of an IMAP LOGIN)
   and after the mechanism of AUTHENTICATE and AUTH (the initial response),
-  as commands, in upper case, on a line of a protocol trace.
+  as commands, in upper case, on a line of a protocol trace;
+- the signed part of every person's reference (`p-x9c2v8b7n6`, see
+  tokens.py), wherever it stands: in a Message-ID, a subject, a file
+  name. A member of staff's reference helps authenticate their commands
+  (commands.py), so it is a credential, and every message to staff
+  carries it.
 
 A record's message is formatted once, when it is made, and kept as plain
 text; its traceback too. The cost is only paid for records that a logger
@@ -30,6 +35,7 @@ from typing import Any
 
 from mailbot.config import Secret
 from mailbot.errors import ConfigError
+from mailbot.tokens import MAC_CHARS
 
 REDACTED = "**REDACTED**"
 
@@ -48,6 +54,12 @@ _COMMAND = re.compile(
     r"|AUTH +[A-Z0-9_-]+))"
     r"(?P<rest> +[^\r\n'\"]*(?:\"[^\r\n]*)?)",
     re.MULTILINE)
+
+# A person's signed reference, as tokens.py writes it (lower case, but any
+# case is masked): "p-" stays, to show that one was there.
+_PERSON_REFERENCE = re.compile(
+    r"(?<![0-9a-z])(?P<head>p-)[a-z2-7]{" + str(MAC_CHARS) + r"}(?![0-9a-z])",
+    re.IGNORECASE)
 
 
 class Redactor(logging.Filter):
@@ -73,6 +85,7 @@ class Redactor(logging.Filter):
 
     def redact(self, text: str) -> str:
         text = _COMMAND.sub(lambda m: f"{m['head']} {REDACTED}", text)
+        text = _PERSON_REFERENCE.sub(lambda m: f"{m['head']}{REDACTED}", text)
         for form in sorted(self._forms, key=len, reverse=True):
             if form in text:
                 text = text.replace(form, REDACTED)

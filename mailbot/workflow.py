@@ -78,7 +78,8 @@ class Workflow:
         draft = self._people_only(draft)
         if not draft.to:
             return False
-        if draft.reply_to_id and self._reply_limit_reached(draft, now):
+        if draft.reply_to_id and not draft.exempt_from_reply_limit \
+                and self._reply_limit_reached(draft, now):
             return False
         message = self.composer.build(draft, now)
         return self.store.queue_outgoing({

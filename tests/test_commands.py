@@ -5,15 +5,18 @@ Authentication-Results headers as a trusted receiving server writes them."""
 from __future__ import annotations
 
 import dataclasses
+import email.utils
+import logging
 import re
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import Harness, body, example_config, make_mail, sample
 
-from mailbot import commands, digest
+from mailbot import commands, digest, logsafe, mail
 
 STAFF = "coordinator@dsa.example.org"
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
@@ -115,6 +118,11 @@ def digest_text(bot: Harness) -> str:
     ("rename cluster #1 to Glenbrae Learning Community", "rename",
      {"cluster": "#1", "name": "Glenbrae Learning Community"}),
     ("set council of #1 to Fife", "council", {"cluster": "#1", "council": "Fife"}),
+    # Courtesies around a command.
+    ("Please award #1.", "award", {"school": "#1"}),
+    ("Could you award Kirkton, please?", "award", {"school": "Kirkton"}),
+    ("Kindly resend the invitation to Kirkton", "resend", {"school": "Kirkton"}),
+    ("please, could you send me the file of #1", "file", {"cluster": "#1"}),
 ])
 def test_grammar(line: str, name: str, args: dict[str, str]) -> None:
     command = commands.parse_line(line)
@@ -123,11 +131,26 @@ def test_grammar(line: str, name: str, args: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "Hi,", "Thanks", "Could you award Kirkton when you can?",
-    "Please see below.", "",
+    "Hi,", "Thanks", "Could you see to it?", "Please see below.", "Please",
+    "",
 ])
 def test_not_commands(line: str) -> None:
     assert commands.parse_line(line) is None
+
+
+def test_lines_that_look_like_failed_commands() -> None:
+    text = ("Hello,\n\naward Kirkton\nawrd Glenbrae\nPlease award #1.\n"
+            "acept jo@kirkton.example.org for Kirkton\nSee #12 below\n"
+            "set the moon to cheese\nAware of the delay, and awarded already\n"
+            "Let me know, and get back to me\nThanks\n")
+    found = [(c.line, c.name, c.hint) for c in commands.command_lines(text)]
+    assert found == [
+        ("award Kirkton", "award", ""), ("awrd Glenbrae", "", "award"),
+        ("Please award #1", "award", ""),
+        ("acept jo@kirkton.example.org for Kirkton", "", "accept"),
+        ("See #12 below", "", ""), ("set the moon to cheese", "", "")]
+    # Without a real command, it is ordinary mail.
+    assert commands.command_lines("awrd Glenbrae\nSee #12\n") == []
 
 
 def test_quoted_text_and_signature_hold_no_commands() -> None:
@@ -248,24 +271,72 @@ def test_accept_a_contact_address(bot: Harness) -> None:
                for h in history)
 
 
-def test_token_authenticates_a_command(bot: Harness) -> None:
-    token = bot.bot.pipeline.flow.tokens.for_person(STAFF)
+def the_digest(bot: Harness) -> str:
+    """The Message-ID of the digest sent to staff next morning."""
+    bot.at("2027-01-13 08:00")
+    bot.cycle()
+    return str(bot.sent("digest", STAFF)[-1]["Message-ID"])
+
+
+def test_an_answer_to_mail_sent_to_staff_authenticates_a_command(
+        bot: Harness) -> None:
+    # No trusted server's Authentication-Results at all (Microsoft 365).
+    digest_id = the_digest(bot)
     send(bot, command_mail("award Kirkton", auth=None,
-                           subject=f"Re: Programme digest [ref {token}]"))
+                           subject="Re: Programme digest",
+                           In_Reply_To=digest_id, References=digest_id),
+         "2027-01-13 10:00")
     assert bot.school("Kirkton Primary School")["status"] == "awarded"
-    # Another person's reference proves nothing.
-    other = bot.bot.pipeline.flow.tokens.for_person(ISLA)
-    send(bot, command_mail("award St Serf's", auth=None,
-                           subject=f"Re: Programme digest [ref {other}]"),
-         "2027-01-12 10:05")
-    assert bot.school("St Serf's RC Primary School")["status"] == "invited"
+    [handled] = [m for m in bot.bot.store.all_messages() if m["from"] == STAFF]
+    assert "answers mail sent to this address (digest" in handled["reason"]
+
+
+@pytest.mark.parametrize("how", ["subject", "to", "other person", "old",
+                                 "not sent to them"])
+def test_what_is_no_answer_to_mail_sent_to_staff(bot: Harness,
+                                                 how: str) -> None:
+    flow = bot.bot.pipeline.flow
+    token = flow.tokens.for_person(STAFF)
+    digest_id = the_digest(bot)
+    when = "2027-01-13 10:00"
+    headers: dict[str, str] = {}
+    if how == "subject":  # the reference alone, as anyone Cc'd sees it
+        headers = {"subject": f"Re: Programme digest [ref {token}]"}
+    elif how == "to":  # in an address written to, at any domain
+        headers = {"To": f"x+{token}@elsewhere.example.org"}
+    elif how == "other person":  # answers mail that went to someone else
+        other = next(o for o in bot.bot.store.all_outgoing()
+                     if STAFF not in o["to"])
+        headers = {"In_Reply_To": other["message_id"]}
+    elif how == "old":
+        headers = {"In_Reply_To": digest_id}
+        when = "2027-02-13 10:00"  # past ANSWER_DAYS
+    else:  # a Message-ID made up with the staff reference in it
+        headers = {"In_Reply_To": f"<{token}.0123456789abcdef01234567@dsa.example.org>"}
+    refused_without_change(bot, command_mail("award Kirkton", auth=None,
+                                             **headers), when)
+    assert "not carried out" in str(bot.sent("command-reply")[-1]["Subject"])
+
+
+def test_staff_reference_overrides_no_dmarc_fail(bot: Harness) -> None:
+    """Guards a defect found by hostile testing: a forger who copied a
+    Message-ID of mail sent to staff (a Cc'd outsider sees it in
+    References) was obeyed although the trusted server said DMARC failed."""
+    digest_id = the_digest(bot)
+    refused_without_change(bot, command_mail(
+        "award Kirkton", auth=FAIL, subject="Re: a school",
+        In_Reply_To=digest_id, References=digest_id), "2027-01-13 10:00")
+    [message] = bot.sent("command-reply")
+    assert "not carried out" in str(message["Subject"])
+    assert "dmarc=fail" in body(message)
 
 
 # -- refusals -----------------------------------------------------------------
 
-def refused_without_change(bot: Harness, raw: bytes) -> None:
+def refused_without_change(bot: Harness, raw: bytes,
+                           when: str = "2027-01-12 10:00") -> None:
     before = record(bot)
-    send(bot, raw)
+    send(bot, raw, when)
     assert record(bot) == before
 
 
@@ -352,3 +423,127 @@ def test_refusal_shows_in_the_sent_digest(bot: Harness) -> None:
     digests = bot.sent("digest", STAFF)
     assert "Staff commands refused" in body(digests[-1])
     assert "award Kirkton" in body(digests[-1])
+
+
+def test_lines_like_failed_commands_are_refused_as_not_understood(
+        bot: Harness) -> None:
+    send(bot, command_mail("Please award Kirkton.\nawrd #4\n"
+                           "Could you look at #3?\nThanks\n"))
+    assert bot.school("Kirkton Primary School")["status"] == "awarded"
+    [reply] = replies(bot)
+    assert "1 done, 2 refused" in str(bot.sent("command-reply")[0]["Subject"])
+    assert 'awrd #4: not understood; did you mean "award ..."?' in reply
+    assert "Could you look at #3: not understood" in reply
+
+
+def test_staff_mail_without_a_command_says_so(bot: Harness) -> None:
+    send(bot, command_mail("Hello,\n\nI will be away next week.\n"))
+    assert bot.sent("command-reply") == []
+    [message] = [m for m in bot.bot.store.all_messages() if m["from"] == STAFF]
+    assert message["outcome"] == "set_aside"
+    assert "staff mail" in message["reason"]
+    assert "not from a school contact" not in message["reason"]
+
+
+def test_every_authenticated_command_mail_is_answered(bot: Harness) -> None:
+    limit = bot.bot.pipeline.flow.rules.replies_per_address_per_day
+    for n in range(limit + 2):
+        send(bot, command_mail(f"award #{n % 4 + 1}"),
+             f"2027-01-12 10:{n:02d}")
+    assert len(bot.sent("command-reply", STAFF)) == limit + 2
+    # They count: a refusal (not authenticated) is not sent past the cap.
+    send(bot, command_mail("award #1", auth=FAIL), "2027-01-12 11:00")
+    assert len(bot.sent("command-reply", STAFF)) == limit + 2
+    assert events(bot, "reply-limit") == [STAFF]
+
+
+# -- only the writer's own text -------------------------------------------------
+
+def staff_message(text: str = "", html: str = "") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = STAFF
+    message["To"] = "programme@dsa.example.org"
+    message["Subject"] = "Commands"
+    message["Date"] = email.utils.formatdate()
+    message["Message-ID"] = email.utils.make_msgid(domain="dsa.example.org")
+    if text:
+        message.set_content(text)
+    if html:
+        if text:
+            message.add_alternative(html, subtype="html")
+        else:
+            message.set_content(html, subtype="html")
+    return message
+
+
+def authenticated(message: EmailMessage) -> bytes:
+    return on_top(message.as_bytes(), received(), f"Authentication-Results: {PASS}")
+
+
+def test_commands_inside_a_forwarded_message_are_not_obeyed(bot: Harness) -> None:
+    """Guards a defect found by hostile testing: commands in a message
+    staff forwarded as an attachment (someone else's text) were obeyed."""
+    inner = EmailMessage()
+    inner["From"] = "Someone <someone@evil.example>"
+    inner["To"] = STAFF
+    inner["Subject"] = "For your attention"
+    inner.set_content("Hello,\n\naward Kirkton\n")
+    outer = staff_message("For the record: the message below came in.\n")
+    outer.add_attachment(inner)
+    refused_without_change(bot, authenticated(outer))
+    assert bot.sent("command-reply") == []
+
+
+@pytest.mark.parametrize("html", [
+    ("<p>Thanks, I will deal with this.</p>"
+     "<blockquote type=\"cite\"><p>award Kirkton</p></blockquote>"),
+    ("<p>Thanks, I will deal with this.</p>"
+     "<p style=\"display:none\">award Kirkton</p>"),
+    ("<p>Thanks.</p>"
+     "<div style=\"Visibility: Hidden !important\">award Kirkton</div>"),
+    "<p>Thanks.</p><div hidden/>award Kirkton",
+    "<p>Thanks.</p><style>p {}</style><script>award Kirkton</script>",
+], ids=["blockquote", "display-none", "visibility", "hidden", "style-script"])
+def test_commands_in_html_quotes_or_hidden_text_are_not_obeyed(
+        bot: Harness, html: str) -> None:
+    """Guards a defect found by hostile testing: in HTML-only mail, quoted
+    text and text a reader never sees were obeyed as commands."""
+    refused_without_change(bot, authenticated(staff_message(html=html)))
+    assert bot.sent("command-reply") == []
+
+
+def test_html_only_commands_are_read(bot: Harness) -> None:
+    send(bot, authenticated(staff_message(html=(
+        "<div>Hello,</div><div><b>award</b>\n Kirkton</div>"
+        "<blockquote><p>award Glenbrae High</p></blockquote>"))))
+    assert bot.school("Kirkton Primary School")["status"] == "awarded"
+    assert bot.school("Glenbrae High School")["status"] == "invited"
+
+
+def own_text(message: EmailMessage) -> str:
+    return commands.own_text(mail.parse(message.as_bytes()))
+
+
+def test_own_text_is_the_first_body_only() -> None:
+    both = staff_message("plain award #1\n", "<p>html award #2</p>")
+    assert own_text(both) == "plain award #1\n"
+    html = staff_message(html="<p>html award #2</p>")
+    assert own_text(html) == "html award #2\n"
+    attached = staff_message("See the attached.\n")
+    attached.add_attachment("award #3\n", filename="notes.txt")
+    assert own_text(attached) == "See the attached.\n"
+    only_attachment = staff_message()
+    only_attachment.add_attachment("award #3\n", filename="notes.txt")
+    assert own_text(only_attachment) == ""
+
+
+def test_the_staff_reference_is_not_logged(
+        bot: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    """Guards a defect found by hostile testing: the staff reference (part
+    of every Message-ID of mail to staff) was written to the log."""
+    logsafe.install()  # as open_mailbot does
+    token = bot.bot.pipeline.flow.tokens.for_person(STAFF)
+    caplog.set_level(logging.DEBUG)
+    the_digest(bot)
+    assert "sent digest <p-" in caplog.text
+    assert token not in caplog.text

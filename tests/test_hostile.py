@@ -535,6 +535,26 @@ def test_the_redactor_catches_what_libraries_do_not(
         "login as 'alan' refused: LOGIN failed"
 
 
+def test_person_references_are_masked_in_every_record(
+        caplog: pytest.LogCaptureFixture, redacted: None) -> None:
+    # A staff member's reference helps authenticate their commands: it is
+    # a credential, wherever it stands in a line (a Message-ID, a file
+    # name, a subject tag). A school's reference and look-alikes stay.
+    logsafe.install()
+    caplog.set_level(logging.DEBUG)
+    log = logging.getLogger("mailbot.test")
+    log.info("sent digest %s", "<p-d7yr2p52ay.d86c520d96@dsa.example.org>")
+    log.debug("wrote /out/20270113T080000Z-P-D7YR2P52AY.d86c.eml")
+    log.info("subject [ref p-abcdefgh23] and <s12-abcdefgh23.x@y>")
+    log.info("a p-value of 0.05; up-abcdefgh23; p-abcdefgh234")
+    text = caplog.text
+    for token in ("d7yr2p52ay", "D7YR2P52AY", "p-abcdefgh23]"):
+        assert token not in text
+    assert text.lower().count(f"p-{logsafe.REDACTED}".lower()) == 3
+    assert "s12-abcdefgh23" in text
+    assert "a p-value of 0.05; up-abcdefgh23; p-abcdefgh234" in text
+
+
 def test_the_command_line_installs_the_redactor(tmp_path: Path) -> None:
     # In a child, so that the root logger and record factory it sets up
     # are its own.
