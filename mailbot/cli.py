@@ -324,8 +324,9 @@ def _secrets(server: config_module.MailboxConfig | config_module.SendingConfig
 
 
 def _warn_if_readable(config: config_module.Config) -> None:
-    """A warning for each file holding a password that other users may
-    read, and for the config naming such files if it is readable too."""
+    """A warning for the config, and each file holding a password, that
+    other users may read: the config names the programme's people and
+    where its secrets are."""
     files = [secret.file for server in (config.mailbox, config.sending)
              for secret in _secrets(server) if secret.file is not None]
     for path in [config.path, *files]:
@@ -336,9 +337,8 @@ def _warn_if_readable(config: config_module.Config) -> None:
         if not mode & (stat.S_IRGRP | stat.S_IROTH):
             continue
         if path == config.path:
-            if files:
-                log.warning("%s is readable by other users, and names the "
-                            "files that hold the passwords", config.path)
+            log.warning("%s is readable by other users: chmod 600 it",
+                        config.path)
         else:
             log.warning("%s holds a password or secret and is readable "
                         "by other users: chmod 600 it", path)

@@ -604,3 +604,20 @@ def test_files_holding_passwords_readable_by_others_draw_a_warning(
     cli._warn_if_readable(conf)
     assert f"{secret} holds a password or secret and is readable" in caplog.text
     assert f"{config_file} is readable by other users" in caplog.text
+
+
+def test_a_config_readable_by_others_draws_a_warning_without_password_files(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from mailbot import cli
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("")
+    conf = dataclasses.replace(example_config(tmp_path), path=config_file)
+    os.chmod(config_file, 0o600)
+    cli._warn_if_readable(conf)
+    assert "readable" not in caplog.text
+    os.chmod(config_file, 0o604)
+    cli._warn_if_readable(conf)
+    assert f"{config_file} is readable by other users: chmod 600 it" in caplog.text
