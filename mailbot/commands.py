@@ -79,7 +79,11 @@ from tinydb.table import Document
 from mailbot import authres, report
 from mailbot.compose import Draft
 from mailbot.councils import canonical_council
-from mailbot.enrolment import _nomination_from_dict, _nomination_to_dict
+from mailbot.enrolment import (
+    _nomination_from_dict,
+    _nomination_to_dict,
+    invitation_template,
+)
 from mailbot.mail import HTML_LIMIT, TEXT_LIMIT, Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
@@ -762,18 +766,13 @@ class Commands:
         if not address:
             raise Refused(f"{school['name']} has no contact address")
         cluster = self.store.cluster(school["cluster_id"])
-        if school["status"] == ALREADY_AWARDED:
-            template = "invitation-awarded"
-        elif school.get("phase") == "secondary":
-            template = "invitation-secondary"
-        else:
-            template = "invitation-primary"
+        template = invitation_template(school)
         now = self.flow.clock.now()
         queued = self.flow.queue(Draft(
             key=f"invitation:{school.doc_id}:again:{mail.ref}",
             kind="invitation", template=template, to=(address,),
             not_before=now, cluster_id=cluster.doc_id, school_id=school.doc_id,
-            context={"school": school_view(school),
+            context={"school": school_view(self.store, school),
                      "cluster": cluster_view(cluster),
                      "deadline": date.fromisoformat(school["deadline"])}))
         if not queued:

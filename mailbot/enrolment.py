@@ -10,6 +10,7 @@ their reply is merged into the draft until it is complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -126,7 +127,7 @@ class Enrolment:
                 "contact_email": entry.contact_email,
                 "status": ALREADY_AWARDED if entry.already_awarded else INVITED,
                 "invited_at": stamp(start), "deadline": deadline.isoformat(),
-                "reminders": [], "comments": [], "undeliverable": False,
+                "reminders": [], "undeliverable": False,
             })
             self.store.add_event(now, "recorded", school_id=school_id,
                                  cluster_id=cluster_id, message_id=mail.message_id,
@@ -175,17 +176,12 @@ class Enrolment:
     def _invite(self, school_id: int, start: datetime, deadline: Any) -> None:
         school = self.store.school(school_id)
         cluster = self.store.cluster(school["cluster_id"])
-        if school["status"] == ALREADY_AWARDED:
-            template = "invitation-awarded"
-        elif school.get("phase") == "secondary":
-            template = "invitation-secondary"
-        else:
-            template = "invitation-primary"
         self.flow.queue(Draft(
-            key=f"invitation:{school_id}", kind="invitation", template=template,
+            key=f"invitation:{school_id}", kind="invitation",
+            template=invitation_template(school),
             to=(str(school["contact_email"]),), not_before=start,
             cluster_id=cluster.doc_id, school_id=school_id,
-            context={"school": school_view(school),
+            context={"school": school_view(self.store, school),
                      "cluster": cluster_view(cluster), "deadline": deadline}))
 
 
@@ -245,3 +241,13 @@ def _form(parsed: Nomination) -> str:
     if not parsed.schools:
         lines.append(f"1. {blank} ({blank}) - {blank} - {blank}")
     return "\n".join(lines)
+
+
+def invitation_template(school: Mapping[str, Any]) -> str:
+    """Which invitation a school gets: awarded schools are invited to
+    renew, secondaries and primaries each to their own self-review."""
+    if school["status"] == ALREADY_AWARDED:
+        return "invitation-awarded"
+    if school.get("phase") == "secondary":
+        return "invitation-secondary"
+    return "invitation-primary"

@@ -192,26 +192,27 @@ class Workflow:
                         understood: Understanding) -> Outcome:
         """One school's contact wrote about another: the school written
         about keeps it in its history, and staff see it; neither changes."""
-        assert understood.school_id is not None
-        self.store.add_event(self.clock.now(), ANOTHER_SCHOOL,
-                             school_id=understood.school_id,
-                             cluster_id=understood.cluster_id,
-                             message_id=mail.message_id,
-                             detail=mail.sender.email)
+        self._note_for_staff(ANOTHER_SCHOOL, mail, understood)
         return Outcome(SET_ASIDE, ANOTHER_SCHOOL, understood.reason,
                        understood.cluster_id, None)
 
     def _new_address(self, mail: Incoming, understood: Understanding) -> Outcome:
         """A new address at a school's domain: kept for staff, who may
         accept it (`accept_contact`); the record does not change."""
+        self._note_for_staff(NEW_ADDRESS, mail, understood)
+        return Outcome(SET_ASIDE, NEW_ADDRESS, understood.reason,
+                       understood.cluster_id, understood.school_id)
+
+    def _note_for_staff(self, event: str, mail: Incoming,
+                        understood: Understanding) -> None:
+        """In the history of the school the mail concerns, for the digest:
+        who wrote it."""
         assert understood.school_id is not None
-        self.store.add_event(self.clock.now(), NEW_ADDRESS,
+        self.store.add_event(self.clock.now(), event,
                              school_id=understood.school_id,
                              cluster_id=understood.cluster_id,
                              message_id=mail.message_id,
                              detail=mail.sender.email)
-        return Outcome(SET_ASIDE, NEW_ADDRESS, understood.reason,
-                       understood.cluster_id, understood.school_id)
 
     def accept_contact(self, school_id: int, address: str, by: str) -> str:
         """Take `address` as writing for the school from now on, besides its
@@ -249,15 +250,15 @@ class Workflow:
                            understood.school_id)
         now = self.clock.now()
         school = self.store.school(understood.school_id)
-        if any(c["text"] == text for c in school.get("comments", [])):
+        if any(c["text"] == text
+               for c in self.store.comments_of(school.doc_id)):
             return Outcome(IGNORED, COMMENT,
                            f"the same text as an earlier comment from "
                            f"{school['name']}", school["cluster_id"],
                            school.doc_id)
-        comments = [*school.get("comments", []), {
+        self.store.add_comment(school.doc_id, {
             "received_at": stamp(now), "text": text,
-            "message_id": mail.message_id}]
-        self.store.update_school(school.doc_id, {"comments": comments})
+            "message_id": mail.message_id})
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],
                              message_id=mail.message_id, detail=text[:200])
@@ -309,7 +310,7 @@ class Workflow:
             # About the school, but to the validator: a reply is theirs.
             reference=self.tokens.for_person(to[0]),
             context={"recipient_name": validator["name"] if validator else None,
-                     "school": school_view(school),
+                     "school": school_view(self.store, school),
                      "cluster": cluster_view(cluster),
                      "contact_name": school.get("contact_name"),
                      "contact_email": school.get("contact_email"),
@@ -331,7 +332,7 @@ class Workflow:
             template=template, to=(mail.sender.email,),
             reply_to_id=mail.message_id, references=mail.references,
             cluster_id=cluster.doc_id, school_id=school_id,
-            context={"school": school_view(school),
+            context={"school": school_view(self.store, school),
                      "cluster": cluster_view(cluster),
                      "contact_name": school.get("contact_name"), **extra}))
 
