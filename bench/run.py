@@ -362,13 +362,12 @@ def build_record(path: Path, size: int, seed: int
                 "status": ("already_awarded" if school.already_awarded
                            else "invited"),
                 "invited_at": created, "deadline": "2026-09-04",
-                "reminders": [], "comments": [], "undeliverable": False})
+                "reminders": [], "undeliverable": False})
             outgoing("invitation", school.contact_email, created, cluster_id,
                      school_id)
             contacts.append((cluster_id, school_id, school))
     store.commit()
 
-    comments: dict[int, list[dict[str, str]]] = collections.defaultdict(list)
     completed: set[int] = set()
     sentences = list(mailmix.COMMENT_SENTENCES)
     for n in range(size):
@@ -390,8 +389,8 @@ def build_record(path: Path, size: int, seed: int
         if kind == mailmix.COMMENT:
             text = "\n\n".join(" ".join(rng.sample(sentences, 4))
                                for _ in range(rng.randint(2, 4)))
-            comments[school_id].append({"received_at": at, "text": text,
-                                        "message_id": message_id})
+            store.add_comment(school_id, {"received_at": at, "text": text,
+                                          "message_id": message_id})
         elif kind == mailmix.COMPLETION:
             completed.add(school_id)
         if event:
@@ -405,13 +404,9 @@ def build_record(path: Path, size: int, seed: int
         if n % 2000 == 1999:
             store.commit()
     for _, school_id, _ in contacts:
-        fields: dict[str, Any] = {}
-        if comments.get(school_id):
-            fields["comments"] = comments[school_id]
         if school_id in completed:
-            fields.update(status="self_review_complete", completed_at=created)
-        if fields:
-            store.update_school(school_id, fields)
+            store.update_school(school_id, {"status": "self_review_complete",
+                                            "completed_at": created})
     store.commit()
     store.close()
     return world, sum(len(c.schools) for c in world)

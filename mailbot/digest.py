@@ -43,7 +43,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
                   for c in clusters.values() if c["status"] == INCOMPLETE]
     comments = [f"{s['name']} ({cluster_name(s['cluster_id'])}): "
                 + _excerpt(c["text"])
-                for s in schools for c in s.get("comments", [])
+                for s in schools for c in store.comments_of(s.doc_id)
                 if c["received_at"] > after]
     overdue = [f"{s['name']} ({cluster_name(s['cluster_id'])}): due "
                f"{long_date(s['deadline'])}, contact {s.get('contact_email')}"

@@ -16,7 +16,7 @@ Raw = dict[str, dict[str, Any]]
 
 TABLES = ("clusters", "schools", "events", "messages", "outgoing",
           "addresses", "meta")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def version_of(raw: Raw) -> int:
@@ -44,8 +44,38 @@ def _shard_tables(raw: Raw) -> Raw:
     return moved
 
 
+def _comments_apart(raw: Raw) -> Raw:
+    """Version 2 kept each school's comments in a list in the school's
+    document, rewritten whole with every new comment; version 3 keeps each
+    comment as a document of its own in the comments table, with its
+    school's id. Comments are numbered school by school, in the order of
+    each school's list."""
+    moved: Raw = {}
+    schools: list[tuple[int, dict[str, Any]]] = []
+    for table, docs in raw.items():
+        if not table.startswith("schools."):
+            moved[table] = docs if not table.startswith("meta.") else {
+                doc_id: ({**doc, "version": 3}
+                         if isinstance(doc, dict)
+                         and doc.get("name") == "schema" else doc)
+                for doc_id, doc in docs.items()}
+            continue
+        kept = moved[table] = {}
+        for doc_id, doc in docs.items():
+            kept[doc_id] = {k: v for k, v in doc.items() if k != "comments"}
+            schools.append((int(doc_id), doc))
+    comment_id = 0
+    for school_id, doc in sorted(schools, key=lambda item: item[0]):
+        for comment in doc.get("comments") or []:
+            comment_id += 1
+            moved.setdefault(shard_name("comments", comment_id), {})[
+                str(comment_id)] = {"school_id": school_id, **comment}
+    return moved
+
+
 MIGRATIONS: dict[int, Callable[[Raw], Raw]] = {
     1: _shard_tables,
+    2: _comments_apart,
 }
 
 

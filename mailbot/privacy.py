@@ -467,9 +467,9 @@ def _find(store: Store, address: str) -> _Found:
     theirs = found.message_ids
     found.clusters = [c for c in docs["clusters"] if _mentions(dict(c), pattern)]
     found.schools = [s for s in docs["schools"]
-                     if _mentions(dict(s), pattern) or any(
+                     if _mentions(_with_comments(store, s), pattern) or any(
                          c.get("message_id") in theirs
-                         for c in s.get("comments", []))]
+                         for c in store.comments_of(s.doc_id))]
     found.events = [e for e in docs["events"]
                     if _mentions(dict(e), pattern)
                     or (e.get("message_id") and e["message_id"] in theirs)]
@@ -529,6 +529,15 @@ def _copies(store: Store, found: _Found, pattern: re.Pattern[str]) -> None:
                 found.unsearched[path] = unread
 
 
+def _with_comments(store: Store, school: Document) -> dict[str, Any]:
+    """A school's document with the comments it sent, as one whole: what
+    is held about a school, to search, show and scrub. (The comments are
+    kept in a table of their own.)"""
+    return {**dict(school), "comments": [
+        {k: v for k, v in c.items() if k != "school_id"}
+        for c in store.comments_of(school.doc_id)]}
+
+
 def _plain(doc: Document) -> dict[str, Any]:
     return {"id": doc.doc_id, **dict(doc)}
 
@@ -544,8 +553,9 @@ def subject_access(store: Store, config: Config, address: str,
                                                         address)]
         return named or ["named"]
 
-    comments = [{"school_id": s.doc_id, "school": s.get("name"), **c}
-                for s in found.schools for c in s.get("comments", [])
+    comments = [{"school_id": s.doc_id, "school": s.get("name"),
+                 **{k: v for k, v in c.items() if k != "school_id"}}
+                for s in found.schools for c in store.comments_of(s.doc_id)
                 if c.get("message_id") in found.message_ids]
     outgoing = []
     for item in found.outgoing:
@@ -576,7 +586,8 @@ def subject_access(store: Store, config: Config, address: str,
                       "record": dict(c)} for c in found.clusters],
         "schools": [{"id": s.doc_id,
                      "roles": roles(s, [("school contact", "contact_email")]),
-                     "record": dict(s)} for s in found.schools],
+                     "record": _with_comments(store, s)}
+                    for s in found.schools],
         "messages_from": [_plain(m) for m in found.messages],
         "messages_naming": [_plain(m) for m in found.mentioned_in],
         "comments": comments,
@@ -793,9 +804,13 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
     for school in found.schools:
         contact = _same(school.get("contact_email"), address)
         fields = scrub(dict(school))
-        fields["comments"] = [
-            {**c, "text": ERASED} if c.get("message_id") in theirs else c
-            for c in fields.get("comments", [])]
+        for comment in store.comments_of(school.doc_id):
+            said = scrub(dict(comment))
+            if comment.get("message_id") in theirs:
+                said["text"] = ERASED
+            if _changed(comment, said):
+                replace_personal(store, "comments", comment.doc_id,
+                                 _changed(comment, said))
         if contact:
             fields["undeliverable"] = True  # no one to write to now
         if isinstance(school.get("contacts"), list):

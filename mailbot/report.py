@@ -62,7 +62,7 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         "deadline": school.get("deadline"),
         "undeliverable": bool(school.get("undeliverable")),
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
-                     for c in school.get("comments", [])],
+                     for c in store.comments_of(school.doc_id)],
         "history": history(store, school.doc_id),
     }
 

@@ -65,6 +65,7 @@ _REQUIRED = {
     "schools": {"cluster_id", "name", "status"},
     "outgoing": {"key", "status", "message_id"},
     "messages": {"key", "outcome"},
+    "comments": {"school_id", "received_at", "text"},
 }
 
 
@@ -114,9 +115,12 @@ class Store:
         self.outgoing = table("outgoing")
         self.addresses = table("addresses")
         self.meta = table("meta")
+        # Each comment a school sent, apart from the school's document so
+        # that a new comment writes only itself, however many came before.
+        self.comments = table("comments")
         self._tables = {t.name: t for t in (
             self.clusters, self.schools, self.events, self.messages,
-            self.outgoing, self.addresses, self.meta)}
+            self.outgoing, self.addresses, self.meta, self.comments)}
         self._index()
 
     def _index(self) -> None:
@@ -132,6 +136,7 @@ class Store:
         for doc in self.outgoing.all():
             self._index_outgoing(doc.doc_id, doc)
         self._index_schools()
+        self._index_comments()
 
     def _index_schools(self) -> None:
         self._by_contact: dict[str, set[int]] = defaultdict(set)
@@ -148,6 +153,14 @@ class Store:
         for address in doc.get("contacts") or ():
             self._by_accepted[address].add(doc_id)
         self._by_cluster[doc["cluster_id"]].add(doc_id)
+
+    def _index_comments(self) -> None:
+        # school id -> its comments' ids, oldest first (ids only grow).
+        self._comments_by_school: dict[int, list[int]] = defaultdict(list)
+        for doc in self.comments.all():
+            self._comments_by_school[doc["school_id"]].append(doc.doc_id)
+        for ids in self._comments_by_school.values():
+            ids.sort()
 
     def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._message_keys[doc["key"]] = doc_id
@@ -262,8 +275,11 @@ class Store:
         touched = {table for table, _ in before}
         if touched & {"messages", "outgoing"}:
             self._index()
-        elif "schools" in touched:
+            return
+        if "schools" in touched:
             self._index_schools()
+        if "comments" in touched:
+            self._index_comments()
 
     def close(self) -> None:
         self.commit()
@@ -367,6 +383,21 @@ class Store:
 
     def all_schools(self) -> list[Document]:
         return self.schools.all()
+
+    # -- comments -------------------------------------------------------
+
+    def add_comment(self, school_id: int, fields: dict[str, Any]) -> int:
+        """Keep one comment a school sent (received_at, text, message_id)."""
+        doc_id = self.comments.insert({**fields, "school_id": school_id})
+        self._comments_by_school[school_id].append(doc_id)
+        return doc_id
+
+    def comments_of(self, school_id: int) -> list[Document]:
+        """The comments a school sent, oldest first."""
+        found = (self.comments.get(doc_id)
+                 for doc_id in self._comments_by_school.get(school_id, ()))
+        return [doc for doc in found
+                if doc is not None and doc.get("school_id") == school_id]
 
     # -- history -------------------------------------------------------
 
@@ -552,7 +583,7 @@ def _check_shape(path: Path, raw: dict[str, Any]) -> None:
 
 # The tables that may hold personal data (meta holds only settings).
 PERSONAL_TABLES = ("clusters", "schools", "messages", "outgoing", "events",
-                   "addresses")
+                   "addresses", "comments")
 
 
 def personal_documents(store: Store) -> dict[str, list[Document]]:

@@ -91,7 +91,8 @@ def remind(flow: Workflow, cluster: Document, school: Document) -> None:
         kind="reminder", template="reminder", to=(school["contact_email"],),
         cc=(lead,) if copy_lead else (), cluster_id=cluster.doc_id,
         school_id=school.doc_id,
-        context={"school": school_view(school), "cluster": cluster_view(cluster),
+        context={"school": school_view(flow.store, school),
+                 "cluster": cluster_view(cluster),
                  "deadline": deadline, "reminder_name": latest.name,
                  "days_left": days_left, "overdue": days_left < 0,
                  "lead_copied": copy_lead}))

@@ -19,7 +19,7 @@ def cluster_view(cluster: Document) -> dict[str, Any]:
     }
 
 
-def school_view(school: Document) -> dict[str, Any]:
+def school_view(store: Store, school: Document) -> dict[str, Any]:
     return {
         "name": school["name"],
         "phase": school.get("phase"),
@@ -28,9 +28,9 @@ def school_view(school: Document) -> dict[str, Any]:
         "status": school.get("status"),
         "already_awarded": school.get("status") == "already_awarded",
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
-                     for c in school.get("comments", [])],
+                     for c in store.comments_of(school.doc_id)],
     }
 
 
 def schools_view(store: Store, cluster_id: int) -> list[dict[str, Any]]:
-    return [school_view(s) for s in store.schools_of(cluster_id)]
+    return [school_view(store, s) for s in store.schools_of(cluster_id)]

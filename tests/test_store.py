@@ -191,6 +191,102 @@ def test_a_version_1_record_is_brought_up_to_date(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "record.json.1").read_text()) == old
 
 
+def test_a_version_2_record_keeps_its_comments_apart(tmp_path: Path) -> None:
+    # Version 2 kept each school's comments in a list in its document.
+    path = tmp_path / "record.json"
+
+    def said(n: int) -> dict[str, str]:
+        return {"received_at": f"2027-01-1{n}T09:30:00+00:00",
+                "text": f"Comment {n}", "message_id": f"<{n}@k.org>"}
+
+    old = {
+        "meta.00000": {"1": {"name": "schema", "version": 2},
+                       "2": {"name": "instance", "value": "abc"}},
+        "clusters.00000": {"1": {"name": "Glenbrae Cluster",
+                                 "status": "active",
+                                 "lead": {"email": "lead@x.org"}}},
+        "schools.00000": {
+            "1": {"cluster_id": 1, "name": "Kirkton Primary School",
+                  "status": "invited", "contact_email": "h@k.org",
+                  "comments": [said(3), said(1)]},
+            "2": {"cluster_id": 1, "name": "Glenbrae High School",
+                  "status": "invited", "contact_email": "o@g.org",
+                  "comments": []},
+            "3": {"cluster_id": 1, "name": "Balgonie Primary School",
+                  "status": "invited", "contact_email": "e@b.org",
+                  "comments": [said(2)]},
+        },
+        "messages.00000": {"1": message(1)},
+    }
+    path.write_text(json.dumps(old))
+
+    store = Store(path)
+    assert store.get_meta("instance") == "abc"
+    # Each school's comments, in the order of its list, and only its own.
+    assert [dict(c) for c in store.comments_of(1)] == [
+        {"school_id": 1, **said(3)}, {"school_id": 1, **said(1)}]
+    assert store.comments_of(2) == []
+    assert [dict(c) for c in store.comments_of(3)] == [
+        {"school_id": 3, **said(2)}]
+    assert all("comments" not in s for s in store.all_schools())
+    assert store.school(1)["contact_email"] == "h@k.org"
+    assert store.message_by_key("maildir:1") is not None
+    snapshot = json.loads(path.read_text())
+    assert snapshot["comments.00000"] == {
+        "1": {"school_id": 1, **said(3)}, "2": {"school_id": 1, **said(1)},
+        "3": {"school_id": 3, **said(2)}}
+    version = [d for d in snapshot["meta.00000"].values()
+               if d["name"] == "schema"][0]["version"]
+    assert version == SCHEMA_VERSION == 3
+    assert json.loads((tmp_path / "record.json.1").read_text()) == old
+    # A new comment follows the moved ones.
+    store.add_comment(3, said(4))
+    store.commit()
+    again = Store(path)
+    assert [c["text"] for c in again.comments_of(3)] == ["Comment 2",
+                                                         "Comment 4"]
+
+
+def test_comments_are_kept_apart_and_undone_with_the_rest(
+        tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    store = Store(path)
+    cluster_id = store.add_cluster({"name": "Glenbrae Cluster",
+                                    "status": "active",
+                                    "lead": {"email": "lead@x.org"}})
+    kirkton = store.add_school({"cluster_id": cluster_id, "status": "invited",
+                                "name": "Kirkton Primary School"})
+    glenbrae = store.add_school({"cluster_id": cluster_id, "status": "invited",
+                                 "name": "Glenbrae High School"})
+    store.add_comment(kirkton, {"received_at": "1", "text": "first"})
+    store.commit()
+    before = dict(store.school(kirkton))
+
+    store.add_comment(glenbrae, {"received_at": "2", "text": "kept"})
+    store.savepoint()
+    store.add_comment(kirkton, {"received_at": "3", "text": "undone"})
+    assert [c["text"] for c in store.comments_of(kirkton)] == ["first",
+                                                               "undone"]
+    store.rollback_to_savepoint()
+    assert [c["text"] for c in store.comments_of(kirkton)] == ["first"]
+    assert [c["text"] for c in store.comments_of(glenbrae)] == ["kept"]
+    # The id given to the undone comment is given again.
+    assert store.add_comment(kirkton, {"received_at": "4",
+                                       "text": "second"}) == 3
+    store.commit()
+    assert dict(store.school(kirkton)) == before  # a comment leaves it be
+
+    store.add_comment(glenbrae, {"received_at": "5", "text": "rolled back"})
+    store.rollback()
+    assert [c["text"] for c in store.comments_of(glenbrae)] == ["kept"]
+
+    again = Store(path)
+    assert [c["text"] for c in again.comments_of(kirkton)] == ["first",
+                                                               "second"]
+    assert [c["text"] for c in again.comments_of(glenbrae)] == ["kept"]
+    assert [c.doc_id for c in again.comments_of(kirkton)] == [1, 3]
+
+
 def test_a_new_record_carries_the_schema_version(tmp_path: Path) -> None:
     store = Store(tmp_path / "record.json")
     store.lock()
