@@ -135,8 +135,19 @@ class Store:
         self._replies: dict[str, list[str]] = defaultdict(list)
         for doc in self.outgoing.all():
             self._index_outgoing(doc.doc_id, doc)
+        self._index_clusters()
         self._index_schools()
         self._index_comments()
+
+    def _index_clusters(self) -> None:
+        self._by_lead: dict[str, set[int]] = defaultdict(set)
+        for doc in self.clusters.all():
+            self._index_cluster(doc.doc_id, doc)
+
+    def _index_cluster(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        lead = doc.get("lead") or {}
+        if lead.get("email"):
+            self._by_lead[lead["email"]].add(doc_id)
 
     def _index_schools(self) -> None:
         self._by_contact: dict[str, set[int]] = defaultdict(set)
@@ -276,6 +287,8 @@ class Store:
         if touched & {"messages", "outgoing"}:
             self._index()
             return
+        if "clusters" in touched:
+            self._index_clusters()
         if "schools" in touched:
             self._index_schools()
         if "comments" in touched:
@@ -313,13 +326,17 @@ class Store:
     # -- clusters and schools -----------------------------------------
 
     def add_cluster(self, fields: dict[str, Any]) -> int:
-        return self.clusters.insert(fields)
+        doc_id = self.clusters.insert(fields)
+        self._index_cluster(doc_id, fields)
+        return doc_id
 
     def cluster(self, cluster_id: int) -> Document:
         return _found(self.clusters.get(cluster_id), "cluster", cluster_id)
 
     def update_cluster(self, cluster_id: int, fields: dict[str, Any]) -> None:
         self.clusters.update(cluster_id, fields)
+        if "lead" in fields:
+            self._index_clusters()
 
     def all_clusters(self) -> list[Document]:
         return self.clusters.all()
@@ -330,7 +347,8 @@ class Store:
                 if " ".join(str(c.get("name") or "").lower().split()) == key]
 
     def clusters_led_by(self, email: str) -> list[Document]:
-        return self.clusters.search(Q.lead.email == email)
+        found = (self.clusters.get(i) for i in sorted(self._by_lead.get(email, ())))
+        return [c for c in found if c is not None]
 
     def add_school(self, fields: dict[str, Any]) -> int:
         doc_id = self.schools.insert(fields)

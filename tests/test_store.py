@@ -319,3 +319,35 @@ def test_a_snapshot_is_the_record_as_json_writes_it(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == json.dumps(
         data, ensure_ascii=False, separators=(",", ":"))
     assert len(data) > 3  # more than one shard of messages
+
+
+def test_clusters_are_found_by_their_lead_through_changes_and_undo(
+        tmp_path: Path) -> None:
+    """Finding a lead's clusters once read the whole table for every
+    message; the lookup that replaced it must follow every change."""
+    store = Store(tmp_path / "mailbot.json")
+    lead = {"name": "Morag", "email": "morag@example.org"}
+    first = store.add_cluster({"status": "active", "lead": lead})
+    second = store.add_cluster({"status": "active",
+                                "lead": {"name": "Ian", "email": "ian@example.org"}})
+    store.commit()
+    assert [c.doc_id for c in store.clusters_led_by("morag@example.org")] == [first]
+
+    store.savepoint()
+    store.update_cluster(second, {"lead": lead})
+    assert [c.doc_id for c in store.clusters_led_by("morag@example.org")] == \
+        [first, second]
+    assert store.clusters_led_by("ian@example.org") == []
+    store.rollback_to_savepoint()
+    assert [c.doc_id for c in store.clusters_led_by("ian@example.org")] == [second]
+
+    third = store.add_cluster({"status": "incomplete", "lead": lead})
+    store.rollback()
+    assert [c.doc_id for c in store.clusters_led_by("morag@example.org")] == [first]
+    assert store.clusters.get(third) is None
+
+    store.update_cluster(first, {"lead": {"name": "New", "email": "new@example.org"}})
+    store.close()
+    reopened = Store(tmp_path / "mailbot.json")
+    assert [c.doc_id for c in reopened.clusters_led_by("new@example.org")] == [first]
+    assert reopened.clusters_led_by("morag@example.org") == []
