@@ -141,13 +141,22 @@ class Store:
 
     def _index_clusters(self) -> None:
         self._by_lead: dict[str, set[int]] = defaultdict(set)
+        self._by_status: dict[str, set[int]] = defaultdict(set)
+        self._cluster_keys: dict[int, tuple[str, str]] = {}
         for doc in self.clusters.all():
             self._index_cluster(doc.doc_id, doc)
 
     def _index_cluster(self, doc_id: int, doc: Mapping[str, Any]) -> None:
-        lead = doc.get("lead") or {}
-        if lead.get("email"):
-            self._by_lead[lead["email"]].add(doc_id)
+        """(Re)file one cluster under its lead's address and its status."""
+        old = self._cluster_keys.pop(doc_id, None)
+        if old is not None:
+            self._by_lead[old[0]].discard(doc_id)
+            self._by_status[old[1]].discard(doc_id)
+        lead = str((doc.get("lead") or {}).get("email") or "")
+        status = str(doc.get("status") or "")
+        self._cluster_keys[doc_id] = (lead, status)
+        self._by_lead[lead].add(doc_id)
+        self._by_status[status].add(doc_id)
 
     def _index_schools(self) -> None:
         self._by_contact: dict[str, set[int]] = defaultdict(set)
@@ -335,8 +344,8 @@ class Store:
 
     def update_cluster(self, cluster_id: int, fields: dict[str, Any]) -> None:
         self.clusters.update(cluster_id, fields)
-        if "lead" in fields:
-            self._index_clusters()
+        if fields.keys() & {"lead", "status"}:
+            self._index_cluster(cluster_id, self.cluster(cluster_id))
 
     def all_clusters(self) -> list[Document]:
         return self.clusters.all()
@@ -347,7 +356,13 @@ class Store:
                 if " ".join(str(c.get("name") or "").lower().split()) == key]
 
     def clusters_led_by(self, email: str) -> list[Document]:
-        found = (self.clusters.get(i) for i in sorted(self._by_lead.get(email, ())))
+        return self._clusters(self._by_lead.get(email, ()) if email else ())
+
+    def clusters_with_status(self, status: str) -> list[Document]:
+        return self._clusters(self._by_status.get(status, ()))
+
+    def _clusters(self, ids: Iterable[int]) -> list[Document]:
+        found = (self.clusters.get(i) for i in sorted(ids))
         return [c for c in found if c is not None]
 
     def add_school(self, fields: dict[str, Any]) -> int:

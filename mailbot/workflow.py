@@ -348,9 +348,9 @@ class Workflow:
                               for s in schools):
             return False
         now = self.clock.now()
+        load = open_clusters(self.store.clusters_with_status(VALIDATOR_ASSIGNED))
         chosen = choose_validator(self.config.validators,
-                                  str(cluster["local_authority"]),
-                                  open_clusters(self.store.all_clusters()))
+                                  str(cluster["local_authority"]), load)
         if chosen is None:
             if cluster["status"] != AWAITING_VALIDATOR:
                 self.store.update_cluster(cluster_id, {"status": AWAITING_VALIDATOR,

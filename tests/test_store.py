@@ -351,3 +351,24 @@ def test_clusters_are_found_by_their_lead_through_changes_and_undo(
     reopened = Store(tmp_path / "mailbot.json")
     assert [c.doc_id for c in reopened.clusters_led_by("new@example.org")] == [first]
     assert reopened.clusters_led_by("morag@example.org") == []
+
+
+def test_clusters_are_found_by_status_as_it_changes(tmp_path: Path) -> None:
+    """Validator assignment counted open clusters by reading every cluster;
+    the lookup by status that replaced it must follow each change."""
+    store = Store(tmp_path / "mailbot.json")
+    lead = {"name": "Morag", "email": "morag@example.org"}
+    one = store.add_cluster({"status": "active", "lead": lead})
+    two = store.add_cluster({"status": "active", "lead": lead})
+    store.commit()
+    store.savepoint()
+    store.update_cluster(one, {"status": "validator_assigned"})
+    assert [c.doc_id for c in store.clusters_with_status("validator_assigned")] == [one]
+    assert [c.doc_id for c in store.clusters_with_status("active")] == [two]
+    store.rollback_to_savepoint()
+    assert store.clusters_with_status("validator_assigned") == []
+    store.update_cluster(two, {"status": "validator_assigned", "note": "x"})
+    store.close()
+    reopened = Store(tmp_path / "mailbot.json")
+    assert [c.doc_id for c in reopened.clusters_with_status("validator_assigned")] == [two]
+    assert [c.doc_id for c in reopened.clusters_led_by("morag@example.org")] == [one, two]
