@@ -370,5 +370,7 @@ def test_clusters_are_found_by_status_as_it_changes(tmp_path: Path) -> None:
     store.update_cluster(two, {"status": "validator_assigned", "note": "x"})
     store.close()
     reopened = Store(tmp_path / "mailbot.json")
-    assert [c.doc_id for c in reopened.clusters_with_status("validator_assigned")] == [two]
-    assert [c.doc_id for c in reopened.clusters_led_by("morag@example.org")] == [one, two]
+    assigned = reopened.clusters_with_status("validator_assigned")
+    assert [c.doc_id for c in assigned] == [two]
+    led = reopened.clusters_led_by("morag@example.org")
+    assert [c.doc_id for c in led] == [one, two]
