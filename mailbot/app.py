@@ -77,7 +77,10 @@ def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     phrases = flow.rules.phrases
     classifier = Classifier(PhraseSet(phrases.completion, phrases.negations),
                             PhraseSet(phrases.visit_request, phrases.negations),
-                            flow.tokens, config.programme_people)
+                            flow.tokens, config.programme_people,
+                            # progress.py: "where do we stand?"
+                            where_we_stand=PhraseSet(phrases.where_we_stand,
+                                                     phrases.negations))
     source = open_source(config.mailbox)
     sender = open_sender(config.sending, config.programme_address)
     pipeline = Pipeline(store, source, sender, flow, classifier, clock)

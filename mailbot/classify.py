@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from tinydb.table import Document
 
-from mailbot import nomination
+from mailbot import nomination, results
 from mailbot.mail import Incoming
 from mailbot.phrases import PhraseSet
 from mailbot.quoting import new_text
@@ -38,6 +38,8 @@ NOMINATION_REPLY = "nomination-reply"
 COMMENT = "comment"
 COMPLETION = "completion"
 VISIT_REQUEST = "visit-request"
+# progress.py: a school or lead contact asking where they stand.
+WHERE_WE_STAND = "where-we-stand"
 OTHER = "other"
 FOREIGN_THREAD = "foreign-thread"
 # The contact of one school writing in the thread, or with the reference,
@@ -87,18 +89,25 @@ def domain_of(address: str) -> str:
 class Classifier:
     def __init__(self, completion: PhraseSet, visit_request: PhraseSet,
                  tokens: Tokens | None = None,
-                 people: Collection[str] = ()) -> None:
+                 people: Collection[str] = (),
+                 where_we_stand: PhraseSet | None = None) -> None:
         self.completion = completion
         self.visit_request = visit_request
         # Without tokens only our own Message-IDs prove a reply.
         self.tokens = tokens
         # The programme's own people: never a school's new address.
         self.people = frozenset(people)
+        # progress.py: "where do we stand?" (none: never matched).
+        self.where_we_stand = where_we_stand or PhraseSet(())
 
     def classify(self, mail: Incoming, store: Store) -> Understanding:
         sender = mail.sender.email
         if "@" not in sender:
             return Understanding(OTHER, reason="no sender address to answer")
+        # results.py: a validator's answer about a school's visit.
+        visit_reply = results.visit_reply_of(mail, store, self.people)
+        if visit_reply is not None:
+            return visit_reply
         thread = self._thread(mail, store)
         if thread.kind == FOREIGN_THREAD:
             return Understanding(OTHER, thread.cluster_id, None, thread.reason)
@@ -117,6 +126,10 @@ class Classifier:
         if drafts and not thread.school_id:
             return Understanding(NOMINATION_REPLY, drafts[-1].doc_id,
                                  reason="from the lead of an incomplete nomination")
+        # progress.py: a lead contact asking where the cluster stands.
+        asking = self._lead_asking(mail, store, thread)
+        if asking is not None:
+            return asking
         if thread.cluster_id is not None and thread.school_id is None:
             # An answer to mail about the whole cluster (the acknowledgment,
             # the welcome): a correction or a question for a person.
@@ -144,7 +157,34 @@ class Classifier:
         if self.completion.search(words):
             return Understanding(COMPLETION, cluster_id, school_id,
                                  "says the self-review is complete")
+        # results.py: self-review results (a visit request or a completion
+        # keeps any it carries too).
+        if results.carries_results(mail):
+            return Understanding(results.RESULTS, cluster_id, school_id,
+                                 "carries self-review results")
+        # progress.py: a question only; completion and visits come first.
+        if self.where_we_stand.search(words):
+            return Understanding(WHERE_WE_STAND, cluster_id, school_id,
+                                 "asks where the school stands")
         return Understanding(COMMENT, cluster_id, school_id, "from a school contact")
+
+    def _lead_asking(self, mail: Incoming, store: Store,
+                     thread: Understanding) -> Understanding | None:
+        """progress.py: the lead contact of an enrolled cluster, outside a
+        school's thread, asking where the cluster stands."""
+        if thread.school_id is not None:
+            return None
+        led = [c for c in store.clusters_led_by(mail.sender.email)
+               if c.get("status") != INCOMPLETE]
+        if not led or nomination.looks_like_nomination(mail):
+            return None
+        if not self.where_we_stand.search(
+                f"{mail.subject}\n{new_text(mail.text)}"):
+            return None
+        chosen = next((c for c in led if c.doc_id == thread.cluster_id),
+                      led[-1])
+        return Understanding(WHERE_WE_STAND, chosen.doc_id, None,
+                             "the lead contact asks where the cluster stands")
 
     def _thread(self, mail: Incoming, store: Store) -> Understanding:
         """The record a reply belongs to, from the mail of ours it answers

@@ -31,6 +31,7 @@ import re
 import secrets
 import textwrap
 import traceback
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,8 +49,24 @@ KINDS = frozenset({
     "comment-receipt", "completion-receipt", "visit-request",
     "validator-assignment", "digest", "missing-information", "alert",
     "command-reply",
+    "support-proposal", "support-plan",  # supports.py
 })
+# results.py: self-review results, visits, outcomes and awards.
+KINDS |= {"results-receipt", "visit-not-yet", "visit-date", "visit-date-query",
+          "award-congratulations", "visit-not-yet-outcome"}
+# progress.py: the 3-9 month goal.
+KINDS |= {"progress-report", "progress-digest", "stall-nudge", "stall-notice",
+          "where-we-stand"}
 UK = ZoneInfo("Europe/London")
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """A file an outgoing message carries."""
+
+    filename: str              # as the reader sees it; made safe
+    content_type: str          # "text/csv"; a bad one: octet-stream
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,8 @@ class Draft:
     # one, else that of its first recipient (see Composer.reference).
     reference: str = ""
     exempt_from_reply_limit: bool = False  # answered past the daily cap
+    # Files sent with it; with any, the message is multipart/mixed.
+    attachments: tuple[FileAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,9 +145,10 @@ def reflow(text: str, width: int = 72) -> str:
 def _wrap(text: str, width: int) -> list[str]:
     """textwrap.wrap(text, width, break_long_words=False,
     break_on_hyphens=False) or [""], done directly when words are apart by
-    single spaces (nearly always); textwrap itself handles tabs and runs
-    of spaces, which it keeps."""
-    if "\t" in text or "  " in text:
+    single spaces (nearly always); textwrap itself handles tabs, runs of
+    spaces, which it keeps, and "words" of other white space (\xa0, say),
+    which it drops at the end of a line."""
+    if "\t" in text or "  " in text or any(map(str.isspace, text.split(" "))):
         return textwrap.wrap(text, width, break_long_words=False,
                              break_on_hyphens=False) or [""]
     return _wrap_words(text, width)
@@ -266,7 +286,9 @@ class Composer:
                    f"X-Mailbot-Kind: {draft.kind}\r\n"]
         return Composed(subject=subject, message_id=message_id,
                         to=tuple(draft.to), cc=tuple(draft.cc),
-                        raw="".join(fields) + _alternative(text, html),
+                        raw="".join(fields) + (
+                            _with_attachments(text, html, draft.attachments)
+                            if draft.attachments else _alternative(text, html)),
                         reference=reference)
 
     def reference(self, draft: Draft) -> str:
@@ -531,6 +553,82 @@ def _alternative(text: str, html: str) -> str:
            "\r\n"]
     for head, body in parts:
         out += [f"--{boundary}\r\n", head, body, "\r\n"]
+    out.append(f"--{boundary}--\r\n")
+    return "".join(out)
+
+
+# -- attachments --------------------------------------------------------------
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+"
+                           r"(?:; ?charset=\"?[A-Za-z0-9_.:-]+\"?)?")
+# Characters a quoted filename may hold as they are.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9 !#$&'()+,.;=@\[\]^_`{}~-]+")
+_MAX_NAME = 120
+_PARAM_CHUNK = 60
+_ENCODED_CHUNK = 48  # a continuation line stays within 78
+
+
+def _safe_filename(name: str) -> str:
+    """A filename with no folders, control characters or quotes, at most
+    `_MAX_NAME` characters; "attachment" if nothing is left."""
+    name = _CONTROL.sub("", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = " ".join(name.replace('"', "'").split()).strip(". ")
+    return name[:_MAX_NAME] or "attachment"
+
+
+def _parameter(name: str, value: str) -> list[str]:
+    """A MIME parameter: quoted if it is plain ASCII, else RFC 2231
+    (UTF-8, percent-encoded, split into continuations to keep lines
+    short); one string per line."""
+    if _PLAIN_NAME.fullmatch(value) and len(value) <= _PARAM_CHUNK:
+        return [f'{name}="{value}"']
+    encoded = urllib.parse.quote(value, safe="")
+    chunks: list[str] = []
+    while encoded:
+        cut = min(_ENCODED_CHUNK, len(encoded))
+        # never inside a %XX
+        percent = encoded.rfind("%", max(0, cut - 2), cut)
+        if percent >= 0 and cut < len(encoded):
+            cut = percent
+        chunks.append(encoded[:cut])
+        encoded = encoded[cut:]
+    if len(chunks) == 1:
+        return [f"{name}*=utf-8''{chunks[0]}"]
+    return [f"{name}*{n}*=" + ("utf-8''" if n == 0 else "") + chunk
+            for n, chunk in enumerate(chunks)]
+
+
+def _attachment_part(attachment: FileAttachment) -> str:
+    """The headers and base64 body of one attached file."""
+    content_type = " ".join(attachment.content_type.split())
+    if not _CONTENT_TYPE.fullmatch(content_type):
+        content_type = "application/octet-stream"
+    filename = _safe_filename(attachment.filename)
+    type_params = ";\r\n ".join([content_type, *_parameter("name", filename)])
+    disposition = ";\r\n ".join(["attachment",
+                                   *_parameter("filename", filename)])
+    data = base64.encodebytes(attachment.data).decode("ascii")
+    return (f"Content-Type: {type_params}\r\n"
+            f"Content-Disposition: {disposition}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            + data.replace("\n", "\r\n"))
+
+
+def _with_attachments(text: str, html: str,
+                      attachments: Sequence[FileAttachment]) -> str:
+    """The MIME headers and body of a multipart/mixed message: the
+    multipart/alternative of `_alternative`, then each file."""
+    inner = _alternative(text, html).removeprefix("MIME-Version: 1.0\r\n")
+    parts = [inner, *map(_attachment_part, attachments)]
+    while True:
+        boundary = "=_" + secrets.token_hex(12)
+        if not any(boundary in part for part in parts):
+            break
+    out = ["MIME-Version: 1.0\r\n",
+           f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n',
+           "\r\n"]
+    for part in parts:
+        out += [f"--{boundary}\r\n", part, "\r\n"]
     out.append(f"--{boundary}--\r\n")
     return "".join(out)
 

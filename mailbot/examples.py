@@ -9,6 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+# progress: the 3-9 month goal; supports: the matrix of supports.
+from mailbot import progress, supports
+
 _SCHOOLS: list[dict[str, Any]] = [
     {"name": "Kirkton Primary School", "phase": "primary",
      "contact_name": "Fiona Baird", "contact_email": "head@kirkton.example.org",
@@ -65,6 +68,12 @@ def contexts() -> dict[str, dict[str, Any]]:
                           "request_text": "We would like a visit.",
                           "has_validator": False},
         "visit-receipt": {**reply, "validator": _VALIDATOR},
+        # results.py: self-review results, visits, outcomes and awards.
+        **_results_contexts(reply),
+        # progress.py: the 3-9 month goal.
+        **progress.example_contexts(_CLUSTER, _VALIDATOR),
+        # supports.py: the matrix of supports.
+        **supports.example_contexts(_CLUSTER, _SCHOOLS, _VALIDATOR),
         "validator-assignment": {**common, "validator": _VALIDATOR},
         "validator-introduction": {"cluster": _CLUSTER,
                                    "lead_name": "Morag Lindsay",
@@ -99,4 +108,51 @@ def contexts() -> dict[str, dict[str, Any]]:
                                           "nothing)",
                                  "empty": "None.",
                                  "items": [_NEW_ADDRESS]}]},
+    }
+
+
+# -- results.py ----------------------------------------------------------------
+
+_SCORES: list[dict[str, Any]] = [
+    {"name": "Leadership & Vision", "percent": "82", "counts": None,
+     "estimated": False, "short": False},
+    {"name": "Use of Digital Technology to Deliver the Curriculum",
+     "percent": "64.5", "counts": {"addressed": 9, "partially": 3,
+                                   "not_addressed": 2},
+     "estimated": True, "short": True},
+    {"name": "School Culture", "percent": "75", "counts": None,
+     "estimated": False, "short": False},
+    {"name": "Professional Development", "percent": None, "counts": None,
+     "estimated": False, "short": True},
+    {"name": "Resources & Infrastructure", "percent": "90", "counts": None,
+     "estimated": False, "short": False},
+]
+_PROBLEM = "Curriculum: 14 statements are counted, but the sheet lists 15"
+_SHORT = ["Use of Digital Technology to Deliver the Curriculum",
+          "Professional Development"]
+
+
+def _results_contexts(reply: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        "results-receipt": {**reply, "scores": _SCORES, "short": _SHORT,
+                            "problems": [_PROBLEM],
+                            "estimated": True, "threshold": 70,
+                            "ready": False},
+        "visit-not-yet": {**reply, "has_results": True, "stale": False,
+                          "scores": _SCORES, "short": _SHORT, "problems": [],
+                          "threshold": 70},
+        "visit-date": {**reply, "visit_at": "Thursday 4 March 2027 at 10:00",
+                       "changed": False, "validator_name": "Isla Fraser"},
+        "visit-date-query": {"recipient_name": "Isla Fraser",
+                             "school": reply["school"],
+                             "problem": "more than one date is given "
+                                        "(Thursday 4 March 2027, Friday 5 "
+                                        "March 2027)"},
+        "award-congratulations": {**reply, "validator_name": "Isla Fraser",
+                                  "notes": "A confident, well-led school.",
+                                  "threshold": 70},
+        "visit-not-yet-outcome": {**reply, "validator_name": "Isla Fraser",
+                                  "notes": "Not yet: the curriculum work "
+                                           "needs to reach every class.",
+                                  "threshold": 70},
     }

@@ -50,9 +50,11 @@ from mailbot.commands import Commands, is_command_mail
 from mailbot.delivery import deliver_pending
 from mailbot.errors import SetAside
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
+from mailbot.results import visit_reply_of
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
 from mailbot.store import Store, stamp
+from mailbot.supports import Supports  # the matrix of supports
 from mailbot.sweep import sweep
 from mailbot.workflow import Workflow
 
@@ -200,6 +202,16 @@ class Pipeline:
             return self.flow.on_robot(parsed, verdict)
         if is_command_mail(parsed, self.flow.config.staff):
             return Commands(self.flow).handle(parsed)
+        # results.py: a validator's answer to a visit-request notice (before
+        # supports.py, whose match on the validator's reference takes any).
+        visit = visit_reply_of(parsed, self.store,
+                               self.flow.config.programme_people)
+        if visit is not None:
+            return self.flow.apply(parsed, visit)
+        # supports.py: the validator's answer to a matrix of supports.
+        answered = Supports(self.flow).on_mail(parsed)
+        if answered is not None:
+            return answered
         understood = self.classifier.classify(parsed, self.store)
         return self.flow.apply(parsed, understood)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from tinydb.table import Document
 
+from mailbot import results
 from mailbot.compose import long_time
 from mailbot.setaside import short_id
 from mailbot.store import Store, stamp
@@ -64,6 +65,8 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
                      for c in store.comments_of(school.doc_id)],
         "history": history(store, school.doc_id),
+        # results.py: results, visits and outcomes.
+        **results.export_fields(school),
     }
 
 

@@ -8,7 +8,7 @@ and checks them once, naming the file and key of any mistake.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,18 @@ class Phrases:
     visit_request: tuple[str, ...]
     already_awarded: tuple[str, ...]
     negations: tuple[str, ...]
+    # progress.py: a school or lead asking where they stand (optional key).
+    where_we_stand: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatrixRules:
+    """[matrix]: the matrix of supports (mailbot/matrix.py, supports.py)."""
+
+    max_mentees_per_criterion: int = 2
+    strength_threshold: float = 70
+    validator_gaps: int = 3  # gaps left to the validator's guidance
+    council_gaps: int = 6  # then to the council; the rest: Education Scotland
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,10 @@ class Rules:
     public_holidays: str
     closures: tuple[Closure, ...]
     phrases: Phrases
+    # progress.py: days without activity before a school counts as stalled.
+    stalled_after_days: int = 28
+    # supports.py: the [matrix] table.
+    matrix: MatrixRules = field(default_factory=MatrixRules)
 
 
 _PROGRAMME_KEYS = {
@@ -76,8 +92,12 @@ _PROGRAMME_KEYS = {
     "reminders": None,  # checked entry by entry
     "working_hours": {"timezone", "days", "start", "end"},
     "holidays": {"public", "closures"},
+    "progress": {"stalled_after_days"},  # progress.py
+    "matrix": {"max_mentees_per_criterion", "strength_threshold",
+               "validator_gaps", "council_gaps"},  # supports.py
 }
 _PHRASE_KEYS = {"completion", "visit_request", "already_awarded", "negations"}
+_OPTIONAL_PHRASE_KEYS = {"where_we_stand"}  # progress.py
 
 
 def load(folder: Path) -> Rules:
@@ -86,7 +106,8 @@ def load(folder: Path) -> Rules:
     programme = _read(programme_file)
     phrases = _read(phrases_file)
     _known_keys(programme_file, programme, _PROGRAMME_KEYS)
-    _known_keys(phrases_file, phrases, dict.fromkeys(_PHRASE_KEYS))
+    _known_keys(phrases_file, phrases,
+                dict.fromkeys(_PHRASE_KEYS | _OPTIONAL_PHRASE_KEYS))
     return Rules(
         deadline_days=_deadline(programme_file, programme),
         replies_per_address_per_day=_whole(
@@ -98,6 +119,9 @@ def load(folder: Path) -> Rules:
         public_holidays=_public(programme_file, programme),
         closures=_closures(programme_file, programme),
         phrases=_phrases(phrases_file, phrases),
+        stalled_after_days=_whole(programme_file, programme, "progress",
+                                  "stalled_after_days", 28),
+        matrix=_matrix(programme_file, programme),
     )
 
 
@@ -230,8 +254,10 @@ def _closures(path: Path, raw: dict[str, Any]) -> tuple[Closure, ...]:
 
 def _phrases(path: Path, raw: dict[str, Any]) -> Phrases:
     lists = {}
-    for key in sorted(_PHRASE_KEYS):
+    for key in sorted(_PHRASE_KEYS | _OPTIONAL_PHRASE_KEYS):
         if key not in raw:
+            if key in _OPTIONAL_PHRASE_KEYS:
+                continue
             raise ConfigError(path, key, "missing")
         value = raw[key]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -242,3 +268,24 @@ def _phrases(path: Path, raw: dict[str, Any]) -> Phrases:
                                   f"{phrase!r} has no words to match")
         lists[key] = tuple(value)
     return Phrases(**lists)
+
+
+def _matrix(path: Path, raw: dict[str, Any]) -> MatrixRules:
+    """The [matrix] table (supports.py), each key checked."""
+    table = raw.get("matrix", {})
+    if not isinstance(table, dict):
+        raise ConfigError(path, "matrix", "must be a table")
+    default = MatrixRules()
+    whole = {}
+    for key in ("max_mentees_per_criterion", "validator_gaps", "council_gaps"):
+        value = table.get(key, getattr(default, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(path, f"matrix.{key}",
+                              "must be a whole number, 0 or more")
+        whole[key] = value
+    threshold = table.get("strength_threshold", default.strength_threshold)
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) \
+            or not 0 < threshold <= 100:
+        raise ConfigError(path, "matrix.strength_threshold",
+                          "must be a percentage above 0, at most 100")
+    return MatrixRules(strength_threshold=float(threshold), **whole)

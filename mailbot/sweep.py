@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from tinydb.table import Document
 
-from mailbot import digest, privacy
+from mailbot import digest, privacy, progress
 from mailbot.compose import UK, Draft
 from mailbot.rules import Reminder
 from mailbot.sources import MailSource
@@ -45,6 +45,8 @@ def sweep(flow: Workflow, mailbox: MailSource | None = None) -> None:
         store.commit()
     send_digest_if_due(flow)
     store.commit()
+    # progress.py: reports at 3, 6 and 9 months, digests, stall nudges.
+    progress.sweep(flow)
     try:
         # After the digest, which has listed every set-aside message.
         privacy.retain_if_due(store, flow.config, flow.clock, mailbox)

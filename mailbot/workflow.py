@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from mailbot import progress  # the 3-9 month goal
 from mailbot.assign import choose_validator, open_clusters
 from mailbot.classify import (
     ANOTHER_SCHOOL,
@@ -32,6 +33,17 @@ from mailbot.guard import Verdict, is_robot_address
 from mailbot.mail import Incoming, normalise_address
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
+from mailbot.results import (  # self-review results, visits, awards
+    RESULTS,
+    VISIT_REPLY,
+    comment_tags,
+    on_results,
+    on_visit_reply,
+    receipt,
+    take_results,
+    visit_context,
+    visit_gate,
+)
 from mailbot.rules import Rules
 from mailbot.store import (
     ACTIVE,
@@ -44,6 +56,7 @@ from mailbot.store import (
     Store,
     stamp,
 )
+from mailbot.supports import Supports  # the matrix of supports
 from mailbot.tokens import Tokens
 from mailbot.views import cluster_view, school_view, schools_view
 from mailbot.workhours import WorkingTime
@@ -178,8 +191,15 @@ class Workflow:
             COMMENT: self._comment,
             COMPLETION: self._completion,
             VISIT_REQUEST: self._visit_request,
+            # results.py: self-review results, and a validator's answer
+            # about a visit (its date or outcome).
+            RESULTS: lambda m, u: on_results(self, m, u),
+            VISIT_REPLY: lambda m, u: on_visit_reply(self, m, u),
             ANOTHER_SCHOOL: self._another_school,
             NEW_ADDRESS: self._new_address,
+            # progress.py: "where do we stand?", answered with a checklist.
+            progress.WHERE_WE_STAND:
+                lambda m, u: progress.where_we_stand(self, m, u),
         }.get(understood.kind)
         if handler is None:
             return Outcome(SET_ASIDE, understood.kind,
@@ -258,6 +278,7 @@ class Workflow:
                            school.doc_id)
         self.store.add_comment(school.doc_id, {
             "received_at": stamp(now), "text": text,
+            "tags": comment_tags(text),  # results.py
             "message_id": mail.message_id})
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],
@@ -273,6 +294,9 @@ class Workflow:
         assert understood.school_id is not None
         now = self.clock.now()
         school = self.store.school(understood.school_id)
+        if take_results(self, mail, school):  # results.py
+            school = self.store.school(school.doc_id)
+            receipt(self, mail, school)
         was = school["status"]
         if was == INVITED:
             self.store.update_school(school.doc_id, {
@@ -295,6 +319,10 @@ class Workflow:
         assert understood.school_id is not None
         now = self.clock.now()
         school = self.store.school(understood.school_id)
+        # results.py: the 70% rule; results the mail carries are kept.
+        not_yet = visit_gate(self, mail, school)
+        if not_yet is not None:
+            return not_yet
         cluster = self.store.cluster(school["cluster_id"])
         self.store.update_school(school.doc_id, {
             "status": VISIT_REQUESTED, "visit_requested_at": stamp(now)})
@@ -315,7 +343,9 @@ class Workflow:
                      "contact_name": school.get("contact_name"),
                      "contact_email": school.get("contact_email"),
                      "request_text": new_text(mail.text).strip(),
-                     "has_validator": bool(validator)}))
+                     "has_validator": bool(validator),
+                     # results.py: the school's results and history.
+                     **visit_context(self.store, school)}))
         self._reply(mail, school.doc_id, "acknowledgment", "visit-receipt",
                     {"validator": validator})
         told = validator["name"] if validator else "staff"
@@ -380,6 +410,8 @@ class Workflow:
             to=(str(cluster["lead"]["email"]),), cluster_id=cluster_id,
             context={"lead_name": view["lead_name"], "cluster": view,
                      "validator": validator}))
+        # supports.py: the matrix of supports, proposed to the validator.
+        Supports(self).propose(cluster_id)
         return True
 
 

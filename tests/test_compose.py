@@ -516,3 +516,79 @@ def _stretched(value: object) -> object:
     if isinstance(value, list):
         return [_stretched(v) for v in value]
     return value
+
+
+# -- attachments (supports.py sends the matrix of supports as CSV) ----------
+
+
+def with_files(*files: compose.FileAttachment) -> Composed:
+    return composer().build(draft(attachments=files), NOW)
+
+
+def test_without_attachments_the_message_stays_alternative() -> None:
+    assert parsed(composer().build(draft(), NOW)).get_content_type() == \
+        "multipart/alternative"
+
+
+def test_attachments_make_a_mixed_message_that_reads_back() -> None:
+    table = b"criterion,mentee\r\nSchool Culture,Kirkton\r\n"
+    blob = bytes(range(256)) * 40
+    built = with_files(
+        compose.FileAttachment("matrix.csv", "text/csv; charset=utf-8", table),
+        compose.FileAttachment("data.bin", "application/octet-stream", blob))
+    assert_well_formed(built.raw)
+    assert built.raw.isascii()
+    message = parsed(built)
+    assert message.get_content_type() == "multipart/mixed"
+    parts = list(message.iter_parts())
+    assert parts[0].get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parts[0].iter_parts()] == [
+        "text/plain", "text/html"]
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None and "Kirkton" in str(plain.get_content())
+    files = list(message.iter_attachments())
+    assert [f.get_filename() for f in files] == ["matrix.csv", "data.bin"]
+    assert [f.get_content_type() for f in files] == [
+        "text/csv", "application/octet-stream"]
+    assert all(f["Content-Transfer-Encoding"] == "base64" for f in files)
+    assert files[0].get_payload(decode=True) == table
+    assert files[1].get_payload(decode=True) == blob
+    assert max(map(len, built.raw.split("\r\n"))) <= 998
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("Matrix – Kirkton’s plan.csv", "Matrix – Kirkton’s plan.csv"),
+    ("Gàidhlig " * 20 + ".csv", ("Gàidhlig " * 20).strip()[:120]),
+    ('../../etc/"passwd"\r\nX-Evil: 1', "'passwd'X-Evil: 1"),
+    ("C:\\Users\\isla\\matrix.csv", "matrix.csv"),
+    ("", "attachment"),
+    ("=?utf-8?q?=0D=0AX-Evil=3A_1?=", "=?utf-8?q?=0D=0AX-Evil=3A_1?="),
+])
+def test_a_filename_is_made_safe_and_reads_back(name: str, shown: str) -> None:
+    built = with_files(compose.FileAttachment(name, "text/csv", b"a,b\r\n"))
+    assert_well_formed(built.raw)
+    message = parsed(built)
+    assert "x-evil" not in header_names(built.raw)
+    (file,) = message.iter_attachments()
+    assert file.get_filename() == shown
+    assert file.get_payload(decode=True) == b"a,b\r\n"
+    for line in built.raw.split("\r\n"):
+        assert len(line) <= 78 or not line.startswith((" filename", " name"))
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/csv\r\nX-Evil: 1", "nonsense", "", "text/csv; boundary=x"])
+def test_a_bad_content_type_becomes_octet_stream(content_type: str) -> None:
+    built = with_files(compose.FileAttachment("f.csv", content_type, b"x"))
+    assert_well_formed(built.raw)
+    (file,) = parsed(built).iter_attachments()
+    assert file.get_content_type() == "application/octet-stream"
+    assert "x-evil" not in header_names(built.raw)
+
+
+def test_a_boundary_inside_an_attachment_cannot_end_the_message() -> None:
+    # base64 never holds "=_" followed by hex, whatever the bytes are.
+    data = b"--=_" + b"0" * 24 + b"--\r\n"
+    built = with_files(compose.FileAttachment("x.txt", "text/plain", data))
+    (file,) = parsed(built).iter_attachments()
+    assert file.get_payload(decode=True) == data

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import examples
+from mailbot import examples, progress, supports
 from mailbot.compose import Composer, Draft
 from mailbot.errors import ConfigError
 
@@ -210,6 +210,58 @@ CASES = {
     }),
 }
 
+# results.py: self-review results, visits, outcomes and awards.
+_SCORES = [
+    {"name": "Leadership & Vision", "percent": "82", "counts": None,
+     "estimated": False, "short": False},
+    {"name": "Use of Digital Technology to Deliver the Curriculum",
+     "percent": "64.5", "counts": None, "estimated": True, "short": True},
+    {"name": "School Culture", "percent": "75", "counts": None,
+     "estimated": False, "short": False},
+    {"name": "Professional Development", "percent": None, "counts": None,
+     "estimated": False, "short": True},
+    {"name": "Resources & Infrastructure", "percent": "90", "counts": None,
+     "estimated": False, "short": False},
+]
+_SHORT = ["Use of Digital Technology to Deliver the Curriculum",
+          "Professional Development"]
+_REPLY = {"school": SCHOOL, "contact_name": "Alan Reid", "cluster": CLUSTER}
+CASES.update({
+    "results-receipt": ("results-receipt", {
+        **_REPLY, "scores": _SCORES, "short": _SHORT, "threshold": 70,
+        "problems": [("Curriculum: 100% is given, but not every statement "
+                      "is counted as addressed")],
+        "estimated": True, "ready": False}),
+    "visit-not-yet": ("visit-not-yet", {
+        **_REPLY, "has_results": True, "stale": False, "scores": _SCORES,
+        "short": _SHORT, "problems": [], "threshold": 70}),
+    "visit-date": ("visit-date", {
+        **_REPLY, "visit_at": "Thursday 4 March 2027 at 10:00",
+        "changed": False, "validator_name": "Dr Catriona Fraser"}),
+    "visit-date-query": ("visit-date-query", {
+        "recipient_name": "Dr Catriona Fraser", "school": SCHOOL,
+        "problem": "a day of the week is given, but not the date"}),
+    "award-congratulations": ("award-congratulations", {
+        **_REPLY, "validator_name": "Dr Catriona Fraser",
+        "notes": "A confident, well-led school.", "threshold": 70}),
+    "visit-not-yet-outcome": ("visit-not-yet-outcome", {
+        **_REPLY, "validator_name": "Dr Catriona Fraser",
+        "notes": "Not yet: coding needs to reach every class.",
+        "threshold": 70}),
+})
+
+# progress.py: the 3-9 month goal, with the example contexts.
+CASES.update({name: (name, context) for name, context in
+              progress.example_contexts(CLUSTER, {
+                  "name": "Dr Catriona Fraser",
+                  "email": "c.fraser@validators.example.org"}).items()})
+
+# supports.py: the matrix of supports, with the example contexts.
+CASES.update({name: ("support-plan" if name == "support-plan"
+                     else "support-proposal", context)
+              for name, context in supports.example_contexts(CLUSTER, SCHOOLS, {
+                  "name": "Dr Catriona Fraser",
+                  "email": "c.fraser@validators.example.org"}).items()})
 NAMES = sorted(CASES)
 # The schools each message must name, and the name its subject must carry.
 SUBJECT_NAME = {
@@ -217,6 +269,8 @@ SUBJECT_NAME = {
     "digest": "26 January 2027",
     "command-reply": "Your commands",
     "missing-information": "Ardmore Learning Community",
+    "progress-digest": "Weekly digest",  # progress.py
+    "where-we-stand": "Kirkton Primary School",  # progress.py
 }
 SCHOOL_MESSAGES = {
     "invitation-primary", "invitation-secondary", "invitation-awarded",

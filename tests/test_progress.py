@@ -1,0 +1,246 @@
+"""The 3 to 9 month goal (mailbot/progress.py), end to end by email on
+the embedded default, moving the clock through nine months."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Harness, body, example_config, make_mail, sample
+
+MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"   # lead, and a school
+ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
+FIONA = "headteacher@kirkton-ps.fife.example.sch.uk"
+DECLAN = "d.oneill@stserfs.fife.example.sch.uk"
+ISLA = "isla.fraser@dsa.example.org"
+STAFF = "coordinator@dsa.example.org"
+FIFE = "digital.learning@fife.example.gov.uk"
+ES = "digital.schools@educationscotland.example.gov.uk"
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(example_config(tmp_path), "2027-01-12 09:35")
+    yield harness
+    harness.close()
+
+
+def completion(sender: str, school: str) -> bytes:
+    return make_mail(sender, f"{school} - self-review",
+                     "Hello,\n\nWe have now completed the self-review.\n")
+
+
+def award(bot: Harness, name: str, when: str) -> None:
+    """What staff's "award" command does to the record."""
+    store = bot.bot.store
+    school = next(s for s in store.all_schools() if s["name"] == name)
+    store.update_school(school.doc_id, {"status": "awarded",
+                                        "awarded_at": when})
+    store.add_event(bot.clock.now(), "status", school_id=school.doc_id,
+                    cluster_id=school["cluster_id"], detail="awarded")
+    store.commit()
+
+
+def enrolled(bot: Harness) -> None:
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    bot.at("2027-01-18 11:00")
+    bot.deliver(completion(f"Fiona <{FIONA}>", "Kirkton Primary School"))
+    bot.cycle()
+    bot.at("2027-01-27 11:00")
+    bot.deliver(completion(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
+                completion(f"Alan Reid <{ALAN}>", "Glenbrae Primary School"),
+                completion(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
+    bot.cycle()
+    assert bot.cluster("Glenbrae")["validator"]["email"] == ISLA
+
+
+def test_start_date_is_recorded(bot: Harness) -> None:
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    cluster = bot.bot.store.all_clusters()[0]
+    assert cluster["started_at"] == cluster["activated_at"]
+
+
+def test_reports_at_three_six_and_nine_months(bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-03-01 10:00")
+    award(bot, "Kirkton Primary School", "2027-03-01T10:00:00+00:00")
+
+    # Monday 12 April 2027, three months on (after the spring holidays).
+    bot.at("2027-04-11 12:00")
+    bot.cycle()
+    assert bot.sent("progress-report") == []
+    bot.at("2027-04-12 10:00")
+    bot.cycle()
+    bot.at("2027-04-12 11:00")
+    bot.cycle()
+    for who in (MORAG, ISLA, STAFF):
+        reports = bot.sent("progress-report", who)
+        assert len(reports) == 1, who
+        assert "progress at 3 months" in str(reports[0]["Subject"])
+    text = body(bot.sent("progress-report", MORAG)[0])
+    assert "2 of 5 schools (40%)" in text
+    assert "At the pace so far (1 awarded in" in text
+    assert "would be awarded around" in text
+    assert "The forecast is linear" in text
+    # Nothing from the other schools since 27 January: stalled.
+    assert "Nothing new has been heard for some time from" in text
+    assert "Glenbrae Primary School" in text
+
+    # Six months falls in the summer holidays: the report waits for them
+    # to end, and goes once.
+    bot.at("2027-07-12 10:00")
+    bot.cycle()
+    assert len(bot.sent("progress-report")) == 3
+    bot.at("2027-08-17 10:00")
+    bot.cycle()
+    bot.cycle()
+    six = [m for m in bot.sent("progress-report")
+           if "6 months" in str(m["Subject"])]
+    assert len(six) == 3
+
+    # Nine months: 12 October is in the October week; 25 October, then.
+    bot.at("2027-10-12 10:00")
+    bot.cycle()
+    bot.at("2027-10-25 10:00")
+    bot.cycle()
+    bot.at("2027-10-26 10:00")
+    bot.cycle()
+    nine = [m for m in bot.sent("progress-report")
+            if "9 months" in str(m["Subject"])]
+    assert sorted(a for m in nine for a in _to(m)) == sorted(
+        [MORAG, ISLA, STAFF])
+    assert len(bot.sent("progress-report")) == 9
+
+
+def test_no_forecast_without_awards(bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-04-12 10:00")
+    bot.cycle()
+    text = body(bot.sent("progress-report", STAFF)[0])
+    assert "Not enough progress to forecast" in text
+    assert "1 of 5 schools (20%)" in text  # Balgonie already was
+
+
+def test_validator_digest_and_monthly_summaries(bot: Harness) -> None:
+    enrolled(bot)
+    # Nothing the day the cluster joins, nor in its first week or month.
+    assert bot.sent("progress-digest") == []
+    # Monday 1 February: the validator's week and the month both begin.
+    bot.at("2027-02-01 09:00")
+    bot.cycle()
+    bot.at("2027-02-01 14:00")
+    bot.cycle()
+    weekly = bot.sent("progress-digest", ISLA)
+    assert len(weekly) == 1
+    assert "Weekly digest" in str(weekly[0]["Subject"])
+    assert "Glenbrae" in body(weekly[0])
+    for who in (FIFE, ES):
+        monthly = bot.sent("progress-digest", who)
+        assert len(monthly) == 1, who
+        assert "Monthly summary" in str(monthly[0]["Subject"])
+        assert "Glenbrae" in body(monthly[0])
+    # No other council has a cluster: no summary for them.
+    assert len(bot.sent("progress-digest")) == 3
+    # The next week: another digest for the validator, on Monday.
+    bot.at("2027-02-06 10:00")   # Saturday
+    bot.cycle()
+    assert len(bot.sent("progress-digest", ISLA)) == 1
+    bot.at("2027-02-08 09:00")
+    bot.cycle()
+    assert len(bot.sent("progress-digest", ISLA)) == 2
+    # Monday 1 March: the next monthly summaries.
+    bot.at("2027-03-01 09:00")
+    bot.cycle()
+    assert len(bot.sent("progress-digest", FIFE)) == 2
+    assert len(bot.sent("progress-digest", ES)) == 2
+
+
+def test_stalled_schools_are_nudged_once_per_period(bot: Harness) -> None:
+    enrolled(bot)
+    # Kirkton finished on 18 January; the rest on 27 January.
+    bot.at("2027-02-16 10:00")
+    bot.cycle()
+    assert len(bot.sent("stall-nudge", FIONA)) == 1
+    assert bot.sent("stall-nudge", ALAN) == []
+    notices = bot.sent("stall-notice")
+    assert len(notices) == 1
+    assert MORAG in _to(notices[0]) and ISLA in str(notices[0]["Cc"])
+    assert "Kirkton Primary School" in body(notices[0])
+    bot.at("2027-02-16 14:00")
+    bot.cycle()
+    assert len(bot.sent("stall-nudge", FIONA)) == 1
+    assert len(bot.sent("stall-notice")) == 1
+
+    # Alan writes (activity); the other two stall on 24 February.
+    bot.at("2027-02-22 10:00")
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "Our plans",
+                          "We are planning our visit for the spring.\n"))
+    bot.cycle()
+    bot.at("2027-02-25 10:00")
+    bot.cycle()
+    assert len(bot.sent("stall-nudge", MORAG)) == 1
+    assert len(bot.sent("stall-nudge", DECLAN)) == 1
+    assert bot.sent("stall-nudge", ALAN) == []
+    # One notice per cluster per period (of 28 days from the start):
+    # this period's went on the 16th; the next names the newly stalled.
+    assert len(bot.sent("stall-notice")) == 1
+    bot.at("2027-03-09 10:00")
+    bot.cycle()
+    assert len(bot.sent("stall-notice")) == 2
+    assert "St Serf" in body(bot.sent("stall-notice")[-1])
+    # Another full period of silence: Kirkton is nudged a second time.
+    bot.at("2027-03-17 10:00")
+    bot.cycle()
+    assert len(bot.sent("stall-nudge", FIONA)) == 2
+
+
+def test_where_we_stand_for_a_school_contact(bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-02-02 10:00")
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "Quick question",
+                          "Hello,\n\nWhere are we with the award, and what "
+                          "do we still need to do?\n\nAlan\n"))
+    bot.cycle()
+    answer = bot.sent("where-we-stand", ALAN)
+    assert len(answer) == 1
+    text = body(answer[0])
+    assert "Where Glenbrae Primary School stands" in str(answer[0]["Subject"])
+    assert "[done] Invited to the programme" in text
+    assert "[done] Self-review complete on" in text
+    assert "[to do] Digital School status, to be reached by" in text
+    assert "Your validator is Isla Fraser" in text
+    assert "Kirkton" not in text
+    # A question, not a comment: no comment receipt, nothing stored.
+    assert bot.sent("comment-receipt", ALAN) == []
+    assert bot.school("Glenbrae Primary School")["comments"] == []
+
+    # Negated, it is an ordinary comment.
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "No question",
+                          "We know where we stand, thank you; no need to "
+                          "tell us where we are.\n"))
+    bot.cycle()
+    assert len(bot.sent("where-we-stand", ALAN)) == 1
+
+
+def test_where_we_stand_for_the_lead(bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-02-02 10:00")
+    bot.deliver(make_mail(f"Morag Lindsay <{MORAG}>", "Progress update please",
+                          "Hello,\n\nCould you tell me where we stand?\n"))
+    bot.cycle()
+    answer = bot.sent("where-we-stand", MORAG)
+    assert len(answer) == 1
+    text = body(answer[0])
+    for school in ("Glenbrae High School", "Glenbrae Primary School",
+                   "Kirkton Primary School", "St Serf"):
+        assert school in text
+    assert "Already a Digital School" in text  # Balgonie
+    assert "1 of 5 schools (20%)" in text
+
+
+def _to(message: object) -> set[str]:
+    return {a.addr_spec.lower()
+            for a in message["To"].addresses}  # type: ignore[index]
