@@ -24,6 +24,10 @@ NEGATION_REACH = 3      # words
 NEGATION_WINDOW = 120   # characters looked back for those words
 
 
+# At most this many distinct first words for the words-first search.
+ANCHOR_WORDS = 12
+
+
 class PhraseSet:
     """A list of phrases, searched for together in one pass.
 
@@ -42,10 +46,15 @@ class PhraseSet:
         self._any = _compile(bodies, re.IGNORECASE) if bodies else None
         self._each = [re.compile(b, re.IGNORECASE) for b in bodies]
         self._folded: tuple[Anchored, list[re.Pattern[str]]] | None = None
-        if bodies and all(_folds(phrase) for phrase in self.phrases):
+        starts = [re.findall(r"[^\W_]+", phrase.lower())[0]
+                  for phrase in self.phrases if re.search(r"[^\W_]", phrase)]
+        # Finding the first words first pays for a few of them; for many
+        # (the criteria's long lists), one find each costs more than the
+        # alternation searching alone, which finds the same.
+        if bodies and len(set(starts)) <= ANCHOR_WORDS \
+                and len(starts) == len(self.phrases) \
+                and all(_folds(phrase) for phrase in self.phrases):
             lowered = [_pattern(phrase.lower()) for phrase in self.phrases]
-            starts = [re.findall(r"[^\W_]+", phrase.lower())[0]
-                      for phrase in self.phrases]
             self._folded = (Anchored(_compile(lowered, 0), starts),
                             [re.compile(b) for b in lowered])
         self._negations = [_words(n) for n in negations if _words(n)]

@@ -20,6 +20,7 @@ The workflow and the classifier call in through a few small hooks.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -304,6 +305,13 @@ def visit_context(store: Store, school: Document) -> dict[str, Any]:
                     for e in events],
         "comments_count": len(store.comments_of(school.doc_id)),
     }
+
+
+def tags_of(comment: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The criteria a stored comment speaks of, as strengths or weaknesses:
+    worked out when asked (for the matrix of supports), not for every
+    comment as it arrives, since most are never asked about."""
+    return list(comment.get("tags") or comment_tags(str(comment.get("text") or "")))
 
 
 def comment_tags(text: str) -> list[dict[str, str]]:

@@ -94,6 +94,9 @@ _ALIASES: dict[Criterion, tuple[str, ...]] = {
 _BY_KEY = {alias.replace(" ", ""): criterion
            for criterion, aliases in _ALIASES.items() for alias in aliases}
 _LONGEST_ALIAS = max(len(a.split()) for v in _ALIASES.values() for a in v)
+# The words a criterion's name can start with (never a connector).
+_FIRST_WORDS = frozenset(alias.split()[0] for aliases in _ALIASES.values()
+                         for alias in aliases)
 _LETTERS = re.compile(r"[^\W\d_]+")
 _PARENTHESES = re.compile(r"\(([^()]{0,80})\)")
 # Row or column labels that sum up the others rather than name one.
@@ -691,7 +694,7 @@ def _kind_after(tokens: list[_Token], i: int) -> tuple[str, int] | None:
 def _mention_at(tokens: list[_Token], i: int) -> tuple[Criterion, int] | None:
     """The criterion named by the words from token i, longest first, and
     the index after it."""
-    if tokens[i].kind != "word" or tokens[i].text in _CONNECTORS:
+    if tokens[i].kind != "word" or tokens[i].text not in _FIRST_WORDS:
         return None
     words: list[tuple[str, int]] = []
     j = i
@@ -730,10 +733,28 @@ def from_text(text: str) -> Reading:
     """
     collector = _Collector()
     text = text[:MAX_TEXT_CHARS]
+    if not _DIGIT.search(text) or not (_VALUE_WORDS.search(text)
+                                       or _NAME_WORDS.search(text)):
+        return collector.reading()
     text = _pasted_tables(text, collector)
     tokens = _tokens(text)
     _Reader(tokens, text, collector).read()
     return collector.reading()
+
+
+# Every way of giving results that from_text reads has a number, and
+# either a word saying what numbers are (a percentage, statements
+# addressed, "9 out of 10", a score) or a criterion's name: text without
+# both (most comments) is not read further.
+_DIGIT = re.compile(r"\d")
+_VALUE_WORDS = re.compile(
+    r"%|per\s*cent|percent|address|out\s+of|\d\s*/\s*\d|score|total",
+    re.IGNORECASE)
+_NAME_WORDS = re.compile(
+    r"\b(?:" + "|".join(sorted(
+        {word for aliases in _ALIASES.values() for alias in aliases
+         for word in alias.split() if len(word) > 1}, key=len, reverse=True))
+    + r")\b|\b[lr]\W{0,3}[vi]\b", re.IGNORECASE)
 
 
 def _split_cells(line: str) -> list[str]:
@@ -1065,16 +1086,25 @@ class Tagger:
         weakness, "no problems with" a strength); a sentence with cues of
         both kinds is a weakness, the side a validator must not miss.
         """
+        # Only the criteria named somewhere in the text are looked for in
+        # each clause: most comments name one or two, and a clause of the
+        # tidied text names none that the whole of it does not.
+        whole = _tidy(text[:MAX_TEXT_CHARS])
+        named_anywhere = [(c, phrases) for c, phrases in self.criteria
+                          if phrases.search(whole) is not None]
         tags: list[Tag] = []
+        if not named_anywhere:
+            return tags
         for count, (section, sentence) in enumerate(self._sentences(text)):
             if count >= MAX_SENTENCES:
                 break
             for clause in _CONTRAST.split(sentence):
-                tags.extend(self._clause(clause, section))
+                tags.extend(self._clause(clause, section, named_anywhere))
         return tags
 
-    def _clause(self, clause: str, section: Kind | None) -> list[Tag]:
-        named = [(c, phrase) for c, phrases in self.criteria
+    def _clause(self, clause: str, section: Kind | None,
+                criteria: list[tuple[Criterion, PhraseSet]]) -> list[Tag]:
+        named = [(c, phrase) for c, phrases in criteria
                  if (phrase := phrases.search(clause)) is not None]
         if not named:
             return []

@@ -39,6 +39,7 @@ from mailbot.compose import Draft, FileAttachment
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
+from mailbot.results import tags_of
 from mailbot.rules import MatrixRules
 from mailbot.selfreview import criterion as criterion_of
 from mailbot.store import ALREADY_AWARDED, AWARDED, stamp
@@ -131,7 +132,7 @@ def overrides_of(comments: Iterable[Mapping[str, Any]]
     wins over an earlier one."""
     found: dict[str, matrix.Standing] = {}
     for comment in comments:
-        for tag in comment.get("tags") or ():
+        for tag in tags_of(comment):
             if isinstance(tag, Mapping):
                 name, kind = tag.get("criterion"), tag.get("kind")
             elif isinstance(tag, list | tuple) and len(tag) >= 2:

@@ -36,7 +36,6 @@ from mailbot.quoting import new_text
 from mailbot.results import (  # self-review results, visits, awards
     RESULTS,
     VISIT_REPLY,
-    comment_tags,
     on_results,
     on_visit_reply,
     receipt,
@@ -278,7 +277,6 @@ class Workflow:
                            school.doc_id)
         self.store.add_comment(school.doc_id, {
             "received_at": stamp(now), "text": text,
-            "tags": comment_tags(text),  # results.py
             "message_id": mail.message_id})
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 from harness import Harness, body, example_config, make_mail, sample
 
-from mailbot import visitdate
+from mailbot import results, visitdate
 
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
@@ -172,7 +172,7 @@ def test_comments_are_tagged(bot: Harness) -> None:
     comment = bot.bot.store.comments_of(
         next(s.doc_id for s in bot.bot.store.all_schools()
              if s["name"] == SCHOOL))[0]
-    tags = {(t["criterion"], t["kind"]) for t in comment["tags"]}
+    tags = {(t["criterion"], t["kind"]) for t in results.tags_of(comment)}
     assert ("leadership", "strength") in tags
     assert ("resources", "weakness") in tags
 
