@@ -126,6 +126,11 @@ def scores_of(school: Mapping[str, Any]) -> dict[str, float] | None:
     return scores or None
 
 
+# A school's standing in a criterion is read from its latest comments
+# only: a later one wins anyway, and a long history costs no more.
+COMMENTS_READ = 10
+
+
 def overrides_of(comments: Iterable[Mapping[str, Any]]
                  ) -> dict[str, matrix.Standing]:
     """Strengths and weaknesses the comments' tags name; a later comment
@@ -174,8 +179,12 @@ def build_input(store: Any, cluster_id: int, threshold: float) -> Input:
                 scores = {}
                 if cluster_key is not None:
                     unknown.append(doc.doc_id)
+        # A Digital School from outside mentors on its standing as one;
+        # only the cluster's own schools are read from their comments.
+        comments = (store.comments_of(doc.doc_id)[-COMMENTS_READ:]
+                    if cluster_key is not None else [])
         return matrix.School(str(doc.doc_id), council, scores, cluster_key,
-                             overrides_of(store.comments_of(doc.doc_id)))
+                             overrides_of(comments))
 
     members = [school(s, str(cluster_id)) for s in store.schools_of(cluster_id)]
     outside: list[matrix.School] = []
