@@ -31,9 +31,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
+from typing import TYPE_CHECKING
 
 from mailbot.mail import Incoming
+from mailbot.tokens import Reference
+
+if TYPE_CHECKING:
+    from tinydb.table import Document
+
+    from mailbot.store import Store
+    from mailbot.tokens import Tokens
 
 HEADER = "authentication-results"
 # Methods whose pass, for the sender's domain, authenticates a message.
@@ -277,3 +286,38 @@ def authenticated(incoming: Incoming, trusted_ids: Sequence[str],
         return False, ("no receiving server is trusted "
                        "([security] authserv_ids is empty)")
     return verdict(block_of(incoming, trusted_ids), sender)
+
+
+def answered(store: Store, tokens: Tokens, mail: Incoming, *, kind: str = "",
+             oldest: datetime | None = None) -> Document | None:
+    """The message of mailbot's that `mail` answers (its In-Reply-To or
+    References), if it was sent to the sender and carried the sender's
+    own signed reference: proof, short of a trusted server's, that the
+    sender reads that mailbox. Only of `kind`, and no older than `oldest`,
+    when those are given."""
+    sender = mail.sender.email
+    person = Reference(address=sender)
+    for message_id in mail.thread_ids:
+        sent = store.outgoing_by_message_id(message_id)
+        if sent is None or sent.get("status") != "sent" \
+                or (kind and sent.get("kind") != kind):
+            continue
+        written_to = {str(a).lower() for a in (*sent.get("to", ()),
+                                               *sent.get("cc", ()))}
+        if sender not in written_to or (
+                oldest is not None and not _since(sent.get("created_at"), oldest)):
+            continue
+        if tokens.verify(str(sent.get("reference") or ""), sender) == person:
+            return sent
+    return None
+
+
+def _since(value: object, oldest: datetime) -> bool:
+    """Whether a time of the record (stamp()) is `oldest` or later."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment >= oldest

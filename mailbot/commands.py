@@ -69,7 +69,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from email.message import Message
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -80,9 +80,9 @@ from mailbot import authres, report
 from mailbot.compose import Draft
 from mailbot.councils import canonical_council
 from mailbot.enrolment import (
-    _nomination_from_dict,
-    _nomination_to_dict,
     invitation_template,
+    nomination_from_dict,
+    nomination_to_dict,
 )
 from mailbot.mail import HTML_LIMIT, TEXT_LIMIT, Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
@@ -99,7 +99,6 @@ from mailbot.store import (
     VISIT_REQUESTED,
     stamp,
 )
-from mailbot.tokens import Reference
 from mailbot.views import cluster_view, school_view, schools_view
 
 if TYPE_CHECKING:
@@ -490,7 +489,9 @@ class Commands:
             # A trusted server has checked this message: its word decides,
             # and nothing the message carries overrules a fail.
             return authres.verdict(block, sender)
-        answered = self._answered(mail, sender)
+        oldest = self.flow.clock.now() - timedelta(days=ANSWER_DAYS)
+        answered = authres.answered(self.store, self.flow.tokens, mail,
+                                    oldest=oldest)
         if answered is not None:
             return True, (f"answers mail sent to this address "
                           f"({answered.get('kind')}, "
@@ -500,26 +501,6 @@ class Commands:
                    "authserv_ids is empty)")
         return False, (f"{checked}, and it answers no mail sent to this "
                        f"address in the last {ANSWER_DAYS} days")
-
-    def _answered(self, mail: Incoming, sender: str) -> Document | None:
-        """The mail of mailbot's that this message answers (its In-Reply-To
-        or References), if it was sent to `sender` in the last ANSWER_DAYS
-        days and carried `sender`'s own signed reference."""
-        oldest = self.flow.clock.now() - timedelta(days=ANSWER_DAYS)
-        person = Reference(address=sender)
-        for message_id in mail.thread_ids:
-            sent = self.store.outgoing_by_message_id(message_id)
-            if sent is None or sent.get("status") != "sent":
-                continue
-            written_to = {str(a).lower() for a in (*sent.get("to", ()),
-                                                   *sent.get("cc", ()))}
-            if sender not in written_to or not _since(sent.get("created_at"),
-                                                      oldest):
-                continue
-            reference = str(sent.get("reference") or "")
-            if self.flow.tokens.verify(reference, sender) == person:
-                return sent
-        return None
 
     def _run(self, mail: Incoming, command: Command, reply: _Reply) -> None:
         now = self.flow.clock.now()
@@ -593,10 +574,10 @@ class Commands:
         if missing:
             raise Refused(f"{_name(cluster)} cannot start without "
                           + "; ".join(missing))
-        nomination = _nomination_from_dict(draft)
+        nomination = nomination_from_dict(draft)
         # The enrolment's own activation: acknowledgment, welcome, council
         # notices and invitations, as for a nomination complete at once.
-        self.flow.enrolment._activate(cluster.doc_id, nomination, mail)
+        self.flow.enrolment.activate(cluster.doc_id, nomination, mail)
         return ((f"{_name(cluster)} confirmed with {len(nomination.schools)} "
                 "schools; the lead, the council and the schools are told"),
                 cluster.doc_id, None)
@@ -857,17 +838,6 @@ def _one(what: str, words: str, items: Sequence[T],
     raise Refused(f"{words} could be any of {len(found)}: {listed}{hint}")
 
 
-def _since(value: Any, oldest: datetime) -> bool:
-    """Whether a time of the record (stamp()) is `oldest` or later."""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment >= oldest
-
-
 def _label(name: Any, doc_id: int) -> str:
     return f"#{doc_id} {name}"
 
@@ -911,6 +881,6 @@ def _draft_with(cluster: Document, **changes: Any) -> dict[str, Any]:
     """The fields of an unconfirmed cluster whose nomination draft takes
     `changes`: the draft and what is still missing."""
     draft = {**(cluster.get("draft") or {}), **changes}
-    nomination = _nomination_from_dict(draft)
-    return {"draft": _nomination_to_dict(nomination),
+    nomination = nomination_from_dict(draft)
+    return {"draft": nomination_to_dict(nomination),
             "missing": nomination.missing()}

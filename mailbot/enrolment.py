@@ -56,7 +56,7 @@ class Enrolment:
             "validator": None,
             "created_at": stamp(now),
             "message_id": mail.message_id,
-            "draft": _nomination_to_dict(parsed),
+            "draft": nomination_to_dict(parsed),
             "missing": parsed.missing(),
         })
         self.store.add_event(now, "nominated", cluster_id=cluster_id,
@@ -68,7 +68,7 @@ class Enrolment:
         assert understood.cluster_id is not None
         cluster = self.store.cluster(understood.cluster_id)
         update = nomination.parse_nomination(mail, self._is_awarded)
-        before = _nomination_from_dict(cluster["draft"])
+        before = nomination_from_dict(cluster["draft"])
         merged = nomination.merge(before, update)
         if too_many := self._too_many_schools(merged):
             return too_many
@@ -82,7 +82,7 @@ class Enrolment:
             "name": merged.cluster_name,
             "local_authority": merged.local_authority,
             "lead": {"name": merged.lead_name, "email": merged.lead_email},
-            "draft": _nomination_to_dict(merged),
+            "draft": nomination_to_dict(merged),
             "missing": merged.missing(),
         })
         self.store.add_event(self.clock.now(), "nomination-updated",
@@ -93,7 +93,7 @@ class Enrolment:
                 mail: Incoming) -> Outcome:
         """Activate a complete nomination, or ask for what is missing."""
         if parsed.complete:
-            self._activate(cluster_id, parsed, mail)
+            self.activate(cluster_id, parsed, mail)
             return Outcome(HANDLED, NOMINATION,
                            f"cluster recorded with {len(parsed.schools)} schools",
                            cluster_id)
@@ -109,7 +109,7 @@ class Enrolment:
         return Outcome(HANDLED, NOMINATION,
                        "incomplete, asked for: " + "; ".join(missing), cluster_id)
 
-    def _activate(self, cluster_id: int, parsed: Nomination,
+    def activate(self, cluster_id: int, parsed: Nomination,
                   mail: Incoming) -> None:
         now = self.clock.now()
         council = parsed.local_authority
@@ -206,11 +206,11 @@ class Enrolment:
 
 
 
-def _nomination_to_dict(parsed: Nomination) -> dict[str, Any]:
+def nomination_to_dict(parsed: Nomination) -> dict[str, Any]:
     return asdict(parsed)
 
 
-def _nomination_from_dict(data: dict[str, Any]) -> Nomination:
+def nomination_from_dict(data: dict[str, Any]) -> Nomination:
     schools = tuple(SchoolEntry(**s) for s in data.get("schools", []))
     return Nomination(**{**data, "schools": schools})
 

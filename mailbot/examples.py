@@ -138,7 +138,7 @@ def _results_contexts(reply: dict[str, Any]) -> dict[str, dict[str, Any]]:
                             "problems": [_PROBLEM],
                             "estimated": True, "threshold": 70,
                             "ready": False},
-        "visit-not-yet": {**reply, "has_results": True, "stale": False,
+        "visit-not-yet": {**reply, "stale": False,
                           "scores": _SCORES, "short": _SHORT, "problems": [],
                           "threshold": 70},
         "visit-date": {**reply, "visit_at": "Thursday 4 March 2027 at 10:00",

@@ -34,7 +34,6 @@ from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text
 from mailbot.selfreview import Criterion, Reading, Results, Score
 from mailbot.store import AWARDED, SELF_REVIEW_COMPLETE, Store, stamp
-from mailbot.tokens import Reference
 from mailbot.views import cluster_view, school_view
 
 if TYPE_CHECKING:
@@ -270,22 +269,19 @@ def visit_gate(flow: Workflow, mail: Incoming, school: Document
     flow.store.add_event(
         now, "visit-not-yet", school_id=school.doc_id,
         cluster_id=school["cluster_id"], message_id=mail.message_id,
-        detail="no results yet" if not review else
-        "results not updated since the last visit" if stale and not short
+        detail="results not updated since the last visit" if stale and not short
         else "short: " + ", ".join(c.full for c in short))
     flow._reply(mail, school.doc_id, "visit-not-yet", "visit-not-yet", {
-        "has_results": bool(review),
         "stale": stale,
-        "scores": scores_view(review) if review else [],
-        "short": [c.full for c in short] if review else [],
-        "problems": list((review or {}).get("problems") or []) if took else [],
+        "scores": scores_view(review),
+        "short": [c.full for c in short],
+        "problems": list(review.get("problems") or []) if took else [],
         "threshold": selfreview.THRESHOLD,
     })
     # Not "visit-request": a handled visit request is one passed on.
     return Outcome(HANDLED, "visit-not-yet",
                    f"visit request from {school['name']} not passed on: "
-                   + ("no results yet" if not review else
-                      "no new results since the last visit" if stale and not short
+                   + ("no new results since the last visit" if stale and not short
                       else f"short of {selfreview.THRESHOLD}% in "
                       + ", ".join(c.full for c in short)),
                    school["cluster_id"], school.doc_id)
@@ -367,21 +363,12 @@ def authenticated(flow: Workflow, mail: Incoming) -> tuple[bool, str]:
     visit-request notice sent to this address, which carried their signed
     reference (as commands.py, but with no time limit: an outcome may
     come months after the request)."""
-    sender = mail.sender.email
     block = authres.block_of(mail, flow.config.security.authserv_ids)
     if block:
-        return authres.verdict(block, sender)
-    person = Reference(address=sender)
-    for message_id in mail.thread_ids:
-        sent = flow.store.outgoing_by_message_id(message_id)
-        if sent is None or sent.get("status") != "sent" \
-                or sent.get("kind") != "visit-request":
-            continue
-        if sender not in {str(a).lower() for a in sent.get("to", ())}:
-            continue
-        if flow.tokens.verify(str(sent.get("reference") or ""), sender) \
-                == person:
-            return True, "answers the visit-request notice sent to them"
+        return authres.verdict(block, mail.sender.email)
+    if authres.answered(flow.store, flow.tokens, mail,
+                        kind="visit-request") is not None:
+        return True, "answers the visit-request notice sent to them"
     return False, ("no trusted server vouches for it, and it answers no "
                    "visit-request notice sent to this address")
 

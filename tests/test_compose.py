@@ -322,7 +322,8 @@ def test_the_bodies_are_what_the_templates_rendered() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("Plain words.\nTwo lines.\n", "7bit"),
     ("Gàidhlig and Français, mostly ASCII.\n", "quoted-printable"),
-    ("Ελληνικά και Русский текст, почти без ASCII.\n" * 5, "base64"),
+    ("Ελληνικά και Русский текст, почти без ASCII.\n" * 5,
+     "base64"),
     ("x" * 5000 + "\n", "quoted-printable"),        # a line too long for 7bit
     ("nul\x00 and escape\x1b and a =?utf-8?q?word?=\n", "quoted-printable"),
     ("trailing spaces   \nand a tab\tinside\n", "7bit"),

@@ -233,7 +233,7 @@ CASES.update({
                       "is counted as addressed")],
         "estimated": True, "ready": False}),
     "visit-not-yet": ("visit-not-yet", {
-        **_REPLY, "has_results": True, "stale": False, "scores": _SCORES,
+        **_REPLY, "stale": False, "scores": _SCORES,
         "short": _SHORT, "problems": [], "threshold": 70}),
     "visit-date": ("visit-date", {
         **_REPLY, "visit_at": "Thursday 4 March 2027 at 10:00",
