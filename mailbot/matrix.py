@@ -33,40 +33,63 @@ Objective, lexicographic, for one cluster:
         covered gap, nor where a cluster school could take its place);
     2.  among those, maximise the sum over ties of (mentor's score -
         mentee's score), in hundredths;
-    3.  among those, minimise the sum over schools (cluster and outside) of
-        the square of the number of ties the school is in, as mentor or
-        mentee, over all criteria: spread the load.
+    3.  among those, minimise the load: the sum over schools (cluster and
+        outside) of g^2 + t^2, where g is the number of ties the school
+        gives as a mentor and t the number it is given as a mentee, each
+        over all criteria. It spreads the mentoring over the strong
+        schools and the cover over the weak ones. A school's two roles
+        are counted apart: mentoring once and being mentored once adds
+        1 + 1, not (1 + 1)^2 (``Objective.sum_squares`` is this sum;
+        ``ties_per_school`` and ``max_ties`` report both roles together).
 
 What is guaranteed
-    1a, 1b and 2 are separable by criterion, and each criterion is a
-    bipartite b-matching solved exactly as a min-cost max-flow (source ->
-    mentor, capacity max_mentees; mentor -> mentee, one arc per eligible
-    pair; mentee -> sink, capacity 1) by successive shortest paths:
-    Bellman-Ford for the first potentials, then Dijkstra on reduced costs.
-    The flow is maximum (1a) and of least cost among maximum flows; a
-    pair's cost is -(W * in_cluster + K * difference) plus the level-3
-    load cost, with integer weights K > any spread of the load cost and
-    W > any spread of K * (sum of differences) + load cost, so least cost
-    is the lexicographic optimum of (1b, 2, then 3). Hence the proposal is
-    a lexicographic optimum of (1a, 1b, 2); tests/test_matrix.py checks it
-    against brute force.
+    The proposal is an exact lexicographic optimum of (1a, 1b, 2, 3): one
+    min-cost max-flow over all criteria at once (``_match``), nodes in
+    topological order:
 
-    Level 3 couples the criteria (a tie loads two schools, in two roles, so
-    the square of a school's total is not a network-flow cost) and is NOT
-    solved to global optimality. It is block coordinate descent: one
-    criterion at a time, the others fixed, a school's load is a convex
-    cost on its source or sink arc (in one criterion a school is mentor or
-    mentee, never both), so that criterion's ties are chosen exactly to
-    minimise the total sum of squares among its (1a, 1b, 2)-optimal tie
-    sets. Passes repeat, a change is kept only if it lowers the sum of
-    squares, until a whole pass changes nothing. This runs from up to five
-    starting orders (each criterion first once, the rest in turn) and the
-    lowest sum of squares is kept, the earliest start on equality.
-    Guaranteed: levels 1a, 1b and 2 optimal; and no single criterion's ties
-    can be rearranged, keeping those optimal, to lower the sum of squares.
-    A change to several criteria at once may still lower it: on the small
-    random clusters of tests/test_matrix.py the global optimum is missed
-    in about 1 case in 150 to 300, by 2.
+        source -> G(s), for each school s that can mentor: unit arcs of
+            cost 1, 3, 5, ..., as many as the ties s could give in all;
+        G(s) -> O(s, c): capacity s's room in criterion c (max_mentees,
+            less ``committed``, no more than its eligible mentees), cost 0;
+        O(s, c) -> N(t, c), for each eligible pair: capacity 1, cost
+            -(W * in_cluster + K * difference);
+        N(t, c) -> R(t): capacity 1 (a gap has at most one mentor), cost 0;
+        R(t) -> sink: unit arcs of cost 1, 3, 5, ..., one per gap of t
+            that some school could cover.
+
+    Proof. (i) The integral flows are exactly the feasible tie sets (a tie
+    is a unit source -> G -> O -> N -> R -> sink): the arcs at G and R
+    hold as many units as the school could ever take in that role, so the
+    only binding limits are those of "Ties". Hence a maximum flow covers
+    the most gaps possible: 1a. (ii) A least-cost flow that passes x units
+    through G(s) uses the cheapest x of its parallel arcs (their costs
+    differ, and any one may stand for another), paying 1 + 3 + ... +
+    (2x - 1) = x^2; so does R(t). The least cost of tie set T is then
+    L(T) - K D(T) - W I(T): L the load (level 3), D the difference sum, I
+    the in-cluster count. (iii) With F the number of gaps with an eligible
+    mentor (so at most F ties): 0 <= L <= 2 F^2 (each role's squares sum
+    to at most the square of its total, at most F), and |D| <= F * FULL.
+    With K = 2 F^2 + 1 and W = K (2 F FULL + 1), K exceeds any spread of
+    L, and W any spread of L - K D. So between two maximum flows a
+    difference in I decides the cost, failing that one in D, failing that
+    one in L: a least-cost maximum flow is a lexicographic optimum.
+    (iv) Successive shortest paths from the zero flow leave a flow of
+    least cost for its value at every step and stop at a maximum flow; the
+    network is acyclic, so its negative costs have first potentials
+    (Bellman-Ford), then Dijkstra runs on reduced costs. All on Python
+    integers, so exact. tests/test_matrix.py checks all four levels
+    against brute force over hundreds of small random clusters (every
+    combination of tie sets across the criteria, where that is small).
+
+    Why not the square of a school's total ties, roles together (the
+    level 3 of earlier versions, solved only by a local search): its ties
+    as a mentor leave the source side of this network and its ties as a
+    mentee reach the sink side, so a cost on their sum is the cost of no
+    one arc, and no network-flow form of it is known here. Counting the
+    roles apart is what makes level 3 a flow cost, hence exact.
+
+    Among equal optima the choice is fixed by the order of the input, not
+    by chance: the same input gives the same proposal.
 
 Fallback for gaps with no mentor (``Settings``)
     Uncovered gaps are ordered by shortfall (threshold - score, smallest
@@ -87,8 +110,9 @@ Across clusters
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -159,7 +183,7 @@ class Objective:
     covered: int  # 1a
     in_cluster: int  # 1b
     difference: int  # 2, in hundredths
-    sum_squares: int  # 3
+    sum_squares: int  # 3: sum of (ties as mentor)^2 + (as mentee)^2
     max_ties: int  # reported, not optimised
 
 
@@ -321,7 +345,7 @@ class _Flow:
             total += step
 
 
-# --------------------------------------------------- one criterion's ties
+# --------------------------------------------------------------- the ties
 
 
 def _eligible(mentor: _Party, mentee: _Party, c: int) -> bool:
@@ -331,115 +355,69 @@ def _eligible(mentor: _Party, mentee: _Party, c: int) -> bool:
             and (mentor.in_cluster or mentor.council == mentee.council))
 
 
-def _solve_criterion(c: int, mentors: Sequence[_Party],
-                     capacity: Sequence[int], mentees: Sequence[_Party],
-                     load: Mapping[str, int]) -> list[tuple[int, int]]:
-    """The (mentor, mentee) index pairs of a lexicographic optimum of
-    (1a, 1b, 2, then sum of squares given the other criteria's `load`)."""
-    pairs = [(i, j) for i, m in enumerate(mentors) if capacity[i] > 0
-             for j, g in enumerate(mentees) if _eligible(m, g, c)]
+def _match(parties: Sequence[_Party], inside: int,
+           capacity: Sequence[Sequence[int]],
+           ) -> list[tuple[int, int, int]]:
+    """The (criterion, mentor, mentee) index triples of a lexicographic
+    optimum of (1a, 1b, 2, 3), all criteria at once, as one min-cost
+    max-flow (the network and the proof: the module docstring).
+
+    `parties[:inside]` are the cluster's schools, the only mentees;
+    `capacity[i][c]` is how many mentees party i may take in criterion c.
+    """
+    criteria = len(capacity[0]) if capacity else 0
+    pairs = [(c, i, j) for c in range(criteria)
+             for i, m in enumerate(parties) if capacity[i][c] > 0
+             for j in range(inside) if _eligible(m, parties[j], c)]
     if not pairs:
         return []
-    n = len(mentees)
-    top = max((load.get(p.id, 0) for p in (*mentors, *mentees)), default=0)
-    most = min(max(capacity), n)
-    # Weights that make the single cost lexicographic: any change in the
-    # in-cluster count outweighs any change in the difference sum (spread
-    # at most 2 * n * FULL), which outweighs any change in the load cost.
-    load_span = n * (4 * top + 2 * most)
-    k = load_span + 1
-    w = k * (2 * n * FULL + 1)
-    # nodes in topological order: source, mentors, mentees, sink
-    first = 1 + len(mentors)
-    source, sink = 0, first + len(mentees)
+    offered = Counter((c, i) for c, i, _ in pairs)
+    # a mentor's room in a criterion: its capacity, no more than the
+    # mentees it could take there; so the arcs below are never short
+    room = {(c, i): min(capacity[i][c], n)
+            for (c, i), n in sorted(offered.items())}
+    gaps = sorted({(c, j) for c, _, j in pairs})
+    gives: Counter[int] = Counter()  # the most ties a school can give
+    for (_, i), r in room.items():
+        gives[i] += r
+    takes = Counter(j for _, j in gaps)  # the most it can be given
+    # nodes in topological order: source 0, a node per school as mentor,
+    # per (criterion, mentor), per (criterion, mentee) gap, per school as
+    # mentee, then the sink
+    number = itertools.count(1)
+    mentor = {i: next(number) for i in sorted(gives)}
+    offer = {key: next(number) for key in room}
+    gap = {key: next(number) for key in gaps}
+    mentee = {j: next(number) for j in sorted(takes)}
+    sink = next(number)
     flow = _Flow(sink + 1)
-    for i, m in enumerate(mentors):
-        base = load.get(m.id, 0)
-        for extra in range(1, min(capacity[i], n) + 1):
-            # (base + extra)^2 - (base + extra - 1)^2: convex in `extra`
-            flow.arc(source, 1 + i, 1, 2 * (base + extra) - 1)
-    for j, g in enumerate(mentees):
-        flow.arc(first + j, sink, 1, 2 * load.get(g.id, 0) + 1)
+    # Integer weights that make the one cost lexicographic. At most F =
+    # `most` ties, so the load (level 3) is 0 to 2 F^2 < k, and the
+    # difference sum spans at most 2 F FULL, so w > any spread of
+    # load - k * differences.
+    most = len(gaps)
+    k = 2 * most * most + 1
+    w = k * (2 * most * FULL + 1)
+    for i, node in mentor.items():
+        for n in range(1, gives[i] + 1):  # n^2 - (n - 1)^2: convex
+            flow.arc(0, node, 1, 2 * n - 1)
+    for (c, i), node in offer.items():
+        flow.arc(mentor[i], node, room[(c, i)], 0)
     arcs = []
-    for i, j in pairs:
-        m, g = mentors[i], mentees[j]
+    for c, i, j in pairs:
+        m, g = parties[i], parties[j]
         gain = w * m.in_cluster + k * (m.scores[c] - g.scores[c])
-        arcs.append(flow.arc(1 + i, first + j, 1, -gain))
-    flow.run(source, sink)
-    return [pair for pair, a in zip(pairs, arcs, strict=True)
-            if flow.flow(a)]
+        arcs.append(flow.arc(offer[(c, i)], gap[(c, j)], 1, -gain))
+    for (_, j), node in gap.items():
+        flow.arc(node, mentee[j], 1, 0)
+    for j, node in mentee.items():
+        for n in range(1, takes[j] + 1):
+            flow.arc(node, sink, 1, 2 * n - 1)
+    flow.run(0, sink)
+    return [t for t, a in zip(pairs, arcs, strict=True) if flow.flow(a)]
 
 
 # ------------------------------------------------------------- proposals
-
-
-def _sum_squares(loads: Mapping[str, int]) -> int:
-    return sum(v * v for v in loads.values())
-
-
-_STARTS = 5  # starting orders tried by _descend, see the module docstring
-
-
-@dataclass
-class _Plan:
-    index: int
-    name: str
-    mentors: list[_Party]
-    capacity: list[int]
-    mentees: list[_Party]
-    # solutions by the load of each mentor and mentee: the same load gives
-    # the same ties, and the starts and passes of _descend meet the same
-    # loads often
-    seen: dict[tuple[int, ...], list[Tie]] = field(default_factory=dict)
-
-    def solve(self, load: Mapping[str, int]) -> list[Tie]:
-        key = tuple(load.get(p.id, 0) for p in (*self.mentors, *self.mentees))
-        if key not in self.seen:
-            self.seen[key] = self._solve(load)
-        return self.seen[key]
-
-    def _solve(self, load: Mapping[str, int]) -> list[Tie]:
-        chosen = _solve_criterion(self.index, self.mentors, self.capacity,
-                                  self.mentees, load)
-        c = self.index
-        return [Tie(self.mentors[i].id, self.mentees[j].id, self.name,
-                    self.mentors[i].in_cluster,
-                    self.mentors[i].scores[c] - self.mentees[j].scores[c])
-                for i, j in chosen]
-
-
-def _descend(order: Sequence[_Plan],
-             ) -> tuple[list[list[Tie]], dict[str, int]]:
-    """Block coordinate descent on the sum of squares, criteria visited in
-    `order`: the ties of each criterion, in criterion order, and the load
-    of each school."""
-    ties: dict[int, list[Tie]] = {p.index: [] for p in order}
-    loads: dict[str, int] = defaultdict(int)
-
-    def replace(plan: _Plan, new: list[Tie]) -> None:
-        for tie in ties[plan.index]:
-            loads[tie.mentor] -= 1
-            loads[tie.mentee] -= 1
-        ties[plan.index] = new
-        for tie in new:
-            loads[tie.mentor] += 1
-            loads[tie.mentee] += 1
-
-    for plan in order:  # first pass: each given the ones before
-        replace(plan, plan.solve(loads))
-    improved = True
-    while improved:
-        improved = False
-        for plan in order:
-            before = _sum_squares(loads)
-            old = ties[plan.index]
-            replace(plan, [])  # its own ties are not part of the base load
-            replace(plan, plan.solve(loads))
-            if _sum_squares(loads) < before:
-                improved = True
-            else:
-                replace(plan, old)
-    return [ties[i] for i in sorted(ties)], dict(loads)
 
 
 def propose(cluster: Sequence[School], digital_schools: Iterable[School],
@@ -474,25 +452,13 @@ def propose(cluster: Sequence[School], digital_schools: Iterable[School],
             outside.append(_party(s, settings, threshold, False))
     committed = committed or {}
 
-    plan = []
-    for c, name in enumerate(criteria):
-        mentors = [p for p in (*inside, *outside)
-                   if p.standing[c] is Standing.STRENGTH]
-        capacity = [max(0, settings.max_mentees - committed.get(
-            (p.id, name), 0)) for p in mentors]
-        mentees = [p for p in inside if p.standing[c] is Standing.GAP]
-        plan.append(_Plan(c, name, mentors, capacity, mentees))
-
-    # Several starts, each a different first criterion; the best is kept
-    # (the first of equals), so the result is the same every time.
-    best: tuple[list[list[Tie]], dict[str, int]] | None = None
-    for first in range(min(_STARTS, len(plan))):
-        found = _descend(plan[first:] + plan[:first])
-        if best is None or _sum_squares(found[1]) < _sum_squares(best[1]):
-            best = found
-    assert best is not None
-    per_criterion, loads = best
-    ties = tuple(t for group in per_criterion for t in group)
+    parties = [*inside, *outside]
+    capacity = [[max(0, settings.max_mentees - committed.get((p.id, name), 0))
+                 for name in criteria] for p in parties]
+    ties = tuple(
+        Tie(parties[i].id, parties[j].id, criteria[c], parties[i].in_cluster,
+            parties[i].scores[c] - parties[j].scores[c])
+        for c, i, j in sorted(_match(parties, len(inside), capacity)))
     covered = {(t.mentee, t.criterion) for t in ties}
     uncovered = sorted(
         (threshold - p.scores[c], c, p.id)
@@ -511,7 +477,9 @@ def propose(cluster: Sequence[School], digital_schools: Iterable[School],
             support = Support.EDUCATION_SCOTLAND
         fallbacks.append(Fallback(school, criteria[c], support, shortfall))
 
-    per_school = {k: v for k, v in loads.items() if v}
+    gives = Counter(t.mentor for t in ties)
+    takes = Counter(t.mentee for t in ties)
+    per_school = dict(gives + takes)
     gaps = sum(p.standing[c] is Standing.GAP
                for p in inside for c in range(len(criteria)))
     return Proposal(
@@ -525,7 +493,8 @@ def propose(cluster: Sequence[School], digital_schools: Iterable[School],
             covered=len(ties),
             in_cluster=sum(t.in_cluster for t in ties),
             difference=sum(t.difference for t in ties),
-            sum_squares=_sum_squares(per_school),
+            sum_squares=sum(v * v for v in (*gives.values(),
+                                            *takes.values())),
             max_ties=max(per_school.values(), default=0),
         ),
         ties_per_school=per_school,
