@@ -224,6 +224,9 @@ class Composer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Templates are read once, checked at start-up (check_all),
+            # and not looked at on disk again for every message.
+            auto_reload=False,
         )
         self.env.filters["long_date"] = long_date
         self.env.filters["long_time"] = long_time

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
+from typing import Any
 
 # Letters and digits make words; anything else (spaces, punctuation, line
 # breaks) only separates them, but a phrase does not run on from one
@@ -48,6 +50,15 @@ class PhraseSet:
         self._folded: tuple[Anchored, list[re.Pattern[str]]] | None = None
         starts = [re.findall(r"[^\W_]+", phrase.lower())[0]
                   for phrase in self.phrases if re.search(r"[^\W_]", phrase)]
+        # For PhraseIndex: each phrase's pattern in lower case, and the
+        # words a match of it can start with; None if a phrase does not
+        # fold.
+        self.lowered: tuple[list[re.Pattern[str]], list[tuple[str, ...]]] \
+            | None = None
+        if len(starts) == len(self.phrases) \
+                and all(_folds(phrase) for phrase in self.phrases):
+            self.lowered = ([re.compile(_pattern(p.lower())) for p in self.phrases],
+                            [_first_words(p.lower()) for p in self.phrases])
         # Finding the first words first pays for a few of them; for many
         # (the criteria's long lists), one find each costs more than the
         # alternation searching alone, which finds the same.
@@ -75,12 +86,16 @@ class PhraseSet:
         # not match "validation visit" after.
         for match in matches:
             start = match.start()
-            if not self._negated(text, start):
+            if not self.negated(text, start):
                 # Which phrase: the first in the rules that matches here,
                 # as the alternation of them all chose.
                 return next(self.phrases[n] for n, phrase in enumerate(each)
                             if phrase.match(text, start))
         return None
+
+    def negated(self, text: str, start: int) -> bool:
+        """Whether one of the set's negations stands just before `start`."""
+        return bool(self._negations) and self._negated(text, start)
 
     def _negated(self, text: str, start: int) -> bool:
         before = text[max(0, start - NEGATION_WINDOW):start]
@@ -97,17 +112,120 @@ class PhraseSet:
         return False
 
 
+class PhraseIndex:
+    """Several PhraseSets searched together, in one pass over the words of
+    a text rather than one regex search each.
+
+    A phrase starts a word, and its first word is one a match can start
+    with ("wi-fi": "wi" or "wifi"; see _first_words). Each phrase is filed
+    under those words; one regex (a trie of all of them) finds where they
+    stand in the text in lower case, and there only the phrases filed
+    under that word are tried, in the order of their sets' rules. What
+    `search` finds is what each set's own search finds: the same first
+    match that is not negated, the same phrase. Text or sets whose case
+    does not fold one-for-one are searched set by set.
+    """
+
+    def __init__(self, sets: Sequence[PhraseSet]) -> None:
+        self.sets = tuple(sets)
+        self._filed: dict[str, list[tuple[int, int]]] = {}
+        self._finder: re.Pattern[str] | None = None
+        if not all(phrase_set.lowered for phrase_set in self.sets):
+            return
+        for k, phrase_set in enumerate(self.sets):
+            assert phrase_set.lowered is not None
+            for n, words in enumerate(phrase_set.lowered[1]):
+                for word in words:
+                    self._filed.setdefault(word, []).append((k, n))
+        if self._filed:
+            self._finder = re.compile(
+                f"{_START}{_trie(self._filed)}(?!{_WORD})")
+
+    def search(self, text: str, wanted: Sequence[bool] | None = None
+               ) -> list[str | None]:
+        """[s.search(text) for s in sets], None for the sets not wanted."""
+        wanted = wanted or [True] * len(self.sets)
+        if self._finder is None or not _folds(text):
+            return [s.search(text) if want else None
+                    for s, want in zip(self.sets, wanted, strict=True)]
+        text = text.replace("\u2019", "'").lower()
+        found: list[str | None] = [None] * len(self.sets)
+        # Where each set may match next: after its last (negated) match.
+        free = [0 if want else -1 for want in wanted]
+        left = sum(1 for at in free if at == 0)
+        filed = self._filed
+        for word in self._finder.finditer(text):
+            if not left:
+                break
+            start, done = word.start(), -1
+            for k, n in filed[word.group()]:
+                if k == done or not 0 <= free[k] <= start:
+                    continue
+                phrase_set = self.sets[k]
+                assert phrase_set.lowered is not None
+                match = phrase_set.lowered[0][n].match(text, start)
+                if match is None:
+                    continue
+                done = k
+                if phrase_set.negated(text, start):
+                    free[k] = match.end()
+                else:
+                    found[k], free[k] = phrase_set.phrases[n], -1
+                    left -= 1
+        return found
+
+
+def _first_words(phrase: str) -> tuple[str, ...]:
+    """The whole words (runs of letters and digits) a match of the phrase
+    can start with. Its first word with words in it is pieces joined by
+    nothing or by punctuation ("wi-fi", "don't"), and what follows is not
+    a letter, so a match starts with the first piece, the first two run
+    together, and so on: "wi" or "wifi"."""
+    for token in phrase.split():
+        pieces = re.findall(r"[^\W_]+", token)
+        if token != "..." and pieces:
+            return tuple(itertools.accumulate(pieces))
+    return ()
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching exactly `words`, shaped as a trie so that each
+    place in a text costs a few steps, not one per word."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def shape(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + shape(child)
+                    for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = "|".join(branches)
+        if "" in node:
+            return f"(?:{body})?"
+        return body if len(branches) == 1 else f"(?:{body})"
+
+    return shape(root)
+
+
 class Anchored:
     """A regex every match of which begins with one of a few words, and
     a quicker way to search for it: the words are found first (str.find
     on the text in lower case, from `fold`) and the regex is tried only
-    where one stands. Without folded text, the regex searches alone.
-    Either way the matches are those of regex.search and .finditer.
+    where one stands. Without folded text, or with a word whose case does
+    not fold one-for-one, the regex searches alone. Either way the matches
+    are those of regex.search and .finditer.
     """
 
     def __init__(self, regex: re.Pattern[str], starts: Sequence[str]) -> None:
         self.regex = regex
         self.starts = tuple(dict.fromkeys(starts))
+        # A final sigma in a word matches a plain one in the text without
+        # case, which str.find would miss (guards a bug found so).
+        self._finds = all(_folds(word) for word in self.starts)
 
     def search(self, text: str, folded: str | None) -> re.Match[str] | None:
         """regex.search(text); `folded` is fold(text)."""
@@ -117,7 +235,7 @@ class Anchored:
                  ) -> Iterator[re.Match[str]]:
         """regex.finditer(text), for a regex that matches no empty text;
         `folded` is fold(text)."""
-        if folded is None:
+        if folded is None or not self._finds:
             yield from self.regex.finditer(text)
             return
         # Where each word next stands, from `position` on (-1: nowhere).

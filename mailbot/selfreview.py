@@ -16,6 +16,7 @@ an estimate (see `percent_from_counts`).
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ from typing import Any, Literal
 from mailbot import spreadsheets
 from mailbot.errors import ConfigError
 from mailbot.mail import Attachment
-from mailbot.phrases import PhraseSet
+from mailbot.phrases import PhraseIndex, PhraseSet
 from mailbot.spreadsheets import MAX_COLUMNS, MAX_ROWS
 from mailbot.tables import column_meaning
 
@@ -757,6 +758,52 @@ _NAME_WORDS = re.compile(
     + r")\b|\b[lr]\W{0,3}[vi]\b", re.IGNORECASE)
 
 
+def may_give_scores(text: str) -> bool:
+    """False only where from_text(text) surely finds no score, tested in
+    a fraction of its time: most mail with numbers is prose.
+
+    from_text gives a number only to a criterion named in the same
+    stretch of text, between sentence ends and blank lines. This splits
+    the text at fewer places than from_text does (only at a stop followed
+    by a space or a line break, and at lines of spaces alone), so each
+    piece holds one or more of its stretches, and asks whether a piece
+    holds both a digit and what may be a criterion's name. Text with
+    lines that may be a pasted table is always read.
+    """
+    text = text[:MAX_TEXT_CHARS].replace("\r", "")
+    if not _DIGIT.search(text):
+        return False
+    cells = [bool(_CELLS.search(line)) for line in text.split("\n")]
+    if any(a and b for a, b in itertools.pairwise(cells)):
+        return True
+    return any(_DIGIT.search(piece) and _may_name(piece)
+               for piece in _PIECES.split(text))
+
+
+def _may_name(piece: str) -> bool:
+    """Whether _mention_at may find a criterion in `piece`: a name's words
+    (lowered one by one, as _tokens does) stand together, with connectors,
+    "&" or "+" between them and nothing else, so each run of letters,
+    spaces, "&", "+" and apostrophes is looked at, its words split at
+    apostrophes too (which finds more, never less)."""
+    for run in _NAME_RUNS.findall(piece):
+        words = [w for w in map(str.lower, _LETTER_RUNS.findall(run))
+                 if w not in _CONNECTORS]
+        for i, word in enumerate(words):
+            if word in _FIRST_WORDS and any(
+                    "".join(words[i:i + size]) in _BY_KEY
+                    for size in range(1, _LONGEST_ALIAS + 1)):
+                return True
+    return False
+
+
+_PIECES = re.compile(r"[.!?;](?=[ \n])|\n *\n")
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
+_NAME_RUNS = re.compile(r"[^\W\d_](?:[^\W\d_]|[\s&+'\u2019])*")
+# A line _split_cells may find two cells in.
+_CELLS = re.compile(r"\t|\||\S {2,}\S")
+
+
 def _split_cells(line: str) -> list[str]:
     line = line.strip()
     if "\t" in line:
@@ -1072,6 +1119,11 @@ class Tagger:
         self.cues = {k: (PhraseSet(rules.cues[k], rules.negations),
                          PhraseSet(rules.cues[k]))
                      for k in (STRENGTH, WEAKNESS)}
+        # All of them searched in one pass: the criteria first, then each
+        # kind's cues, affirmed and plain.
+        self.index = PhraseIndex(
+            [phrases for _, phrases in self.criteria]
+            + [s for pair in self.cues.values() for s in pair])
         self.headings = {_heading_key(h): k
                          for k in (STRENGTH, WEAKNESS)
                          for h in rules.headings[k]}
@@ -1090,36 +1142,44 @@ class Tagger:
         # each clause: most comments name one or two, and a clause of the
         # tidied text names none that the whole of it does not.
         whole = _tidy(text[:MAX_TEXT_CHARS])
-        named_anywhere = [(c, phrases) for c, phrases in self.criteria
-                          if phrases.search(whole) is not None]
+        count = len(self.criteria)
+        cues = len(self.index.sets) - count
+        named_anywhere = [found is not None for found in self.index.search(
+            whole, [True] * count + [False] * cues)[:count]]
         tags: list[Tag] = []
-        if not named_anywhere:
+        if not any(named_anywhere):
             return tags
-        for count, (section, sentence) in enumerate(self._sentences(text)):
-            if count >= MAX_SENTENCES:
+        wanted = named_anywhere + [True] * cues
+        for n, (section, sentence) in enumerate(self._sentences(text)):
+            if n >= MAX_SENTENCES:
                 break
             for clause in _CONTRAST.split(sentence):
-                tags.extend(self._clause(clause, section, named_anywhere))
+                tags.extend(self._clause(clause, section, wanted))
         return tags
 
     def _clause(self, clause: str, section: Kind | None,
-                criteria: list[tuple[Criterion, PhraseSet]]) -> list[Tag]:
-        named = [(c, phrase) for c, phrases in criteria
-                 if (phrase := phrases.search(clause)) is not None]
+                wanted: list[bool]) -> list[Tag]:
+        found = self.index.search(clause, wanted)
+        count = len(self.criteria)
+        named = [(c, phrase) for (c, _), phrase in zip(
+            self.criteria, found[:count], strict=True) if phrase is not None]
         if not named:
             return []
-        kind = self._kind(clause) or section
+        kind = self._kind(found[count:]) or section
         if kind is None:
             return []
         evidence = _tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
         return [Tag(c, kind, evidence, phrase) for c, phrase in named]
 
-    def _kind(self, clause: str) -> Kind | None:
+    def _kind(self, cues: list[str | None]) -> Kind | None:
+        """The kind a clause's cues say, from what the cue sets found in
+        it: each kind's affirmed cues, then its plain ones."""
         said = {}
-        for kind, (affirmed, plain) in self.cues.items():
-            if affirmed.search(clause) is not None:
+        for n, kind in enumerate(self.cues):
+            affirmed, plain = cues[2 * n], cues[2 * n + 1]
+            if affirmed is not None:
                 said[kind] = "affirmed"
-            elif plain.search(clause) is not None:
+            elif plain is not None:
                 said[kind] = "negated"
         weak = said.get(WEAKNESS) == "affirmed" \
             or said.get(STRENGTH) == "negated"

@@ -138,6 +138,7 @@ class Store:
         self._index_clusters()
         self._index_schools()
         self._index_comments()
+        self._index_events()
 
     def _index_clusters(self) -> None:
         self._by_lead: dict[str, set[int]] = defaultdict(set)
@@ -175,12 +176,36 @@ class Store:
         self._by_cluster[doc["cluster_id"]].add(doc_id)
 
     def _index_comments(self) -> None:
-        # school id -> its comments' ids, oldest first (ids only grow).
+        # school id -> its comments' ids, oldest first (ids only grow);
+        # (school id, text) -> the ids of comments with that text.
         self._comments_by_school: dict[int, list[int]] = defaultdict(list)
+        self._comments_by_text: dict[tuple[int, str], list[int]] = \
+            defaultdict(list)
         for doc in self.comments.all():
-            self._comments_by_school[doc["school_id"]].append(doc.doc_id)
+            self._index_comment(doc.doc_id, doc)
         for ids in self._comments_by_school.values():
             ids.sort()
+
+    def _index_comment(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        self._comments_by_school[doc["school_id"]].append(doc_id)
+        self._comments_by_text[doc["school_id"], str(doc.get("text"))].append(
+            doc_id)
+
+    def _index_events(self) -> None:
+        # school or cluster id -> its events' ids, oldest first.
+        self._events_by_school: dict[int, list[int]] = defaultdict(list)
+        self._events_by_cluster: dict[int, list[int]] = defaultdict(list)
+        for doc in self.events.all():
+            self._index_event(doc.doc_id, doc)
+        for ids in (*self._events_by_school.values(),
+                    *self._events_by_cluster.values()):
+            ids.sort()
+
+    def _index_event(self, doc_id: int, doc: Mapping[str, Any]) -> None:
+        if doc.get("school_id") is not None:
+            self._events_by_school[doc["school_id"]].append(doc_id)
+        if doc.get("cluster_id") is not None:
+            self._events_by_cluster[doc["cluster_id"]].append(doc_id)
 
     def _index_message(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._message_keys[doc["key"]] = doc_id
@@ -302,6 +327,8 @@ class Store:
             self._index_schools()
         if "comments" in touched:
             self._index_comments()
+        if "events" in touched:
+            self._index_events()
 
     def close(self) -> None:
         self.commit()
@@ -421,14 +448,31 @@ class Store:
 
     def add_comment(self, school_id: int, fields: dict[str, Any]) -> int:
         """Keep one comment a school sent (received_at, text, message_id)."""
-        doc_id = self.comments.insert({**fields, "school_id": school_id})
-        self._comments_by_school[school_id].append(doc_id)
+        doc = {**fields, "school_id": school_id}
+        doc_id = self.comments.insert(doc)
+        self._index_comment(doc_id, doc)
         return doc_id
 
-    def comments_of(self, school_id: int) -> list[Document]:
-        """The comments a school sent, oldest first."""
-        found = (self.comments.get(doc_id)
-                 for doc_id in self._comments_by_school.get(school_id, ()))
+    def comments_of(self, school_id: int, latest: int | None = None
+                    ) -> list[Document]:
+        """The comments a school sent, oldest first; with `latest`, only
+        that many of the last."""
+        ids = self._comments_by_school.get(school_id, [])
+        if latest is not None:
+            ids = ids[-latest:] if latest > 0 else []
+        return self._comments(ids, school_id)
+
+    def comment_count(self, school_id: int) -> int:
+        return len(self._comments_by_school.get(school_id, ()))
+
+    def has_comment(self, school_id: int, text: str) -> bool:
+        """Whether the school sent a comment with exactly this text."""
+        return any(doc.get("text") == text for doc in self._comments(
+            self._comments_by_text.get((school_id, text), ()), school_id))
+
+    def _comments(self, ids: Iterable[int], school_id: int) -> list[Document]:
+        found = (self.comments.get(doc_id) for doc_id in ids)
+        # A comment erased or moved since it was filed is not the school's.
         return [doc for doc in found
                 if doc is not None and doc.get("school_id") == school_id]
 
@@ -437,10 +481,11 @@ class Store:
     def add_event(self, at: datetime, event: str, *, cluster_id: int | None = None,
                   school_id: int | None = None, message_id: str = "",
                   detail: str = "") -> None:
-        self.events.insert({
+        fields = {
             "at": stamp(at), "event": event, "cluster_id": cluster_id,
             "school_id": school_id, "message_id": message_id, "detail": detail,
-        })
+        }
+        self._index_event(self.events.insert(fields), fields)
 
     def events_of(self, kinds: Iterable[str]) -> list[Document]:
         """Every event of these kinds, oldest first."""
@@ -448,10 +493,21 @@ class Store:
         return self.events.search(Q.event.test(lambda kind: kind in wanted))
 
     def history_of_school(self, school_id: int) -> list[Document]:
-        return self.events.search(Q.school_id == school_id)
+        """The school's events, oldest first."""
+        return self._events(self._events_by_school.get(school_id, ()),
+                            "school_id", school_id)
 
     def history_of_cluster(self, cluster_id: int) -> list[Document]:
-        return self.events.search(Q.cluster_id == cluster_id)
+        """The cluster's events (its schools' too), oldest first."""
+        return self._events(self._events_by_cluster.get(cluster_id, ()),
+                            "cluster_id", cluster_id)
+
+    def _events(self, ids: Iterable[int], field: str, value: int
+                ) -> list[Document]:
+        found = (self.events.get(doc_id) for doc_id in ids)
+        # An event whose field was changed since is not the owner's.
+        return [doc for doc in found
+                if doc is not None and doc.get(field) == value]
 
     def outgoing_for_school(self, school_id: int) -> list[Document]:
         return self.outgoing.search(Q.school_id == school_id)

@@ -6,13 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot import rules
 from mailbot.mail import parse
-from mailbot.phrases import Anchored, PhraseSet, fold
+from mailbot.phrases import Anchored, PhraseIndex, PhraseSet, fold
 from mailbot.quoting import new_text
+from mailbot.selfreview import Criterion, load_criteria
 
 ROOT = Path(__file__).resolve().parents[1]
 PHRASES = rules.load(ROOT / "rules").phrases
@@ -225,8 +226,54 @@ def test_letters_whose_case_folds_oddly_match_as_without_case(
     "aeiklnoprstuy -.,;\n\u017f\u0131\u0130\u212a\u00e9\u03a3\u03c3\u03c2")),
     max_size=80))
 def test_anchored_search_finds_what_the_regex_finds(text: str) -> None:
-    regex = re.compile(r"\bself|\bis\b|kit|st(?=e)|\u03c3\u03c2",
-                       re.IGNORECASE)
-    anchored = Anchored(regex, ("self", "is", "kit", "st", "\u03c3\u03c2"))
-    assert [m.span() for m in anchored.finditer(text, fold(text))] == [
-        m.span() for m in regex.finditer(text)]
+    for regex, starts in (
+            (r"\bself|\bis\b|kit|st(?=e)", ("self", "is", "kit", "st")),
+            # A final sigma matches a plain one: "\u03c3\u03c3" is found too
+            # (guards a bug: str.find missed it).
+            (r"\bself|\bis\b|kit|st(?=e)|\u03c3\u03c2",
+             ("self", "is", "kit", "st", "\u03c3\u03c2"))):
+        pattern = re.compile(regex, re.IGNORECASE)
+        anchored = Anchored(pattern, starts)
+        assert [m.span() for m in anchored.finditer(text, fold(text))] == [
+            m.span() for m in pattern.finditer(text)]
+
+
+def test_a_final_sigma_in_a_word_finds_a_plain_one() -> None:
+    regex = re.compile("\u03c3\u03c2", re.IGNORECASE)
+    anchored = Anchored(regex, ("\u03c3\u03c2",))
+    text = "\u03c3\u03c3"
+    assert [m.span() for m in anchored.finditer(text, fold(text))] == [(0, 2)]
+
+
+# ------------------------------------------------- several sets in one pass
+
+CRITERIA = load_criteria()
+_SETS = [PhraseSet(CRITERIA.phrases[c]) for c in Criterion] + [
+    PhraseSet(CRITERIA.cues[kind], CRITERIA.negations)
+    for kind in ("strength", "weakness")] + [COMPLETION, VISIT, AWARDED]
+INDEX = PhraseIndex(_SETS)
+_WORDS = sorted({word for phrase_set in _SETS for phrase in phrase_set.phrases
+                 for word in re.findall(r"[^\W_]+", phrase)})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(_WORDS),
+    st.sampled_from(["not", "no", "never", "don't", "haven't", "very",
+                     "we", "our", "pupils", "\u0130", "\u017f", "Caf\u00e9"]),
+    st.sampled_from([" ", " ", " ", ", ", ". ", "-", "\n", "'", "\u2019",
+                     "_", "..."]),
+    st.text(max_size=3)), max_size=40).map("".join),
+    st.lists(st.booleans(), min_size=len(_SETS), max_size=len(_SETS)))
+def test_the_index_finds_what_each_set_finds(text: str,
+                                             wanted: list[bool]) -> None:
+    assert INDEX.search(text, wanted) == [
+        phrase_set.search(text) if want else None
+        for phrase_set, want in zip(_SETS, wanted, strict=True)]
+
+
+def test_the_index_on_a_real_comment() -> None:
+    text = sample_text("04")
+    found = INDEX.search(text)
+    assert found == [phrase_set.search(text) for phrase_set in _SETS]
+    assert sum(f is not None for f in found) >= 3

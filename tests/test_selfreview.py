@@ -27,6 +27,7 @@ from mailbot.selfreview import (
     from_grid,
     from_text,
     load_criteria,
+    may_give_scores,
     percent_from_counts,
     ready_for_validation,
     tag_comment,
@@ -587,6 +588,49 @@ def test_a_comment_without_results() -> None:
         "04-*.eml")).read_bytes()).text)
     assert from_text(text) == Reading()
 
+
+
+# Pieces of results and of prose, put together in every order: the test
+# below must hold for text that is neither quite one nor the other.
+_PIECES = st.sampled_from([
+    "Leadership", "vision", "L&V", "R & I", "culture", "CPD", "pd",
+    "digital technology", "curriculum", "Resources:", "Culture -",
+    "80%", "75", "0.9", "12", "3/4", "10 out of 12", "addressed",
+    "not yet addressed", "partially", "in", "for", "the", "our pupils",
+    "P5", "2019", "devices", ".", ". ", ";", "!", "?", ",", ":", " - ",
+    "\n", "\n\n", "\n  \n", "\t", " | ", "   ", " ", "e.g.", "3.5",
+    "visionary", "vision's", "Ltd.", "\u00e9cole", "\u0130", "1.",
+    "learning and teaching", "teaching & learning", "learning", "school",
+    "staff development", "digital tech", "resource", "&", "+", "'s",
+    "\u2019s", "\u212a", "Leadership\u00a0&\u00a0Vision", "\u0661\u0662"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=24).map("".join))
+def test_the_quick_test_never_skips_a_score(text: str) -> None:
+    # may_give_scores lets results.py skip from_text for most prose; a
+    # text it skips must hold no score.
+    reading = from_text(text)
+    if any(results.scores for results in reading.schools.values()):
+        assert may_give_scores(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Leadership & Vision: 80%", "Culture - 10 out of 12 addressed",
+    "We reached 75% in School Culture.", "L&V 80\nR&I 70",
+    "Leadership\n80%"])
+def test_the_quick_test_passes_results(text: str) -> None:
+    assert may_give_scores(text)
+    assert from_text(text).schools
+
+
+@pytest.mark.parametrize("text", [
+    ("All of our P5 to P7 pupils now have their own device.\n\nOur "
+     "digital leaders run a coding club. Our AUP dates from 2019."),
+    "Our ref: GLE-000123", "no numbers about leadership at all"])
+def test_the_quick_test_skips_prose(text: str) -> None:
+    assert not may_give_scores(text)
+    assert not from_text(text).schools
 
 # --- comments by criterion --------------------------------------------------
 

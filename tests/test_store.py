@@ -287,6 +287,69 @@ def test_comments_are_kept_apart_and_undone_with_the_rest(
     assert [c.doc_id for c in again.comments_of(kirkton)] == [1, 3]
 
 
+def test_latest_comments_their_count_and_a_repeated_text(
+        tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    store = Store(path)
+    cluster_id = store.add_cluster({"name": "C", "status": "active",
+                                    "lead": {"email": "lead@x.org"}})
+    school = store.add_school({"cluster_id": cluster_id, "name": "Kirkton",
+                               "status": "invited"})
+    other = store.add_school({"cluster_id": cluster_id, "name": "Glenbrae",
+                              "status": "invited"})
+    for n in range(7):
+        store.add_comment(school, {"received_at": str(n), "text": f"c{n}"})
+    store.commit()
+    assert [c["text"] for c in store.comments_of(school, latest=3)] == [
+        "c4", "c5", "c6"]
+    assert store.comments_of(school, latest=0) == []
+    assert store.comment_count(school) == 7
+    assert store.comment_count(other) == 0
+    assert store.has_comment(school, "c2")
+    assert not store.has_comment(other, "c2")  # the text is Kirkton's
+    assert not store.has_comment(school, "c9")
+
+    store.savepoint()
+    store.add_comment(school, {"received_at": "7", "text": "undone"})
+    assert store.has_comment(school, "undone")
+    store.rollback_to_savepoint()
+    assert not store.has_comment(school, "undone")
+
+    # A text changed since (erased) is no longer found as it was.
+    comment_id = store.comments_of(school)[0].doc_id
+    store.comments.update(comment_id, {"text": "[erased]"})
+    assert not store.has_comment(school, "c0")
+    store.commit()
+    again = Store(path)
+    assert again.has_comment(school, "[erased]")
+    assert again.comment_count(school) == 7
+
+
+def test_a_schools_and_a_clusters_history_through_changes_and_undo(
+        tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    store = Store(path)
+    at = datetime(2027, 1, 12, 10, tzinfo=UTC)
+    store.add_event(at, "nominated", cluster_id=1)
+    store.add_event(at, "invited", cluster_id=1, school_id=5)
+    store.add_event(at, "comment", cluster_id=2, school_id=6)
+    store.commit()
+    store.savepoint()
+    store.add_event(at, "undone", cluster_id=1, school_id=5)
+    assert [e["event"] for e in store.history_of_school(5)] == [
+        "invited", "undone"]
+    store.rollback_to_savepoint()
+    assert [e["event"] for e in store.history_of_school(5)] == ["invited"]
+    assert [e["event"] for e in store.history_of_cluster(1)] == [
+        "nominated", "invited"]
+    store.add_event(at, "reminded", cluster_id=1, school_id=5)
+    store.commit()
+    again = Store(path)
+    assert [e["event"] for e in again.history_of_school(5)] == [
+        "invited", "reminded"]
+    assert [e["event"] for e in again.history_of_cluster(2)] == ["comment"]
+    assert again.history_of_school(7) == []
+
 def test_a_new_record_carries_the_schema_version(tmp_path: Path) -> None:
     store = Store(tmp_path / "record.json")
     store.lock()
