@@ -57,6 +57,7 @@ from mailbot.app import open_mailbot  # noqa: E402
 from mailbot.clock import ManualClock  # noqa: E402
 from mailbot.config import Config  # noqa: E402
 from mailbot.delivery import deliver_pending  # noqa: E402
+from mailbot.results import comment_tags  # noqa: E402
 from mailbot.sources.imap import header_message_id  # noqa: E402
 from mailbot.storage import journal_of  # noqa: E402
 from mailbot.store import Store, stamp  # noqa: E402
@@ -389,8 +390,10 @@ def build_record(path: Path, size: int, seed: int
         if kind == mailmix.COMMENT:
             text = "\n\n".join(" ".join(rng.sample(sentences, 4))
                                for _ in range(rng.randint(2, 4)))
+            # Tagged as the workflow tags a comment when it arrives.
             store.add_comment(school_id, {"received_at": at, "text": text,
-                                          "message_id": message_id})
+                                          "message_id": message_id,
+                                          "tags": comment_tags(text)})
         elif kind == mailmix.COMPLETION:
             completed.add(school_id)
         if event:

@@ -51,6 +51,18 @@ A command is obeyed only when the message is authenticated:
   (tokens.py). A reference in the subject or in an address written to
   counts for nothing here: anyone Cc'd on a reply from staff sees those.
 
+`award` (and `set status ... to awarded`) also congratulates the school,
+copying the cluster's lead, with the message the validator's "awarded"
+sends (results.congratulate); not a school that was a Digital School
+before the programme (`already awarded`), for which it is a correction.
+
+A sheet of self-review results attached to staff mail, for one school or
+many, in one cluster or several, is taken too, with or without command
+lines beside it (staff often send only the sheet): each school it names
+gets its results, as a school's own are kept, and the reply lists what
+was stored for each and what was not and why (staffsheets.py). It needs
+the same proof as a command; without it nothing is stored.
+
 Each command is checked whole before anything changes, so a refused
 command changes nothing. The writer gets one reply listing what was
 done and what was refused and why, however many they sent that day; a
@@ -76,7 +88,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinydb.table import Document
 
-from mailbot import authres, report
+from mailbot import authres, report, results, staffsheets
 from mailbot.compose import Draft
 from mailbot.councils import canonical_council
 from mailbot.enrolment import (
@@ -99,6 +111,7 @@ from mailbot.store import (
     VISIT_REQUESTED,
     stamp,
 )
+from mailbot.supports import Supports
 from mailbot.views import cluster_view, school_view, schools_view
 
 if TYPE_CHECKING:
@@ -268,8 +281,11 @@ def mail_commands(mail: Incoming) -> list[Command]:
 
 
 def is_command_mail(mail: Incoming, staff: Sequence[str]) -> bool:
-    """Staff mail with at least one command in the writer's own text."""
-    return mail.sender.email in staff and bool(mail_commands(mail))
+    """Staff mail with at least one command in the writer's own text, or
+    with a sheet of self-review results attached (staffsheets.py): staff
+    often send the sheet with no word of command."""
+    return mail.sender.email in staff and (
+        bool(mail_commands(mail)) or staffsheets.carries_results(mail))
 
 
 # -- the writer's own text ---------------------------------------------------
@@ -456,17 +472,21 @@ class Commands:
     def handle(self, mail: Incoming) -> Outcome:
         sender = mail.sender.email
         commands = mail_commands(mail)
+        sheets = staffsheets.sheets_of(mail)
         ok, why = self.authenticate(mail)
         now = self.flow.clock.now()
         if not ok:
-            listed = "; ".join(f'"{c.line}"' for c in commands)
+            lines = [c.line for c in commands] + [
+                f"the results in the sheet {s.shown}" for s in sheets
+                if s.has_results or s.reading is None]
+            listed = "; ".join(f'"{line}"' for line in lines)
             self.store.add_event(now, UNAUTHENTICATED_EVENT,
                                  message_id=mail.message_id,
                                  detail=f"{sender}: {why}; not done: {listed}")
             self._queue_reply(mail, "command-refusal", {
                 "authenticated": False, "problem": why, "done": [],
-                "refused": [{"command": c.line, "reason": "not done"}
-                            for c in commands],
+                "refused": [{"command": line, "reason": "not done"}
+                            for line in lines],
                 "files": []})
             return Outcome(SET_ASIDE, KIND,
                            f"staff commands not authenticated: {why}")
@@ -474,11 +494,37 @@ class Commands:
         reply = _Reply()
         for command in commands:
             self._run(mail, command, reply)
+        stored = self._take_sheets(mail, reply) if sheets else None
         self._queue_reply(mail, "command-reply", {
             "authenticated": True, "problem": None, "done": reply.done,
             "refused": reply.refused, "files": reply.files})
-        return Outcome(HANDLED, KIND, f"staff commands ({why}): "
-                       f"{len(reply.done)} done, {len(reply.refused)} refused")
+        summary = (f"staff commands ({why}): {len(reply.done)} done, "
+                   f"{len(reply.refused)} refused")
+        if stored is not None:
+            summary += (f"; results from a sheet stored for {stored[0]} "
+                        f"schools, {stored[1]} not")
+        return Outcome(HANDLED, KIND, summary)
+
+    def _take_sheets(self, mail: Incoming, reply: _Reply) -> tuple[int, int]:
+        """The results in the sheets the mail carries, kept for each school
+        named (staffsheets.py) and listed in the reply; what was not kept
+        goes into the history as a refusal, for the digest. How many
+        schools' results were stored, and how many entries not."""
+        now = self.flow.clock.now()
+        sender = mail.sender.email
+        stored = refused = 0
+        for taken in staffsheets.take(self.flow, mail, sender):
+            if taken.stored:
+                stored += 1
+                reply.done.append({"command": taken.what, "result": taken.said})
+                continue
+            refused += 1
+            reply.refused.append({"command": taken.what, "reason": taken.said})
+            self.store.add_event(now, REFUSED_EVENT, cluster_id=taken.cluster_id,
+                                 school_id=taken.school_id,
+                                 message_id=mail.message_id,
+                                 detail=f'{sender}: "{taken.what}": {taken.said}')
+        return stored, refused
 
     def authenticate(self, mail: Incoming) -> tuple[bool, str]:
         """Whether the message is the sender's own, and why (or why not)."""
@@ -623,13 +669,13 @@ class Commands:
         if wanted not in SCHOOL_STATUSES:
             raise Refused(f"{args['status']} is not a school status (one of "
                           + ", ".join(SCHOOL_STATUSES) + ")")
-        return self._set_status(school, wanted)
+        return self._set_status(mail, school, wanted)
 
     def _award(self, mail: Incoming, args: dict[str, str],
                reply: _Reply) -> tuple[str, int | None, int | None]:
-        return self._set_status(self.school(args["school"]), AWARDED)
+        return self._set_status(mail, self.school(args["school"]), AWARDED)
 
-    def _set_status(self, school: Document, status: str
+    def _set_status(self, mail: Incoming, school: Document, status: str
                     ) -> tuple[str, int | None, int | None]:
         now = self.flow.clock.now()
         if school["status"] == status:
@@ -643,6 +689,17 @@ class Commands:
         self.store.update_school(school.doc_id, fields)
         said = (f"{school['name']}: {_words(school['status'])} "
                 f"→ {_words(status)}")
+        if status == AWARDED and school["status"] == ALREADY_AWARDED:
+            # A correction: it held the status before the programme.
+            said += "; no congratulations, as it was a Digital School already"
+        elif status == AWARDED:
+            # As when the validator writes "awarded" (results.py).
+            if results.congratulate(
+                    self.flow, self.store.school(school.doc_id),
+                    f"award-congratulations:{mail.ref}:{school.doc_id}"):
+                said += "; the school is congratulated"
+            else:
+                said += "; no congratulations could be sent (no contact address)"
         if status in COMPLETE_STATUSES and \
                 self.flow.assign_validator_if_ready(school["cluster_id"]):
             cluster = self.store.cluster(school["cluster_id"])
@@ -698,6 +755,7 @@ class Commands:
             to=(str(cluster["lead"]["email"]),), cluster_id=cluster.doc_id,
             context={"lead_name": view["lead_name"], "cluster": view,
                      "validator": validator}))
+        Supports(self.flow).validator_changed(cluster.doc_id)
         was = f", in place of {before['name']}" if before else ""
         return ((f"{chosen.name} is {_name(cluster)}'s validator{was}; they and "
                 "the lead are told"), cluster.doc_id, None)

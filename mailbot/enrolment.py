@@ -140,10 +140,11 @@ class Enrolment:
         view, schools = cluster_view(cluster), schools_view(self.store, cluster_id)
         lead = (str(cluster["lead"]["email"]),)
         common = {"cluster": view, "schools": schools, "cluster_id": cluster_id}
+        answering, references = self._lead_thread(cluster_id, mail)
         self.flow.queue(Draft(
             key=f"acknowledgment:{cluster_id}", kind="acknowledgment",
-            template="acknowledgment", to=lead, reply_to_id=mail.message_id,
-            references=mail.references, cluster_id=cluster_id,
+            template="acknowledgment", to=lead, reply_to_id=answering,
+            references=references, cluster_id=cluster_id,
             context={**common, "lead_name": view["lead_name"],
                      "deadline_days": self.flow.rules.deadline_days}))
         self.flow.queue(Draft(
@@ -186,6 +187,30 @@ class Enrolment:
 
 
     # -- helpers --------------------------------------------------------
+
+    def _lead_thread(self, cluster_id: int, mail: Incoming
+                     ) -> tuple[str, tuple[str, ...]]:
+        """The message the lead's acknowledgment answers, and its
+        References: `mail` when it is the nomination or a reply to our
+        request for details (the nomination's own thread); else (staff
+        confirming by command, a message the lead never saw) the lead's
+        latest message in the nomination's thread, or failing that the
+        nomination itself, whose id the cluster keeps."""
+        cluster = self.store.cluster(cluster_id)
+        lead = str((cluster.get("lead") or {}).get("email") or "").lower()
+        nominated = str(cluster.get("message_id") or "")
+        thread = [nominated] + [
+            str(e["message_id"]) for e in self.store.history_of_cluster(cluster_id)
+            if e.get("event") == "nomination-updated" and e.get("message_id")]
+        if mail.sender.email.lower() == lead or mail.message_id in thread:
+            return mail.message_id, mail.references
+        if not nominated:
+            return "", ()
+        for at in range(len(thread) - 1, -1, -1):
+            known = self.store.message_by_id(thread[at])
+            if known is not None and str(known.get("from") or "").lower() == lead:
+                return thread[at], tuple(dict.fromkeys(thread[:at]))
+        return nominated, ()
 
     def _too_many_schools(self, parsed: Nomination) -> Outcome | None:
         # Inviting hundreds of schools on the word of one email is for a

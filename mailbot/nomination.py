@@ -283,8 +283,8 @@ def _attachment_tables(mail: Incoming) -> tuple[tables.Table, ...]:
         t for a in mail.attachments for t in tables.from_attachment(a)))
 
 
-def _read(mail: Incoming
-          ) -> tuple[tuple[tables.Table, ...], freetext.Reading, str]:
+def read_mail(mail: Incoming
+              ) -> tuple[tuple[tables.Table, ...], freetext.Reading, str]:
     """Tables and free text of the sender's own words, theirs first.
 
     What the sender typed comes before HTML tables, which may repeat it
@@ -315,7 +315,7 @@ def parse_nomination(mail: Incoming,
     School; by default a few built-in phrases decide.
     """
     says_awarded = awarded or _says_awarded
-    found, reading, text = _read(mail)
+    found, reading, text = read_mail(mail)
 
     fields = dict(reading.fields)
     for table in found:
@@ -363,7 +363,7 @@ def looks_like_nomination(mail: Incoming) -> bool:
 
     # Otherwise it must name schools or label a cluster's details, and
     # either talk about a cluster or do both.
-    found, reading, text = _read(mail)
+    found, reading, text = read_mail(mail)
     schools = sum(len(t.schools) for t in found) + len(reading.schools)
     labelled = {"cluster", "authority"} & (
         set(reading.fields) | {k for t in found for k in t.fields})

@@ -37,10 +37,10 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 
 from mailbot import guard, mail, setaside
@@ -49,8 +49,9 @@ from mailbot.clock import Clock
 from mailbot.commands import Commands, is_command_mail
 from mailbot.delivery import deliver_pending
 from mailbot.errors import SetAside
+from mailbot.nomination import read_mail
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
-from mailbot.results import visit_reply_of
+from mailbot.results import reading_of, visit_reply_of
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
 from mailbot.store import Store, stamp
@@ -373,7 +374,20 @@ def _parse_all(datas: list[bytes]) -> Parsed:
     out: Parsed = []
     for data in datas:
         try:
-            out.append(mail.parse(data))
+            parsed = mail.parse(data)
         except Exception:
             out.append(None)
+            continue
+        for reading in READ_AHEAD:
+            # What fails here is worked out again where it is needed.
+            with suppress(Exception):
+                reading(parsed)
+        out.append(parsed)
     return out
+
+
+# What handling a message reads from it alone (each kept with the message
+# by Incoming.once), read in the parsing process too, beside the one
+# handling messages: the results it gives, a nomination's tables and text.
+READ_AHEAD: tuple[Callable[[mail.Incoming], object], ...] = (
+    reading_of, read_mail)

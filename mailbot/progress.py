@@ -39,16 +39,21 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tinydb.table import Document
 
+from mailbot import visitdate
 from mailbot.classify import WHERE_WE_STAND, Understanding
 from mailbot.compose import UK, Draft, long_date
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, Outcome
 from mailbot.quoting import new_text
+from mailbot.results import NOT_YET, short_of
+from mailbot.selfreview import THRESHOLD, Criterion
+from mailbot.selfreview import criterion as criterion_of
 from mailbot.store import (
     ALREADY_AWARDED,
     AWARDED,
@@ -60,7 +65,9 @@ from mailbot.store import (
     Store,
     stamp,
 )
+from mailbot.supports import ACCEPTED, PROPOSED
 from mailbot.views import cluster_view
+from mailbot.workhours import WorkingTime
 
 if TYPE_CHECKING:
     from mailbot.workflow import Workflow
@@ -139,15 +146,45 @@ def last_activity(store: Store, school: Document) -> datetime | None:
 # -- what the record says -----------------------------------------------
 
 
+def criterion_name(key: Any) -> str:
+    """A criterion as people write it ("Professional Development") for the
+    record's key ("professional_development"), or any known way of writing
+    it; a key no criterion has, with its underscores as spaces."""
+    try:
+        return Criterion(str(key)).full
+    except ValueError:
+        found = criterion_of(str(key))
+        return found.full if found is not None else str(key).replace("_", " ")
+
+
+def _criterion_order(key: Any) -> int:
+    order = list(Criterion)
+    try:
+        return order.index(Criterion(str(key)))
+    except ValueError:
+        found = criterion_of(str(key))
+        return order.index(found) if found is not None else len(order)
+
+
 def _describe(value: Any) -> str:
-    """Self-review results of whatever shape, in one short line."""
+    """Self-review results of whatever shape, in one short line, each
+    criterion by its name, in the programme's order."""
     if isinstance(value, dict):
         if value.get("summary"):
             return str(value["summary"])
         percent = value.get("percent")
         if isinstance(percent, dict) and percent:
-            # results.py: {"percent": {criterion: score}, ...}
-            return ", ".join(f"{k} {_number(v)}%" for k, v in percent.items())
+            # results.py: {"percent": {criterion: score}, "estimated": [...]}
+            estimated = {str(k) for k in value.get("estimated") or ()}
+            every = estimated >= {str(k) for k in percent}
+            keys = sorted(percent, key=_criterion_order)
+            text = ", ".join(
+                f"{criterion_name(k)} {_number(percent[k])}%"
+                + (" (estimated)" if str(k) in estimated and not every else "")
+                for k in keys)
+            if every:
+                text += " (estimated from the counts of statements)"
+            return text
         return "received"
     if isinstance(value, list | tuple):
         return f"{len(value)} results received"
@@ -162,38 +199,178 @@ def _number(value: Any) -> str:
 
 
 def _day(value: Any) -> str:
-    """A long date from an ISO stamp; anything else as it is."""
+    """A visit's day, and its time when it has one ("Thursday 4 March 2027
+    at 10:00"), from its stamp; anything else as it is."""
     try:
-        return long_date(value)
+        return visitdate.shown(str(value))
     except (TypeError, ValueError):
         return str(value)
 
 
-def mentors(cluster: Document) -> list[str]:
-    """Who mentors whom, from the support proposal if there is one."""
-    proposal = cluster.get("support_proposal")
-    if not proposal:
+_SUPPORT_WORDS = {
+    "validator": "the validator's guidance",
+    "council": "the council",
+    "education scotland": "Education Scotland",
+}
+
+
+def supports_status(cluster: Mapping[str, Any]) -> str | None:
+    """Where the matrix of supports (supports.py) stands: "accepted" once
+    the validator has accepted it, "proposed" while it waits for them,
+    else None."""
+    record = cluster.get("support_proposal")
+    if not isinstance(record, Mapping):
+        return None
+    status = record.get("status")
+    return str(status) if status in (PROPOSED, ACCEPTED) else None
+
+
+def mentors(store: Store, cluster: Document,
+            school_id: int | None = None) -> list[str]:
+    """The matrix of supports (supports.py's `ties` and `fallbacks`) in
+    words, by school name: for one school, who mentors it and in which
+    criterion, whom it mentors, and the other supports for its gaps; for
+    the whole cluster (no school), all of them. Empty with no proposal."""
+    if supports_status(cluster) is None:
         return []
-    entries: Any = proposal
-    if isinstance(proposal, dict):
-        entries = proposal.get("mentors") or proposal.get("pairs") \
-            or proposal.get("supports") or [proposal.get("summary") or ""]
-    if not isinstance(entries, list | tuple):
-        entries = [entries]
-    found = []
-    for entry in entries:
-        if isinstance(entry, dict):
-            who = entry.get("mentor") or entry.get("name") or entry.get("from")
-            whom = entry.get("mentee") or entry.get("school") or entry.get("to")
-            area = entry.get("criterion") or entry.get("area")
-            text = " ".join(str(p) for p in (
-                who, f"supports {whom}" if whom else None,
-                f"({area})" if area else None) if p)
-        else:
-            text = str(entry)
-        if text.strip():
-            found.append(text.strip())
-    return found
+    record = cluster["support_proposal"]
+    names: dict[int, str] = {}
+
+    def name(doc_id: Any) -> str:
+        try:
+            key = int(doc_id)
+        except (TypeError, ValueError):
+            return str(doc_id)
+        if key not in names:
+            try:
+                names[key] = str(store.school(key)["name"])
+            except KeyError:
+                names[key] = f"school {key}"
+        return names[key]
+
+    def order(entry: Mapping[str, Any]) -> int:
+        return _criterion_order(entry.get("criterion"))
+
+    ties = sorted((t for t in record.get("ties") or () if isinstance(t, Mapping)),
+                  key=order)
+    fallbacks = sorted((f for f in record.get("fallbacks") or ()
+                        if isinstance(f, Mapping)), key=order)
+
+    def tie(t: Mapping[str, Any]) -> str:
+        outside = ("" if t.get("in_cluster", True)
+                   else " (a Digital School outside the cluster)")
+        return (f"{name(t.get('mentor'))}{outside} mentors "
+                f"{name(t.get('mentee'))} in {criterion_name(t.get('criterion'))}")
+
+    def other(f: Mapping[str, Any]) -> str:
+        support = str(f.get("support") or "")
+        words = _SUPPORT_WORDS.get(support.lower(), support)
+        return (f"{name(f.get('school'))} is supported in "
+                f"{criterion_name(f.get('criterion'))} by {words}")
+
+    if school_id is None:
+        members = [s.doc_id for s in store.schools_of(cluster.doc_id)]
+
+        def place(doc_id: Any) -> int:
+            return members.index(doc_id) if doc_id in members else len(members)
+
+        return ([tie(t) for t in sorted(ties, key=lambda t: place(t.get("mentee")))]
+                + [other(f) for f in sorted(fallbacks,
+                                            key=lambda f: place(f.get("school")))])
+    return ([tie(t) for t in ties if t.get("mentee") == school_id]
+            + [tie(t) for t in ties if t.get("mentor") == school_id]
+            + [other(f) for f in fallbacks if f.get("school") == school_id])
+
+
+def _current_visit(school: Mapping[str, Any]) -> str | None:
+    """The date of the visit the school's latest request is for: none
+    when the date on record was set before that request (a visit before
+    a "not yet", say)."""
+    at = school.get("visit_at")
+    if not at:
+        return None
+    requested = _moment(school.get("visit_requested_at"))
+    set_at = _moment(school.get("visit_date_set_at"))
+    if requested is not None and set_at is not None and set_at < requested:
+        return None
+    return str(at)
+
+
+def _not_yet(school: Mapping[str, Any]) -> bool:
+    """Whether the validator's last word on the school was "not yet", and
+    it has not asked for another visit since."""
+    if school.get("visit_outcome") != NOT_YET \
+            or school.get("status") != SELF_REVIEW_COMPLETE:
+        return False
+    outcome_at = _moment(school.get("visit_outcome_at"))
+    requested = _moment(school.get("visit_requested_at"))
+    return outcome_at is None or requested is None or requested <= outcome_at
+
+
+def _names(criteria: list[Criterion]) -> str:
+    names = [c.full for c in criteria]
+    return names[0] if len(names) == 1 else (
+        ", ".join(names[:-1]) + " and " + names[-1])
+
+
+def _visit_steps(school: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """The validation visit, as it stands for the school now."""
+    status = school.get("status")
+    results = school.get("self_review")
+    visit = _current_visit(school)
+    visit_moment = _moment(visit)
+    if visit and visit_moment is not None and "T" not in visit:
+        visit_moment += timedelta(days=1)   # a day without a time: all of it
+    if status == AWARDED:
+        return ([{"done": True, "text": f"Validation visit on {_day(visit)}"}]
+                if visit else [])
+    if status == VISIT_REQUESTED:
+        requested = (f" on {long_date(school['visit_requested_at'])}"
+                     if school.get("visit_requested_at") else "")
+        if visit and visit_moment is not None and visit_moment > now:
+            return [{"done": True, "text": f"Validation visit requested{requested}"},
+                    {"done": False, "text": f"Validation visit on {_day(visit)}"}]
+        if visit:
+            return [{"done": True, "text": f"Validation visit on {_day(visit)}; "
+                     "the validator's decision is to follow"}]
+        return [{"done": True, "text": f"Validation visit requested{requested}"},
+                {"done": False, "text": "Validation visit: the validator will "
+                 "arrange a date"}]
+    if status == INVITED:
+        return [{"done": False, "text": "Ask for a validation visit, once the "
+                 f"self-review is complete and reaches {THRESHOLD}% in every "
+                 "criterion"}]
+    steps: list[dict[str, Any]] = []
+    again = ""
+    if _not_yet(school):
+        again = " again"
+        visited = (f" on {_day(school['visit_at'])}" if school.get("visit_at")
+                   else "")
+        steps.append({"done": True, "text": (
+            f"Validation visit{visited}: not yet awarded; the validator's "
+            "notes say what to work on")})
+        review = results if isinstance(results, Mapping) else {}
+        outcome_at = _moment(school.get("visit_outcome_at"))
+        received = _moment(review.get("received_at"))
+        if outcome_at is not None and (received is None or received <= outcome_at):
+            steps.append({"done": False, "text": (
+                "Send updated self-review results, then ask for a validation "
+                "visit again")})
+            return steps
+    short = short_of(results) if results else []
+    if not results:
+        steps.append({"done": False, "text": (
+            f"Ask for a validation visit{again} when you are ready; send your "
+            "self-review results with it, so that the validator has them")})
+    elif short:
+        steps.append({"done": False, "text": (
+            f"Reach {THRESHOLD}% in {_names(short)}, send the updated "
+            f"results, then ask for a validation visit{again}")})
+    else:
+        steps.append({"done": False, "text": (
+            f"Ask for a validation visit{again}: your results reach "
+            f"{THRESHOLD}% in every criterion")})
+    return steps
 
 
 def school_summary(store: Store, school: Document, now: datetime,
@@ -207,7 +384,11 @@ def school_summary(store: Store, school: Document, now: datetime,
     notes = [_STATUS_WORDS.get(status, status.replace("_", " "))]
     if results:
         notes.append(f"results: {_describe(results)}")
-    if school.get("visit_at"):
+    if _not_yet(school):
+        notes.append("not yet awarded after its validation visit"
+                     + (f" on {_day(school['visit_at'])}"
+                        if school.get("visit_at") else ""))
+    elif _current_visit(school) and status in (VISIT_REQUESTED, AWARDED):
         notes.append(f"visit on {_day(school['visit_at'])}")
     if status == AWARDED and school.get("awarded_at"):
         notes.append(f"awarded on {long_date(school['awarded_at'])}")
@@ -228,24 +409,19 @@ def school_summary(store: Store, school: Document, now: datetime,
             if reviewed else "Complete the self-review" + (
                 f", due by {long_date(school['deadline'])}"
                 if school.get("deadline") else ""))})
+        received = (results.get("received_at")
+                    if isinstance(results, Mapping) else None)
         checklist.append({"done": bool(results), "text": (
-            f"Self-review results received ({_describe(results)})"
+            "Self-review results received"
+            + (f" on {long_date(received)}" if received else "")
+            + f" ({_describe(results)})"
             if results else "Self-review results: not yet received")})
-        if school.get("visit_at"):
-            checklist.append({"done": True, "text": "Validation visit on "
-                              + _day(school["visit_at"])})
-        elif status == VISIT_REQUESTED:
-            checklist.append({"done": False, "text": (
-                "Validation visit requested; the validator will arrange a date")})
-        else:
-            checklist.append({"done": status == AWARDED, "text": (
-                "Ask for a validation visit once the self-review is done")})
+        checklist += _visit_steps(school, now)
         checklist.append({"done": status == AWARDED, "text": (
             "Digital School status awarded" + (
                 f" on {long_date(school['awarded_at'])}"
                 if school.get("awarded_at") else "")
-            if status == AWARDED else "Digital School status, to be reached"
-            + (f" by {long_date(goal)}" if goal else ""))})
+            if status == AWARDED else _goal_step(goal, now))})
     return {
         "name": school["name"],
         "status": status,
@@ -258,8 +434,36 @@ def school_summary(store: Store, school: Document, now: datetime,
     }
 
 
+def _goal_step(goal: date | None, now: datetime) -> str:
+    if goal is None:
+        return "Digital School status, to be reached"
+    if goal < now.astimezone(UK).date():
+        return ("Digital School status, still to be reached: the nine-month "
+                f"goal was {long_date(goal)}")
+    return f"Digital School status, to be reached by {long_date(goal)}"
+
+
+def working_day(hours: WorkingTime | None, day: date,
+                council: str | None = None) -> date:
+    """`day`, or the next day after it that is a working day for the
+    council's schools (workhours.py: not a weekend, a public holiday or a
+    school closure); `day` itself without the working hours."""
+    if hours is None:
+        return day
+    zone = hours.hours.timezone
+    try:
+        moment = hours.next_working(datetime.combine(day, time(0), zone), council)
+    except ValueError:
+        return day
+    return moment.astimezone(zone).date()
+
+
 def forecast(start: datetime | None, now: datetime, awarded_since: int,
-             remaining: int, goal: date | None) -> str:
+             remaining: int, goal: date | None, hours: WorkingTime | None = None,
+             council: str | None = None, last: str | None = None) -> str:
+    """The forecast in a sentence: `remaining` schools at the pace so far,
+    on a working day for the council (`hours`); `last` names the one
+    school left, when only one is."""
     if remaining == 0:
         return "Every school is a Digital School: the cluster is complete."
     if start is None or awarded_since == 0:
@@ -268,18 +472,26 @@ def forecast(start: datetime | None, now: datetime, awarded_since: int,
     days = max((now - start).total_seconds() / 86400, 1.0)
     per_award = days / awarded_since
     when = (now + timedelta(days=per_award * remaining)).astimezone(UK).date()
+    when = working_day(hours, when, council)
     verdict = ""
     if goal is not None:
         verdict = (", within the nine months" if when <= goal
                    else f", after the nine-month goal of {long_date(goal)}")
+    if remaining == 1:
+        who = f"{last}, the one school still to be awarded," if last else \
+            "the one remaining school"
+    else:
+        who = f"the last of the {remaining} remaining schools"
     return (f"At the pace so far ({awarded_since} awarded in {int(days)} "
-            f"days), the last of the {remaining} remaining schools would be "
+            f"{'day' if int(days) == 1 else 'days'}), {who} would be "
             f"awarded around {long_date(when)}{verdict}.")
 
 
 def cluster_summary(store: Store, cluster: Document, now: datetime,
-                    stalled_after_days: int) -> dict[str, Any]:
-    """Everything a report, digest or checklist shows about one cluster."""
+                    stalled_after_days: int, hours: WorkingTime | None = None
+                    ) -> dict[str, Any]:
+    """Everything a report, digest or checklist shows about one cluster;
+    with `hours`, the forecast falls on a working day."""
     start = start_of(cluster)
     goal = add_months(start.astimezone(UK).date(), GOAL_MONTHS) if start else None
     schools = store.schools_of(cluster.doc_id)
@@ -287,21 +499,27 @@ def cluster_summary(store: Store, cluster: Document, now: datetime,
             for s in schools]
     done = sum(1 for s in schools if s["status"] in DONE)
     awarded_since = sum(1 for s in schools if s["status"] == AWARDED)
+    left = [str(s["name"]) for s in schools if s["status"] not in DONE]
     total = len(schools)
     validator = cluster.get("validator")
+    council = cluster.get("local_authority")
     return {
         "cluster": cluster_view(cluster),
         "started": long_date(start) if start else "not recorded",
         "goal": long_date(goal) if goal else "not known",
+        "goal_passed": goal is not None and goal < now.astimezone(UK).date(),
         "schools": rows,
         "done": done,
         "total": total,
         "share": round(100 * done / total) if total else 0,
         "stalled": [r["name"] for r in rows if r["stalled"]],
-        "forecast": forecast(start, now, awarded_since, total - done, goal),
+        "forecast": forecast(start, now, awarded_since, total - done, goal,
+                             hours, str(council) if council else None,
+                             left[0] if len(left) == 1 else None),
         "forecast_rule": FORECAST_RULE,
         "validator": dict(validator) if validator else None,
-        "mentors": mentors(cluster),
+        "mentors": mentors(store, cluster),
+        "supports_status": supports_status(cluster),
     }
 
 
@@ -353,7 +571,7 @@ def report_if_due(flow: Workflow, cluster: Document, now: datetime) -> bool:
     flow.store.update_cluster(cluster.doc_id, {
         "progress_reports": sorted(sent | set(due))})
     summary = cluster_summary(flow.store, cluster, now,
-                              flow.rules.stalled_after_days)
+                              flow.rules.stalled_after_days, flow.hours)
     lead = cluster.get("lead") or {}
     audiences: list[tuple[str, tuple[str, ...], str | None]] = [
         ("lead", (str(lead.get("email")),), lead.get("name"))]
@@ -459,7 +677,7 @@ def validator_digests(flow: Workflow, now: datetime) -> int:
         if not clusters:
             continue
         summaries = [cluster_summary(flow.store, c, now,
-                                     flow.rules.stalled_after_days)
+                                     flow.rules.stalled_after_days, flow.hours)
                      for c in clusters]
         if flow.queue(Draft(
                 key=f"validator-digest:{validator.email}:{year}-W{week:02d}",
@@ -493,7 +711,7 @@ def area_summaries(flow: Workflow, now: datetime) -> int:
         if not clusters or not flow.hours.is_working(now, council):
             continue
         summaries = [cluster_summary(flow.store, c, now,
-                                     flow.rules.stalled_after_days)
+                                     flow.rules.stalled_after_days, flow.hours)
                      for c in clusters]
         if flow.queue(Draft(
                 key=f"area-summary:{who}:{month}", kind="progress-digest",
@@ -520,7 +738,8 @@ def where_we_stand(flow: Workflow, mail: Incoming,
     store = flow.store
     now = flow.clock.now()
     cluster = store.cluster(understood.cluster_id)
-    summary = cluster_summary(store, cluster, now, flow.rules.stalled_after_days)
+    summary = cluster_summary(store, cluster, now, flow.rules.stalled_after_days,
+                              flow.hours)
     text = new_text(mail.text).strip()
     kept = False
     school = None
@@ -528,6 +747,7 @@ def where_we_stand(flow: Workflow, mail: Incoming,
         school = store.school(understood.school_id)
         summary["schools"] = [r for r in summary["schools"]
                               if r["name"] == school["name"]]
+        summary["mentors"] = mentors(store, cluster, school.doc_id)
         if len(text.split()) > QUESTION_WORDS and not any(
                 c["text"] == text for c in store.comments_of(school.doc_id)):
             store.add_comment(school.doc_id, {
@@ -580,16 +800,23 @@ def example_contexts(cluster: dict[str, Any], validator: dict[str, Any]
                    "complete; nothing new for 30 days",
            "stalled": True, "quiet_days": 30, "checklist": checklist}
     summary = {"cluster": cluster, "started": "Tuesday 12 January 2027",
-               "goal": "Monday 11 October 2027", "schools": [row],
+               "goal": "Monday 11 October 2027", "goal_passed": False,
+               "schools": [row],
                "done": 1, "total": 3, "share": 33,
                "stalled": ["Kirkton Primary School"],
                "forecast": "At the pace so far (1 awarded in 90 days), the "
                            "last of the 2 remaining schools would be awarded "
-                           "around Saturday 10 July 2027, within the nine "
+                           "around Friday 18 June 2027, within the nine "
                            "months.",
                "forecast_rule": FORECAST_RULE, "validator": validator,
-               "mentors": [("Glenbrae High School supports Kirkton "
-                            "Primary School (Leadership)")]}
+               "mentors": [("Glenbrae High School mentors Kirkton Primary "
+                            "School in Leadership & Vision"),
+                           ("Kirkton Primary School mentors Glenbrae Primary "
+                            "School in School Culture"),
+                           ("Kirkton Primary School is supported in "
+                            "Professional Development by the validator's "
+                            "guidance")],
+               "supports_status": ACCEPTED}
     return {
         "progress-report": {"recipient_name": "Morag Lindsay",
                             "audience": "lead", "months": 3,

@@ -7,8 +7,8 @@ from typing import Any
 
 from tinydb.table import Document
 
-from mailbot import results
-from mailbot.compose import long_time
+from mailbot import progress, results
+from mailbot.compose import UK, long_time
 from mailbot.setaside import short_id
 from mailbot.store import Store, stamp
 
@@ -26,11 +26,24 @@ STATUS_LABELS = {
 
 
 def export(store: Store) -> dict[str, Any]:
-    """The stable JSON shape: clusters with their schools, and mail set aside."""
+    """The stable JSON shape: clusters with their schools, and mail set aside.
+
+    Each cluster also carries its own story, for the programme office:
+    when it started and its nine-month goal, the matrix of supports (with
+    its ties and other supports, by school id and name), the progress
+    reports sent, and its history (nomination, activation, validator,
+    matrix proposed and accepted, reports, stall notices, staff commands,
+    and the mail about the whole cluster), oldest first."""
     clusters = []
+    went: dict[int, list[Document]] = {}
+    for sent in store.all_outgoing():
+        if sent.get("cluster_id") is not None and sent.get("school_id") is None:
+            went.setdefault(int(sent["cluster_id"]), []).append(sent)
     for cluster in sorted(store.all_clusters(), key=lambda c: c.doc_id):
         lead = cluster.get("lead") or {}
         validator = cluster.get("validator")
+        start = (progress.start_of(cluster) if cluster.get("started_at")
+                 or cluster.get("activated_at") else None)
         clusters.append({
             "name": cluster.get("name"),
             "local_authority": cluster.get("local_authority"),
@@ -44,6 +57,17 @@ def export(store: Store) -> dict[str, Any]:
             "created_at": cluster.get("created_at"),
             "schools": [_school(store, s)
                         for s in store.schools_of(cluster.doc_id)],
+            "activated_at": cluster.get("activated_at"),
+            "started_at": cluster.get("started_at"),
+            "goal_by": progress.add_months(start.astimezone(UK).date(),
+                                           progress.GOAL_MONTHS).isoformat()
+            if start else None,
+            "ready_at": cluster.get("ready_at"),
+            "validator_assigned_at": cluster.get("validator_assigned_at"),
+            "progress_reports": sorted(cluster.get("progress_reports") or []),
+            "support_proposal": _proposal(store, cluster),
+            "history": cluster_history(store, cluster.doc_id,
+                                       went.get(cluster.doc_id, [])),
         })
     set_aside = [{"id": short_id(m["key"]), "message_id": m.get("message_id"),
                   "from": _lower(m.get("from")), "subject": m.get("subject"),
@@ -62,7 +86,8 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         "invited_at": school.get("invited_at"),
         "deadline": school.get("deadline"),
         "undeliverable": bool(school.get("undeliverable")),
-        "comments": [{"received_at": c["received_at"], "text": c["text"]}
+        "comments": [{"received_at": c["received_at"], "text": c["text"],
+                      "tags": results.tags_of(c)}
                      for c in store.comments_of(school.doc_id)],
         "history": history(store, school.doc_id),
         # results.py: results, visits and outcomes.
@@ -79,6 +104,67 @@ def history(store: Store, school_id: int) -> list[dict[str, Any]]:
              "message_id": o["message_id"], "detail": ", ".join(o["to"])}
             for o in store.outgoing_for_school(school_id)]
     return sorted(came + went, key=lambda e: e["at"])
+
+
+def cluster_history(store: Store, cluster_id: int,
+                    went: list[Document] | None = None) -> list[dict[str, Any]]:
+    """What came in and went out for a cluster as a whole (not for one of
+    its schools: each school's history has that), oldest first; `went`,
+    the mail sent about it, if already looked up."""
+    if went is None:
+        went = [o for o in store.all_outgoing()
+                if o.get("cluster_id") == cluster_id and o.get("school_id") is None]
+    came = [{"at": e["at"], "event": e["event"], "message_id": e["message_id"],
+             "detail": e["detail"]} for e in store.history_of_cluster(cluster_id)
+            if e.get("school_id") is None]
+    sent = [{"at": o.get("sent_at") or o["not_before"],
+             "event": f"{o['kind']} {o['status']}",
+             "message_id": o["message_id"], "detail": ", ".join(o["to"])}
+            for o in went]
+    return sorted(came + sent, key=lambda e: e["at"])
+
+
+def _proposal(store: Store, cluster: Document) -> dict[str, Any] | None:
+    """The matrix of supports (supports.py), its schools named as well as
+    numbered: who mentors whom in which criterion, and the other supports
+    (validator, council, Education Scotland) for gaps no school covers."""
+    record = cluster.get("support_proposal")
+    if not isinstance(record, dict):
+        return None
+    names: dict[int, str | None] = {}
+
+    def name(school_id: Any) -> str | None:
+        if not isinstance(school_id, int):
+            return None
+        if school_id not in names:
+            try:
+                names[school_id] = str(store.school(school_id)["name"])
+            except KeyError:
+                names[school_id] = None
+        return names[school_id]
+
+    return {
+        "status": record.get("status"),
+        "version": record.get("version"),
+        "by": record.get("by"),
+        "proposed_at": record.get("proposed_at"),
+        "accepted_at": record.get("accepted_at"),
+        "accepted_by": record.get("accepted_by"),
+        "ties": [{"criterion": t.get("criterion"),
+                  "mentee_id": t.get("mentee"),
+                  "mentee_school": name(t.get("mentee")),
+                  "mentor_id": t.get("mentor"),
+                  "mentor_school": name(t.get("mentor")),
+                  "in_cluster": bool(t.get("in_cluster", True))}
+                 for t in record.get("ties") or ()],
+        "fallbacks": [{"criterion": f.get("criterion"),
+                       "school_id": f.get("school"),
+                       "school": name(f.get("school")),
+                       "support": f.get("support")}
+                      for f in record.get("fallbacks") or ()],
+        "unknown": [{"school_id": i, "school": name(i)}
+                    for i in record.get("unknown") or ()],
+    }
 
 
 def _lower(value: Any) -> Any:

@@ -83,9 +83,13 @@ def _read(mail: Incoming) -> Reading:
             continue
         _merge(schools, found)
         problems += found.problems
-    found = selfreview.from_text(new_text(mail.text))
-    _merge(schools, found)
-    problems += found.problems
+    text = new_text(mail.text)
+    # What the text says is read whole beside a sheet's results, since
+    # its problems go with them; alone, only if it may give a score.
+    if schools or selfreview.may_give_scores(text):
+        found = selfreview.from_text(text)
+        _merge(schools, found)
+        problems += found.problems
     return Reading(schools, problems[:selfreview.MAX_PROBLEMS])
 
 
@@ -192,20 +196,37 @@ def take_results(flow: Workflow, mail: Incoming, school: Document) -> bool:
     results = results_for(reading, str(school["name"]))
     if results is None:
         return False
+    keep_results(flow, school, results, reading.problems, mail.message_id)
+    return True
+
+
+def keep_results(flow: Workflow, school: Document, results: Results,
+                 problems: list[str], message_id: str, by: str = ""
+                 ) -> dict[str, Any]:
+    """Keep results on the school, over those it had, and in its history
+    (with `by`, who sent them, when not the school); the `self_review`
+    field kept. For a school's own mail (take_results) and for a sheet
+    staff send for several schools (commands.py)."""
     now = flow.clock.now()
-    review = stored(results, reading.problems, now, mail.message_id,
+    review = stored(results, problems, now, message_id,
                     school.get("self_review"))
     flow.store.update_school(school.doc_id, {"self_review": review})
-    short = short_of(review)
     flow.store.add_event(
         now, "self-review-results", school_id=school.doc_id,
-        cluster_id=school["cluster_id"], message_id=mail.message_id,
-        detail=", ".join(f"{Criterion(k).full} {_shown(float(v))}%"
-                         for k, v in review["percent"].items())
-        + (f"; short of {selfreview.THRESHOLD}%: "
-           + ", ".join(c.full for c in short) if short else
-           f"; {selfreview.THRESHOLD}% or more in every criterion"))
-    return True
+        cluster_id=school["cluster_id"], message_id=message_id,
+        detail=results_summary(review) + (f" ({by})" if by else ""))
+    return review
+
+
+def results_summary(review: dict[str, Any]) -> str:
+    """The stored results in a line: each criterion's percentage, then
+    those short of the threshold."""
+    short = short_of(review)
+    return (", ".join(f"{Criterion(k).full} {_shown(float(v))}%"
+                      for k, v in review["percent"].items())
+            + (f"; short of {selfreview.THRESHOLD}%: "
+               + ", ".join(c.full for c in short) if short else
+               f"; {selfreview.THRESHOLD}% or more in every criterion"))
 
 
 def _needs_new_results(school: Document) -> bool:
@@ -299,21 +320,23 @@ def visit_context(store: Store, school: Document) -> dict[str, Any]:
         "history": [{"at": e["at"], "event": str(e["event"]).replace("-", " "),
                      "detail": str(e.get("detail") or "")[:160]}
                     for e in events],
-        "comments_count": len(store.comments_of(school.doc_id)),
+        "comments_count": store.comment_count(school.doc_id),
     }
 
 
 def tags_of(comment: Mapping[str, Any]) -> list[dict[str, str]]:
     """The criteria a stored comment speaks of, as strengths or weaknesses:
-    worked out when asked (for the matrix of supports), not for every
-    comment as it arrives, since most are never asked about."""
-    return list(comment.get("tags") or comment_tags(str(comment.get("text") or "")))
+    as tagged when it arrived, or (kept before tags were) worked out now."""
+    if isinstance(comment.get("tags"), list):
+        return list(comment["tags"])
+    return comment_tags(str(comment.get("text") or ""))
 
 
 def comment_tags(text: str) -> list[dict[str, str]]:
-    """The tags of a comment as stored (workflow hook)."""
-    return [{"criterion": str(t.criterion), "kind": t.kind,
-             "evidence": t.evidence, "phrase": t.phrase}
+    """The tags of a comment as stored with it (workflow hook), in order:
+    criterion, kind and the phrase that named the criterion. The words
+    that said so are not kept twice: they are in the comment's text."""
+    return [{"criterion": str(t.criterion), "kind": t.kind, "phrase": t.phrase}
             for t in selfreview.tag_comment(text)]
 
 
@@ -434,7 +457,7 @@ def _visit_date(flow: Workflow, mail: Incoming, school: Document,
                 when: visitdate.VisitDate) -> Outcome:
     now = flow.clock.now()
     at = when.stamp()
-    before = school.get("visit_at")
+    before = _current_visit(school)
     flow.store.update_school(school.doc_id, {"visit_at": at,
                                              "visit_date_set_at": stamp(now)})
     flow.store.add_event(now, "visit-date", school_id=school.doc_id,
@@ -461,11 +484,23 @@ def _visit_date(flow: Workflow, mail: Incoming, school: Document,
                    school["cluster_id"], school.doc_id)
 
 
+def _current_visit(school: Mapping[str, Any]) -> str | None:
+    """The date set for the visit the school asked for last, if any: not
+    the date of an earlier visit, whose outcome came or after which the
+    school asked again (guards a bug: a new visit was announced as a
+    change of the last one's date)."""
+    at, set_at = school.get("visit_at"), str(school.get("visit_date_set_at") or "")
+    later = [str(school.get(field) or "")
+             for field in ("visit_outcome_at", "visit_requested_at")]
+    if not at or any(stamp_ > set_at for stamp_ in later):
+        return None
+    return str(at)
+
+
 def _outcome(flow: Workflow, mail: Incoming, school: Document, result: str,
              notes: str) -> Outcome:
     now = flow.clock.now()
     cluster = flow.store.cluster(school["cluster_id"])
-    lead = str((cluster.get("lead") or {}).get("email") or "")
     contact = str(school.get("contact_email") or "")
     notes = _excerpt(notes, NOTES_CHARS)
     context = {"school": school_view(flow.store, school),
@@ -478,28 +513,51 @@ def _outcome(flow: Workflow, mail: Incoming, school: Document, result: str,
             "status": AWARDED, "awarded_at": stamp(now),
             "visit_outcome": AWARDED, "visit_outcome_at": stamp(now),
             "visit_notes": notes})
-        template = "award-congratulations"
-        cc = (lead,) if lead and lead != contact else ()
     else:
         flow.store.update_school(school.doc_id, {
             "status": SELF_REVIEW_COMPLETE, "visit_outcome": NOT_YET,
             "visit_outcome_at": stamp(now), "visit_notes": notes})
-        template = "visit-not-yet-outcome"
-        cc = ()
     flow.store.add_event(now, "visit-outcome", school_id=school.doc_id,
                          cluster_id=school["cluster_id"],
                          message_id=mail.message_id,
                          detail=f"{result}, from {mail.sender.email}")
-    if contact:
+    if result == AWARDED:
+        congratulate(flow, school, f"award-congratulations:{mail.ref}",
+                     _name_of(flow, mail.sender.email), notes)
+    elif contact:
+        template = "visit-not-yet-outcome"
         flow.queue(Draft(
             key=f"{template}:{mail.ref}", kind=template, template=template,
-            to=(contact,), cc=cc, cluster_id=cluster.doc_id,
+            to=(contact,), cluster_id=cluster.doc_id,
             school_id=school.doc_id, context=context))
     return Outcome(HANDLED, VISIT_REPLY,
                    f"{school['name']}: "
                    + ("Digital School status awarded" if result == AWARDED
                       else "not yet; told what to work on"),
                    school["cluster_id"], school.doc_id)
+
+
+def congratulate(flow: Workflow, school: Document, key: str,
+                 validator_name: str | None = None, notes: str = "") -> bool:
+    """Queue the congratulations on an award to the school's contact,
+    copying the cluster's lead (when another address): for the
+    validator's "awarded" and for staff's `award` command alike. False
+    when the school has no contact, or `key` was queued before."""
+    contact = str(school.get("contact_email") or "")
+    if not contact:
+        return False
+    cluster = flow.store.cluster(school["cluster_id"])
+    lead = str((cluster.get("lead") or {}).get("email") or "")
+    template = "award-congratulations"
+    return flow.queue(Draft(
+        key=key, kind=template, template=template, to=(contact,),
+        cc=(lead,) if lead and lead != contact else (),
+        cluster_id=cluster.doc_id, school_id=school.doc_id,
+        context={"school": school_view(flow.store, school),
+                 "cluster": cluster_view(cluster),
+                 "contact_name": school.get("contact_name"),
+                 "validator_name": validator_name,
+                 "notes": notes, "threshold": selfreview.THRESHOLD}))
 
 
 def _excerpt(text: str, limit: int) -> str:

@@ -181,7 +181,7 @@ def build_input(store: Any, cluster_id: int, threshold: float) -> Input:
                     unknown.append(doc.doc_id)
         # A Digital School from outside mentors on its standing as one;
         # only the cluster's own schools are read from their comments.
-        comments = (store.comments_of(doc.doc_id)[-COMMENTS_READ:]
+        comments = (store.comments_of(doc.doc_id, latest=COMMENTS_READ)
                     if cluster_key is not None else [])
         return matrix.School(str(doc.doc_id), council, scores, cluster_key,
                              overrides_of(comments))
@@ -323,12 +323,23 @@ class Supports:
                              f["support"]])
         return out.getvalue().encode("utf-8")
 
+    def validator_changed(self, cluster_id: int) -> None:
+        """A cluster's new validator (staff's choice) gets the proposal to
+        answer: made now if there is none, sent again if it waits for an
+        answer. The validator replaced can no longer answer it."""
+        record = self.store.cluster(cluster_id).get("support_proposal")
+        if record is None:
+            self.propose(cluster_id)
+        elif record.get("status") == PROPOSED:
+            self._send_proposal(cluster_id)
+
     def _send_proposal(self, cluster_id: int, answering: Incoming | None = None,
                        ) -> None:
         cluster = self.store.cluster(cluster_id)
         record = cluster["support_proposal"]
         validator = cluster["validator"]
-        key = f"support-proposal:{cluster_id}:{record['version']}"
+        key = (f"support-proposal:{cluster_id}:{record['version']}:"
+               f"{validator['email']}")
         self.flow.queue(Draft(
             key=key, kind=PROPOSAL_KIND, template="support-proposal",
             to=(validator["email"],), cluster_id=cluster_id,

@@ -8,6 +8,9 @@ from tinydb.table import Document
 
 from mailbot.store import Store
 
+# How many of a school's comments mail quotes in full (the latest).
+COMMENTS_SHOWN = 5
+
 
 def cluster_view(cluster: Document) -> dict[str, Any]:
     lead = cluster.get("lead") or {}
@@ -27,8 +30,12 @@ def school_view(store: Store, school: Document) -> dict[str, Any]:
         "contact_email": school.get("contact_email"),
         "status": school.get("status"),
         "already_awarded": school.get("status") == "already_awarded",
+        # The latest comments in full, and how many there are: the rest
+        # are in the record and its export.
         "comments": [{"received_at": c["received_at"], "text": c["text"]}
-                     for c in store.comments_of(school.doc_id)],
+                     for c in store.comments_of(school.doc_id,
+                                                latest=COMMENTS_SHOWN)],
+        "comments_count": store.comment_count(school.doc_id),
     }
 
 

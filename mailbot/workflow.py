@@ -36,6 +36,7 @@ from mailbot.quoting import new_text
 from mailbot.results import (  # self-review results, visits, awards
     RESULTS,
     VISIT_REPLY,
+    comment_tags,
     on_results,
     on_visit_reply,
     receipt,
@@ -269,15 +270,14 @@ class Workflow:
                            understood.school_id)
         now = self.clock.now()
         school = self.store.school(understood.school_id)
-        if any(c["text"] == text
-               for c in self.store.comments_of(school.doc_id)):
+        if self.store.has_comment(school.doc_id, text):
             return Outcome(IGNORED, COMMENT,
                            f"the same text as an earlier comment from "
                            f"{school['name']}", school["cluster_id"],
                            school.doc_id)
         self.store.add_comment(school.doc_id, {
             "received_at": stamp(now), "text": text,
-            "message_id": mail.message_id})
+            "message_id": mail.message_id, "tags": comment_tags(text)})
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],
                              message_id=mail.message_id, detail=text[:200])

@@ -180,6 +180,41 @@ def test_award_and_set_status(bot: Harness) -> None:
                for h in history)
 
 
+def test_award_congratulates_the_school_and_copies_the_lead(
+        bot: Harness) -> None:
+    send(bot, command_mail("award Kirkton"))
+    [message] = bot.sent("award-congratulations")
+    assert str(message["To"]) == FIONA
+    assert str(message["Cc"]) == MORAG
+    assert str(message["Subject"]).startswith(
+        "Congratulations: Kirkton Primary School is a Digital School [ref s")
+    text = body(message)
+    assert "Dear Fiona Baird," in text
+    assert "Kirkton Primary School has been awarded Digital School status" \
+        in text
+    assert "We have copied the lead contact of Glenbrae Cluster" in text
+    [reply] = replies(bot)
+    assert ("award Kirkton: Kirkton Primary School: invited → awarded; the "
+            "school is congratulated") in reply
+    # Awarded already: nothing changes, and no second congratulations.
+    send(bot, command_mail("award Kirkton"), "2027-01-12 10:05")
+    assert "Kirkton Primary School was already awarded" in replies(bot)[-1]
+    assert len(bot.sent("award-congratulations")) == 1
+
+
+def test_set_status_to_awarded_congratulates_too(bot: Harness) -> None:
+    # Glenbrae High's contact is the lead: sent to her, with no copy.
+    send(bot, command_mail("set status of Glenbrae High to awarded\n"
+                           "set status of St Serf's to self-review "
+                           "complete\n"))
+    [message] = bot.sent("award-congratulations")
+    assert str(message["To"]) == MORAG
+    assert message["Cc"] is None
+    assert "Glenbrae High School is a Digital School" in str(message["Subject"])
+    assert bot.sent("award-congratulations", "d.oneill@stserfs.fife.example"
+                    ".sch.uk") == []
+
+
 def test_status_completing_a_cluster_assigns_its_validator(bot: Harness) -> None:
     send(bot, command_mail("set status of Glenbrae High to complete\n"
                            "set status of Glenbrae Primary to complete\n"

@@ -82,6 +82,10 @@ def mailbot(home: Path, *args: str, at: str = START
         env=faked_clock(at), start_new_session=True)
 
 
+def events(history: list[dict[str, object]]) -> list[tuple[str, int]]:
+    return sorted(Counter(str(entry.get("event")) for entry in history).items())
+
+
 def outcome(home: Path) -> tuple[dict[str, object], Counter[tuple[str, ...]]]:
     """The record and the mail sent, without the times and ids that differ
     between two runs of the same mail."""
@@ -90,8 +94,11 @@ def outcome(home: Path) -> tuple[dict[str, object], Counter[tuple[str, ...]]]:
     record = json.loads(out)
     for cluster in record["clusters"]:
         cluster.pop("created_at", None)
+        # Histories as what happened, how often: their times and the ids
+        # of the mail mailbot sent differ between runs.
+        cluster["history"] = events(cluster.get("history", []))
         for school in cluster["schools"]:
-            school.pop("history", None)
+            school["history"] = events(school.get("history", []))
             school.pop("invited_at", None)
             for comment in school["comments"]:
                 comment.pop("received_at")

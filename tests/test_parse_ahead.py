@@ -177,6 +177,27 @@ def test_an_incoming_message_travels_whole(batch: list[bytes]) -> None:
         assert again.attachments == parsed.attachments
 
 
+def test_what_is_read_from_a_message_alone_is_read_ahead_too(
+        batch: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = pipeline._parse_all(batch[:6])
+    for raw, ahead in zip(batch[:6], parsed, strict=True):
+        assert ahead is not None
+        here = mail.parse(raw)
+        for reading in pipeline.READ_AHEAD:
+            assert reading(ahead) == reading(here)
+        assert {"results.reading", "nomination.read"} <= set(ahead.derived)
+
+    # A reading that fails there leaves the message as parsed; the main
+    # process works it out when it needs it (and fails there, if at all).
+    def broken(_: mail.Incoming) -> object:
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(pipeline, "READ_AHEAD", (broken,))
+    again = pipeline._parse_all(batch[:2])
+    assert [m.message_id if m else None for m in again] == [
+        mail.parse(raw).message_id for raw in batch[:2]]
+    assert all(m is not None and not m.derived for m in again)
+
 def test_the_parsing_process_does_not_hold_the_record_lock(
         tmp_path: Path) -> None:
     """A worker forked from the daemon once kept the lock file open, so a

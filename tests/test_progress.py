@@ -4,10 +4,15 @@ the embedded default, moving the clock through nine months."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from harness import Harness, body, example_config, make_mail, sample
+
+from mailbot import progress, rules
+from mailbot.compose import UK
+from mailbot.workhours import WorkingTime
 
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"   # lead, and a school
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
@@ -225,6 +230,20 @@ def test_where_we_stand_for_a_school_contact(bot: Harness) -> None:
     assert len(bot.sent("where-we-stand", ALAN)) == 1
 
 
+
+@pytest.mark.parametrize("question", [
+    "Could you tell me where we stand?",
+    "Please let us know where we stand now.",
+])
+def test_where_we_stand_asked_other_ways(bot: Harness, question: str) -> None:
+    enrolled(bot)
+    bot.at("2027-02-02 10:00")
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "Hello",
+                          f"Hello,\n\n{question}\n\nAlan\n"))
+    bot.cycle()
+    assert len(bot.sent("where-we-stand", ALAN)) == 1
+    assert bot.sent("comment-receipt", ALAN) == []
+
 def test_where_we_stand_for_the_lead(bot: Harness) -> None:
     enrolled(bot)
     bot.at("2027-02-02 10:00")
@@ -244,3 +263,153 @@ def test_where_we_stand_for_the_lead(bot: Harness) -> None:
 def _to(message: object) -> set[str]:
     return {a.addr_spec.lower()
             for a in message["To"].addresses}  # type: ignore[index]
+
+
+# -- the forecast -----------------------------------------------------------
+
+RULES = rules.load(Path(__file__).resolve().parents[1] / "rules")
+HOURS = WorkingTime(RULES.working_hours, RULES.public_holidays, RULES.closures)
+
+
+def _uk(when: str) -> datetime:
+    return datetime.fromisoformat(when).replace(tzinfo=UK)
+
+
+def test_the_forecast_counts_schools_as_people_do() -> None:
+    start, now = _uk("2027-01-11 09:00"), _uk("2027-02-10 09:00")
+    one_left = progress.forecast(start, now, 1, 1, None)
+    assert "the one remaining school would be awarded around" in one_left
+    assert "schools" not in one_left and "the 1 " not in one_left
+    named = progress.forecast(start, now, 1, 1, None, last="St Serf's")
+    assert ("(1 awarded in 30 days), St Serf's, the one school still to be "
+            "awarded, would be awarded around") in named
+    two_left = progress.forecast(start, now, 2, 2, None)
+    assert "the last of the 2 remaining schools would be awarded" in two_left
+
+
+def test_the_forecast_falls_on_a_working_day() -> None:
+    # 30 days for one award, one school left: Sunday 7 March 2027 ...
+    start, now = _uk("2027-01-06 09:00"), _uk("2027-02-05 09:00")
+    goal = date(2027, 10, 6)
+    assert "around Sunday 7 March 2027," in progress.forecast(
+        start, now, 1, 1, goal)
+    # ... which for a school is Monday 8 March.
+    assert "around Monday 8 March 2027, within the nine months." in (
+        progress.forecast(start, now, 1, 1, goal, HOURS, "Fife"))
+    # Wednesday 31 March is in the spring holidays (29 March to 9 April):
+    # the first school day after them.
+    start, now = _uk("2027-01-30 09:00"), _uk("2027-03-01 09:00")
+    text = progress.forecast(start, now, 1, 1, goal, HOURS, "Fife")
+    assert "around Monday 12 April 2027," in text
+    # Reused, not rewritten: the day workhours.py says schools are open.
+    # Christmas 2027 is a Saturday: Scotland's holidays are on the 27th
+    # and 28th in lieu (the holidays package, as for every sending).
+    assert progress.working_day(HOURS, date(2027, 12, 25), "Fife") == date(
+        2027, 12, 29)
+    assert progress.working_day(None, date(2027, 3, 7)) == date(2027, 3, 7)
+
+
+def test_reports_forecast_a_working_day(bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-03-01 10:00")
+    award(bot, "Kirkton Primary School", "2027-03-01T10:00:00+00:00")
+    bot.at("2027-04-12 10:00")
+    bot.cycle()
+    text = body(bot.sent("progress-report", MORAG)[0])
+    assert "the last of the 3 remaining schools would be awarded around" in text
+    when = text.split("would be awarded around ")[1].split(",")[0]
+    day = datetime.strptime(when, "%A %d %B %Y").date()
+    assert HOURS.is_holiday(day, "Fife") is None and day.weekday() < 5, when
+
+
+# -- the checklist, as the school stands ---------------------------------------
+
+def _checklist(bot: Harness, name: str, **fields: object) -> list[str]:
+    store = bot.bot.store
+    school = next(s for s in store.all_schools() if s["name"] == name)
+    if fields:
+        store.update_school(school.doc_id, dict(fields))
+        store.commit()
+        school = store.school(school.doc_id)
+    summary = progress.school_summary(store, school, bot.clock.now(), 28,
+                                      date(2027, 10, 12))
+    return [("[done] " if step["done"] else "[to do] ") + step["text"]
+            for step in summary["checklist"]]
+
+
+def test_each_checklist_item_is_worded_for_the_school_as_it_stands(
+        bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-02-01 10:00")
+    visit_item = "once the self-review is done"
+    # Invited, nothing done yet.
+    steps = _checklist(bot, "St Serf's RC Primary School", status="invited")
+    assert "[to do] Complete the self-review, due by Tuesday 26 January 2027" \
+        in steps
+    assert ("[to do] Ask for a validation visit, once the self-review is "
+            "complete and reaches 70% in every criterion") in steps
+    # Self-review complete, no results: no "once the self-review is done".
+    name = "Glenbrae Primary School"
+    steps = _checklist(bot, name)
+    assert steps[1].startswith("[done] Self-review complete on")
+    assert "[to do] Self-review results: not yet received" in steps
+    assert ("[to do] Ask for a validation visit when you are ready; send your "
+            "self-review results with it, so that the validator has them"
+            ) in steps
+    assert not any(visit_item in s for s in steps)
+    # Results short of 70% in two criteria: named, as people write them.
+    review = {"percent": {"leadership": 80, "curriculum": 65, "culture": 90,
+                          "professional_development": 60, "resources": 75},
+              "estimated": [], "received_at": "2027-01-28T10:00:00+00:00"}
+    steps = _checklist(bot, name, self_review=review)
+    assert ("[done] Self-review results received on Thursday 28 January 2027 "
+            "(Leadership & Vision 80%, Use of Digital Technology to Deliver "
+            "the Curriculum 65%, School Culture 90%, Professional Development "
+            "60%, Resources & Infrastructure 75%)") in steps
+    assert ("[to do] Reach 70% in Use of Digital Technology to Deliver the "
+            "Curriculum and Professional Development, send the updated "
+            "results, then ask for a validation visit") in steps
+    # Ready.
+    ready = {**review, "percent": {**review["percent"], "curriculum": 72,
+                                   "professional_development": 70}}
+    steps = _checklist(bot, name, self_review=ready)
+    assert ("[to do] Ask for a validation visit: your results reach 70% in "
+            "every criterion") in steps
+    # Asked; no date yet.
+    steps = _checklist(bot, name, status="visit_requested",
+                       visit_requested_at="2027-02-01T10:00:00+00:00")
+    assert "[done] Validation visit requested on Monday 1 February 2027" \
+        in steps
+    assert "[to do] Validation visit: the validator will arrange a date" \
+        in steps
+    # A date, in the future.
+    steps = _checklist(bot, name, visit_at="2027-02-25T10:00",
+                       visit_date_set_at="2027-02-02T09:00:00+00:00")
+    assert ("[to do] Validation visit on Thursday 25 February 2027 at 10:00"
+            in steps)
+    # Visited: not yet; new results are needed first.
+    bot.at("2027-03-01 10:00")
+    steps = _checklist(bot, name, status="self_review_complete",
+                       visit_outcome="not-yet",
+                       visit_outcome_at="2027-02-26T10:00:00+00:00")
+    assert ("[done] Validation visit on Thursday 25 February 2027 at 10:00: "
+            "not yet awarded; the validator's notes say what to work on"
+            ) in steps
+    assert ("[to do] Send updated self-review results, then ask for a "
+            "validation visit again") in steps
+    assert not any("reach 70% in every" in s for s in steps)
+    # New results since: ask again.
+    steps = _checklist(bot, name, self_review={
+        **ready, "received_at": "2027-02-28T10:00:00+00:00"})
+    assert ("[to do] Ask for a validation visit again: your results reach "
+            "70% in every criterion") in steps
+    # Awarded: everything done, the visit with it.
+    steps = _checklist(bot, name, status="awarded", visit_outcome="awarded",
+                       awarded_at="2027-03-01T10:00:00+00:00",
+                       visit_requested_at="2027-03-01T09:00:00+00:00",
+                       visit_at="2027-03-01T09:30",
+                       visit_date_set_at="2027-03-01T09:10:00+00:00")
+    assert all(s.startswith("[done] ") for s in steps), steps
+    assert "[done] Validation visit on Monday 1 March 2027 at 09:30" in steps
+    assert steps[-1] == ("[done] Digital School status awarded on Monday 1 "
+                         "March 2027")

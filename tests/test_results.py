@@ -172,9 +172,17 @@ def test_comments_are_tagged(bot: Harness) -> None:
     comment = bot.bot.store.comments_of(
         next(s.doc_id for s in bot.bot.store.all_schools()
              if s["name"] == SCHOOL))[0]
-    tags = {(t["criterion"], t["kind"]) for t in results.tags_of(comment)}
-    assert ("leadership", "strength") in tags
-    assert ("resources", "weakness") in tags
+    # Tagged as it arrived, and kept with it.
+    stored = {(t["criterion"], t["kind"]) for t in comment["tags"]}
+    assert ("leadership", "strength") in stored
+    assert ("resources", "weakness") in stored
+    assert results.tags_of(comment) == comment["tags"]
+    # A comment kept before tags were has them worked out when asked.
+    untagged = {k: v for k, v in comment.items() if k != "tags"}
+    assert results.tags_of(untagged) == comment["tags"]
+    exported = next(s for c in bot.export()["clusters"] for s in c["schools"]
+                    if s["name"] == SCHOOL)["comments"][0]
+    assert exported["tags"] == comment["tags"]
 
 
 # -- the 70% rule ------------------------------------------------------------

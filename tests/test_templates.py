@@ -597,6 +597,18 @@ def test_validator_assignment_file(composer):
     assert "<b>cyber" in text
     assert "matrix of supports" in text and "matrix of supports" in html
     assert text.count("Comments: none received") == 2
+    assert "Comments (2):" in text and "Comments (1):" in html
+
+
+def test_validator_assignment_says_when_only_the_latest_comments_are_quoted(
+        composer):
+    context = dict(CASES["validator-assignment"][1])
+    first = {**context["schools"][0], "comments_count": 12}
+    context["schools"] = [first, *context["schools"][1:]]
+    _subject, text, html = render(composer, "validator-assignment", context)
+    assert "Comments (12, the latest 2 below):" in text
+    assert "Comments (12, the latest 2 below):" in html
+    assert "Comments (1):" in text
 
 
 def test_digest(composer):
