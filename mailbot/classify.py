@@ -29,7 +29,7 @@ from tinydb.table import Document
 from mailbot import nomination, results
 from mailbot.mail import Incoming
 from mailbot.phrases import PhraseSet
-from mailbot.quoting import new_text
+from mailbot.quoting import new_text_of
 from mailbot.store import INCOMPLETE, Store
 from mailbot.tokens import Reference, Tokens
 
@@ -150,7 +150,7 @@ class Classifier:
                     "not from a school contact and not a nomination"))
 
         cluster_id = store.school(school_id)["cluster_id"]
-        words = f"{mail.subject}\n{new_text(mail.text)}"
+        words = f"{mail.subject}\n{new_text_of(mail)}"
         if self.visit_request.search(words):
             return Understanding(VISIT_REQUEST, cluster_id, school_id,
                                  "asks for a validation visit")
@@ -179,7 +179,7 @@ class Classifier:
         if not led or nomination.looks_like_nomination(mail):
             return None
         if not self.where_we_stand.search(
-                f"{mail.subject}\n{new_text(mail.text)}"):
+                f"{mail.subject}\n{new_text_of(mail)}"):
             return None
         chosen = next((c for c in led if c.doc_id == thread.cluster_id),
                       led[-1])

@@ -51,6 +51,7 @@ from mailbot.delivery import deliver_pending
 from mailbot.errors import SetAside
 from mailbot.nomination import read_mail
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
+from mailbot.quoting import new_text_of
 from mailbot.results import reading_of, visit_reply_of
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
@@ -388,6 +389,8 @@ def _parse_all(datas: list[bytes]) -> Parsed:
 
 # What handling a message reads from it alone (each kept with the message
 # by Incoming.once), read in the parsing process too, beside the one
-# handling messages: the results it gives, a nomination's tables and text.
+# handling messages: the writer's new text, the results it gives, a
+# nomination's tables and text. (Tagging comments there as well would
+# leave this process waiting for that one on two cores.)
 READ_AHEAD: tuple[Callable[[mail.Incoming], object], ...] = (
-    reading_of, read_mail)
+    new_text_of, reading_of, read_mail)

@@ -50,7 +50,7 @@ from mailbot.classify import WHERE_WE_STAND, Understanding
 from mailbot.compose import UK, Draft, long_date
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, Outcome
-from mailbot.quoting import new_text
+from mailbot.quoting import new_text_of
 from mailbot.results import NOT_YET, short_of
 from mailbot.selfreview import THRESHOLD, Criterion
 from mailbot.selfreview import criterion as criterion_of
@@ -740,7 +740,7 @@ def where_we_stand(flow: Workflow, mail: Incoming,
     cluster = store.cluster(understood.cluster_id)
     summary = cluster_summary(store, cluster, now, flow.rules.stalled_after_days,
                               flow.hours)
-    text = new_text(mail.text).strip()
+    text = new_text_of(mail).strip()
     kept = False
     school = None
     if understood.school_id is not None:

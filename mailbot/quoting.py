@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from mailparser_reply import EmailReplyParser
+
+if TYPE_CHECKING:
+    from mailbot.mail import Incoming
 
 # The line that opens quoted history: Outlook's rule, the old and the
 # forwarded separators, and Apple's forwarding line.
@@ -78,6 +82,12 @@ def new_text(text: str) -> str:
     new = _cut_at_footer(new)
     new = _cut_at_signature(new)
     return _join(new)
+
+
+def new_text_of(mail: Incoming) -> str:
+    """new_text of a message's text, kept with the message (so that it is
+    worked out once, in the parsing process when that reads ahead)."""
+    return mail.once("quoting.new_text", lambda: new_text(mail.text))
 
 
 def quoted_text(text: str) -> str:

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from tinydb.table import Document
 
-from mailbot import authres, selfreview, visitdate
+from mailbot import authres, selfreview, tagging, visitdate
 from mailbot.compose import Draft
 from mailbot.errors import SetAside
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
-from mailbot.quoting import new_text
+from mailbot.quoting import new_text_of
 from mailbot.selfreview import Criterion, Reading, Results, Score
 from mailbot.store import AWARDED, SELF_REVIEW_COMPLETE, Store, stamp
 from mailbot.views import cluster_view, school_view
@@ -83,7 +83,7 @@ def _read(mail: Incoming) -> Reading:
             continue
         _merge(schools, found)
         problems += found.problems
-    text = new_text(mail.text)
+    text = new_text_of(mail)
     # What the text says is read whole beside a sheet's results, since
     # its problems go with them; alone, only if it may give a score.
     if schools or selfreview.may_give_scores(text):
@@ -332,12 +332,19 @@ def tags_of(comment: Mapping[str, Any]) -> list[dict[str, str]]:
     return comment_tags(str(comment.get("text") or ""))
 
 
+def comment_tags_of(mail: Incoming) -> list[dict[str, str]]:
+    """The tags of the comment a mail may carry (its new text), worked
+    out once per message (and in the parsing process, ahead)."""
+    return mail.once("results.comment_tags",
+                     lambda: comment_tags(new_text_of(mail).strip()))
+
+
 def comment_tags(text: str) -> list[dict[str, str]]:
     """The tags of a comment as stored with it (workflow hook), in order:
     criterion, kind and the phrase that named the criterion. The words
     that said so are not kept twice: they are in the comment's text."""
     return [{"criterion": str(t.criterion), "kind": t.kind, "phrase": t.phrase}
-            for t in selfreview.tag_comment(text)]
+            for t in tagging.tag_comment(text)]
 
 
 # -- the validator's answer --------------------------------------------------
@@ -366,7 +373,7 @@ def visit_reply_of(mail: Incoming, store: Store, people: frozenset[str]
             return None
         return Understanding(VISIT_REPLY, sent.get("cluster_id"), school_id,
                              f"answers the visit-request notice {ref}")
-    words = f"{mail.subject}\n{new_text(mail.text)}".lower()
+    words = f"{mail.subject}\n{new_text_of(mail)}".lower()
     theirs = [s for c in store.all_clusters()
               if (c.get("validator") or {}).get("email", "").lower() == sender
               for s in store.schools_of(c.doc_id)
@@ -415,7 +422,7 @@ def on_visit_reply(flow: Workflow, mail: Incoming, understood: Understanding
                        f"about {school['name']}'s visit, but not "
                        f"authenticated: {why}", school["cluster_id"],
                        school.doc_id)
-    text = new_text(mail.text).strip()
+    text = new_text_of(mail).strip()
     result = outcome_of(f"{mail.subject}\n{text}")
     if result:
         return _outcome(flow, mail, school, result, text)

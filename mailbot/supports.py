@@ -38,7 +38,7 @@ from mailbot import matrix
 from mailbot.compose import Draft, FileAttachment
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
-from mailbot.quoting import new_text
+from mailbot.quoting import new_text_of
 from mailbot.results import tags_of
 from mailbot.rules import MatrixRules
 from mailbot.selfreview import criterion as criterion_of
@@ -395,7 +395,7 @@ class Supports:
             return Outcome(SET_ASIDE, PROPOSAL_KIND,
                            "the validator wrote about a matrix of supports "
                            "already accepted", cluster_id)
-        text = new_text(mail.text)
+        text = new_text_of(mail)
         accepts = bool(_ACCEPT.search(text)) and not _NEGATED.search(text)
         changed, problems = self.changes(cluster_id, record, mail, text)
         if problems:

@@ -32,11 +32,11 @@ from mailbot.enrolment import Enrolment
 from mailbot.guard import Verdict, is_robot_address
 from mailbot.mail import Incoming, normalise_address
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
-from mailbot.quoting import new_text
+from mailbot.quoting import new_text_of
 from mailbot.results import (  # self-review results, visits, awards
     RESULTS,
     VISIT_REPLY,
-    comment_tags,
+    comment_tags_of,
     on_results,
     on_visit_reply,
     receipt,
@@ -263,7 +263,7 @@ class Workflow:
 
     def _comment(self, mail: Incoming, understood: Understanding) -> Outcome:
         assert understood.school_id is not None
-        text = new_text(mail.text).strip()
+        text = new_text_of(mail).strip()
         if not text:
             return Outcome(SET_ASIDE, COMMENT,
                            "a reply with no new text", understood.cluster_id,
@@ -277,7 +277,7 @@ class Workflow:
                            school.doc_id)
         self.store.add_comment(school.doc_id, {
             "received_at": stamp(now), "text": text,
-            "message_id": mail.message_id, "tags": comment_tags(text)})
+            "message_id": mail.message_id, "tags": comment_tags_of(mail)})
         self.store.add_event(now, "comment", school_id=school.doc_id,
                              cluster_id=school["cluster_id"],
                              message_id=mail.message_id, detail=text[:200])
@@ -340,7 +340,7 @@ class Workflow:
                      "cluster": cluster_view(cluster),
                      "contact_name": school.get("contact_name"),
                      "contact_email": school.get("contact_email"),
-                     "request_text": new_text(mail.text).strip(),
+                     "request_text": new_text_of(mail).strip(),
                      "has_validator": bool(validator),
                      # results.py: the school's results and history.
                      **visit_context(self.store, school)}))

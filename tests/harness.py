@@ -7,6 +7,7 @@ import email
 import email.policy
 import email.utils
 import glob
+import io
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import openpyxl
 
 from mailbot import config as config_module
 from mailbot import daemon, report
@@ -159,3 +162,15 @@ def body(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
     return " ".join(str(part.get_content()).split())
+
+
+def workbook(rows: list[list[Any]]) -> bytes:
+    """An XLSX file of one sheet holding these rows."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -17,6 +17,7 @@ import pytest
 from harness import Harness, body, example_config, make_mail, sample
 
 from mailbot import commands, digest, logsafe, mail
+from mailbot.config import Config
 
 STAFF = "coordinator@dsa.example.org"
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
@@ -33,12 +34,16 @@ FAIL = (f"{TRUSTED}; dkim=none (message not signed); spf=fail "
         "header.from=dsa.example.org")
 
 
+def trusting_config(tmp_path: Path) -> Config:
+    """The example config, trusting TRUSTED's Authentication-Results."""
+    config = example_config(tmp_path)
+    return dataclasses.replace(config, security=dataclasses.replace(
+        config.security, authserv_ids=(TRUSTED,)))
+
+
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Harness]:
-    config = example_config(tmp_path)
-    config = dataclasses.replace(config, security=dataclasses.replace(
-        config.security, authserv_ids=(TRUSTED,)))
-    harness = Harness(config, "2027-01-12 09:35")
+    harness = Harness(trusting_config(tmp_path), "2027-01-12 09:35")
     harness.deliver(sample("01-nomination-list"))
     harness.cycle()
     yield harness

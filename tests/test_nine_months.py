@@ -11,7 +11,6 @@ delivered to the programme mailbox or from the clock (the harness's
 from __future__ import annotations
 
 import csv
-import dataclasses
 import email.utils
 import io
 from collections.abc import Iterator
@@ -19,17 +18,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
-from harness import Harness, body, example_config, make_mail
+from harness import Harness, body, make_mail, workbook
+from test_commands import PASS, trusting_config
 
 from mailbot.supports import CSV_COLUMNS
-
-TRUSTED = "mx.dsa.example.org"
-PASS = (f"{TRUSTED}; dkim=pass (2048-bit key) header.d=dsa.example.org "
-        "header.i=@dsa.example.org header.s=mail; spf=pass "
-        "smtp.mailfrom=dsa.example.org; dmarc=pass (p=reject dis=none) "
-        "header.from=dsa.example.org")
 
 STAFF = "coordinator@dsa.example.org"
 ISLA = "isla.fraser@dsa.example.org"
@@ -89,10 +82,7 @@ EASTER_BETTER = ("Leadership & Vision: 78%\nCurriculum: 73%\n"
 
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Harness]:
-    config = example_config(tmp_path)
-    config = dataclasses.replace(config, security=dataclasses.replace(
-        config.security, authserv_ids=(TRUSTED,)))
-    harness = Harness(config, "2027-01-12 09:35")
+    harness = Harness(trusting_config(tmp_path), "2027-01-12 09:35")
     yield harness
     harness.close()
 
@@ -131,20 +121,25 @@ def reply(to: EmailMessage, sender: str, text: str) -> bytes:
                      References=str(to["Message-ID"]))
 
 
+def reports(sent: list[EmailMessage], months: int) -> list[str]:
+    """The texts of the progress reports sent at `months`, checked to go
+    to the lead, the validator and staff, one each."""
+    found = kind(sent, "progress-report")
+    assert sorted(a for m in found for a in to(m)) == sorted(
+        [LEAD, ISLA, STAFF])
+    for report in found:
+        assert str(report["Subject"]).startswith(
+            f"{CLUSTER}: progress at {months} months")
+    return [body(report) for report in found]
+
+
 def carnbee_workbook() -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(["Criterion", "Addressed", "Partially", "Not addressed",
-                  "Percent"])
-    for name, share in [("Leadership & Vision", 0.85), (CURRICULUM, 0.78),
-                        ("School Culture", 0.9),
-                        ("Professional Development", 0.72),
-                        ("Resources & Infrastructure", 0.8)]:
-        sheet.append([name, None, None, None, share])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return workbook([
+        ["Criterion", "Addressed", "Partially", "Not addressed", "Percent"],
+        *([name, None, None, None, share] for name, share in [
+            ("Leadership & Vision", 0.85), (CURRICULUM, 0.78),
+            ("School Culture", 0.9), ("Professional Development", 0.72),
+            ("Resources & Infrastructure", 0.8)])])
 
 
 # -- what mailbot sent ------------------------------------------------------
@@ -504,13 +499,7 @@ def test_one_cluster_through_nine_months(bot: Harness) -> None:
     # the report reaches Ruth, Isla and staff, with the share awarded and
     # a forecast; Balcarres is named as stalled.
     sent = j.step("2027-04-12 10:00")
-    reports = kind(sent, "progress-report")
-    assert sorted(a for m in reports for a in to(m)) == sorted(
-        [LEAD, ISLA, STAFF])
-    for report in reports:
-        assert str(report["Subject"]).startswith(
-            f"{CLUSTER}: progress at 3 months")
-        text = body(report)
+    for text in reports(sent, 3):
         assert "2 of 4 schools (50%)" in text
         assert "At the pace so far" in text
         assert "would be awarded around" in text
@@ -552,13 +541,9 @@ def test_one_cluster_through_nine_months(bot: Harness) -> None:
     sent = j.step("2027-07-12 10:00")
     assert kind(sent, "progress-report") == []
     sent = j.step("2027-08-17 10:00")
-    reports = kind(sent, "progress-report")
-    assert sorted(a for m in reports for a in to(m)) == sorted(
-        [LEAD, ISLA, STAFF])
-    for report in reports:
-        assert "progress at 6 months" in str(report["Subject"])
-        assert "3 of 4 schools (75%)" in body(report)
-        assert "would be awarded around" in body(report)
+    for text in reports(sent, 6):
+        assert "3 of 4 schools (75%)" in text
+        assert "would be awarded around" in text
     sent = j.step("2027-08-17 14:00")
     assert kind(sent, "progress-report") == []
 
@@ -566,12 +551,7 @@ def test_one_cluster_through_nine_months(bot: Harness) -> None:
     sent = j.step("2027-10-12 10:00")
     assert kind(sent, "progress-report") == []
     sent = j.step("2027-10-25 10:00")
-    reports = kind(sent, "progress-report")
-    assert sorted(a for m in reports for a in to(m)) == sorted(
-        [LEAD, ISLA, STAFF])
-    for report in reports:
-        assert "progress at 9 months" in str(report["Subject"])
-        text = body(report)
+    for text in reports(sent, 9):
         assert "3 of 4 schools (75%)" in text
         assert "Forecast:" in text and BALCARRES in text
 

@@ -1,13 +1,12 @@
 """Understanding a cluster nomination, from the samples and many other shapes."""
 
-import io
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from pathlib import Path
 
-import openpyxl
 import pytest
+from harness import workbook
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,19 +189,10 @@ def test_semicolon_csv_in_cp1252_with_labelled_body() -> None:
     assert looks_like_nomination(mail)
 
 
-def xlsx(rows: list[list[object]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def test_xlsx_with_title_rows_and_the_header_at_row_four() -> None:
-    data = xlsx([
+    data = workbook([
         ["Digital Schools Awards: cluster nomination"],
         ["Cluster", "Sgoil Lionacleit ASG"],
         [],

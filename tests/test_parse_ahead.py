@@ -185,7 +185,8 @@ def test_what_is_read_from_a_message_alone_is_read_ahead_too(
         here = mail.parse(raw)
         for reading in pipeline.READ_AHEAD:
             assert reading(ahead) == reading(here)
-        assert {"results.reading", "nomination.read"} <= set(ahead.derived)
+        assert {"quoting.new_text", "results.reading",
+                "nomination.read"} <= set(ahead.derived)
 
     # A reading that fails there leaves the message as parsed; the main
     # process works it out when it needs it (and fails there, if at all).

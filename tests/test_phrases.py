@@ -13,7 +13,8 @@ from mailbot import rules
 from mailbot.mail import parse
 from mailbot.phrases import Anchored, PhraseIndex, PhraseSet, fold
 from mailbot.quoting import new_text
-from mailbot.selfreview import Criterion, load_criteria
+from mailbot.selfreview import Criterion
+from mailbot.tagging import load_criteria
 
 ROOT = Path(__file__).resolve().parents[1]
 PHRASES = rules.load(ROOT / "rules").phrases

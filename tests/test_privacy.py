@@ -23,9 +23,8 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
-from harness import Harness, example_config, make_mail, sample
+from harness import Harness, example_config, make_mail, sample, workbook
 from servers import DovecotMailbox
 from test_cli import deliver, mailbot
 from test_sources import maildir_config, put, raw_message
@@ -333,15 +332,6 @@ ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"  # Glenbrae Primary's contact
 MORAG_FROM = "Morag Lindsay <m.lindsay@glenbrae-hs.fife.example.sch.uk>"
 
 
-def workbook(rows: list[list[str]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def nominated_again(attachment: bytes, filename: str = "schools.xlsx") -> bytes:

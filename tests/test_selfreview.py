@@ -21,17 +21,15 @@ from mailbot.selfreview import (
     Reading,
     Results,
     Score,
-    Tagger,
     criterion,
     from_attachment,
     from_grid,
     from_text,
-    load_criteria,
     may_give_scores,
     percent_from_counts,
     ready_for_validation,
-    tag_comment,
 )
+from mailbot.tagging import Tagger, load_criteria, tag_comment
 
 ROOT = Path(__file__).resolve().parents[1]
 L, C, S, P, R = (Criterion.LEADERSHIP, Criterion.CURRICULUM, Criterion.CULTURE,

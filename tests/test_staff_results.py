@@ -7,23 +7,19 @@ them."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import email.utils
-import io
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
-from harness import Harness, body, example_config, make_mail, sample
+from harness import Harness, body, make_mail, sample, workbook
 from test_commands import (
     FAIL,
     MORAG,
     PASS,
     STAFF,
-    TRUSTED,
     digest_text,
     events,
     on_top,
@@ -31,6 +27,7 @@ from test_commands import (
     record,
     replies,
     send,
+    trusting_config,
 )
 
 from mailbot import staffsheets
@@ -49,10 +46,7 @@ CSV = ("text", "csv")
 
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Harness]:
-    config = example_config(tmp_path)
-    config = dataclasses.replace(config, security=dataclasses.replace(
-        config.security, authserv_ids=(TRUSTED,)))
-    harness = Harness(config, "2027-01-12 09:35")
+    harness = Harness(trusting_config(tmp_path), "2027-01-12 09:35")
     harness.deliver(sample("01-nomination-list"))
     harness.cycle()
     yield harness
@@ -86,15 +80,6 @@ def csv_file(rows: str, name: str = "cluster-results.csv"
     return name, (HEAD + rows).encode(), CSV
 
 
-def workbook(rows: list[list[Any]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def percents(bot: Harness, school: str) -> dict[str, float] | None:

@@ -1,0 +1,270 @@
+"""A school's comments, tagged by the criteria they speak of.
+
+Each sentence (each side of a "but") that names a criterion, by the
+phrases in rules/criteria.toml, is a strength or a weakness of the school
+in it: by its own cues ("a real strength", "we struggle with"), a cue
+turned round by a negation ("not confident"), or the heading it stands
+under ("Areas for development:"). The matrix of supports reads these as
+the school's standing where its results do not settle it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from mailbot.errors import ConfigError
+from mailbot.phrases import PhraseIndex, PhraseSet
+from mailbot.selfreview import MAX_TEXT_CHARS, Criterion, tidy
+
+EVIDENCE_CHARS = 300
+
+Kind = Literal["strength", "weakness"]
+STRENGTH: Kind = "strength"
+WEAKNESS: Kind = "weakness"
+RULES_FILE = Path(__file__).resolve().parents[1] / "rules" / "criteria.toml"
+MAX_SENTENCES = 2_000
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A criterion a comment speaks of, whether as a strength or a
+    weakness, the words that said so and the phrase that named it."""
+
+    criterion: Criterion
+    kind: Kind
+    evidence: str
+    phrase: str = ""
+
+
+@dataclass(frozen=True)
+class CriteriaRules:
+    """rules/criteria.toml: phrases by criterion, cues and headings by
+    kind, and the negations that turn a cue around."""
+
+    phrases: Mapping[Criterion, tuple[str, ...]]
+    cues: Mapping[Kind, tuple[str, ...]]
+    headings: Mapping[Kind, tuple[str, ...]]
+    negations: tuple[str, ...]
+
+
+def load_criteria(path: Path = RULES_FILE) -> CriteriaRules:
+    """Read and check rules/criteria.toml, naming the key of a mistake."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "", "no such rules file") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from exc
+
+    known = {"negations", *Criterion, STRENGTH, WEAKNESS}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(path, key, "unknown section or key (known: "
+                              f"{', '.join(sorted(known))})")
+    phrases = {c: _phrase_list(path, raw, str(c), "phrases") for c in Criterion}
+    cues = {k: _phrase_list(path, raw, k, "cues") for k in (STRENGTH, WEAKNESS)}
+    headings = {k: _phrase_list(path, raw, k, "headings")
+                for k in (STRENGTH, WEAKNESS)}
+    negations = raw.get("negations")
+    if not isinstance(negations, list) \
+            or not all(isinstance(n, str) and n.strip() for n in negations):
+        raise ConfigError(path, "negations", "must be a list of words in quotes")
+    return CriteriaRules(phrases, cues, headings, tuple(negations))
+
+
+def _phrase_list(path: Path, raw: dict[str, Any], section: str,
+                 key: str) -> tuple[str, ...]:
+    table = raw.get(section)
+    if not isinstance(table, dict):
+        raise ConfigError(path, section, "missing table")
+    allowed = {"phrases"} if section in set(Criterion) else {"cues", "headings"}
+    for name in table:
+        if name not in allowed:
+            raise ConfigError(path, f"{section}.{name}", "unknown key (known: "
+                              f"{', '.join(sorted(allowed))})")
+    value = table.get(key)
+    if not isinstance(value, list) or not value \
+            or not all(isinstance(v, str) for v in value):
+        raise ConfigError(path, f"{section}.{key}",
+                          "must be a list of phrases in quotes")
+    for n, phrase in enumerate(value):
+        if not any(ch.isalnum() for ch in phrase):
+            raise ConfigError(path, f"{section}.{key}[{n}]",
+                              f"{phrase!r} has no words to match")
+    return tuple(value)
+
+
+# A line that starts an item of a list.
+_BULLET = re.compile(r"(?:[-*\u2022\u00b7>]|\d{1,2}[.)]|[a-z][.)])\s+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+")
+# Words that turn a sentence from one side to the other; each side is
+# tagged on its own ("strong in coding but we need more devices").
+_CONTRAST = re.compile(r"\b(?:but|however|although|though|whereas|whilst"
+                       r"|while|except)\b", re.IGNORECASE)
+_HEADING_PARTS = re.compile(r"\s*(?:/|&|,|\band\b|\bor\b)\s*")
+_HEADING_FILLER = frozenset({"our", "possible", "key", "main", "current",
+                             "the", "some", "school", "schools", "school's",
+                             "potential", "identified", "perceived", "any",
+                             "particular", "my"})
+_HEADING_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+def _heading_key(text: str) -> str:
+    words = _HEADING_WORDS.findall(text.lower().replace("\u2019", "'"))
+    while words and words[0] in _HEADING_FILLER:
+        words.pop(0)
+    return " ".join(words)
+
+
+class Tagger:
+    """Tags comments by criterion with the phrases of one CriteriaRules."""
+
+    def __init__(self, rules: CriteriaRules) -> None:
+        # A criterion is named whether or not a negation stands before it
+        # ("no digital strategy" is about leadership); a cue is turned
+        # around by one ("we do not struggle with wifi").
+        self.criteria = [(c, PhraseSet(rules.phrases[c])) for c in Criterion]
+        self.cues = {k: (PhraseSet(rules.cues[k], rules.negations),
+                         PhraseSet(rules.cues[k]))
+                     for k in (STRENGTH, WEAKNESS)}
+        # All of them searched in one pass: the criteria first, then each
+        # kind's cues, affirmed and plain.
+        self.index = PhraseIndex(
+            [phrases for _, phrases in self.criteria]
+            + [s for pair in self.cues.values() for s in pair])
+        self.headings = {_heading_key(h): k
+                         for k in (STRENGTH, WEAKNESS)
+                         for h in rules.headings[k]}
+
+    def tag(self, text: str) -> list[Tag]:
+        """The criteria each sentence of `text` speaks of, with their kind.
+
+        A sentence's kind comes from its own cues, else from the section
+        it stands in ("Strengths:" down to a blank line, or the next
+        heading); a sentence with neither is not tagged. A cue after a
+        negation counts for the other kind ("not confident" is a
+        weakness, "no problems with" a strength); a sentence with cues of
+        both kinds is a weakness, the side a validator must not miss.
+        """
+        # Only the criteria named somewhere in the text are looked for in
+        # each clause: most comments name one or two, and a clause of the
+        # tidied text names none that the whole of it does not.
+        whole = tidy(text[:MAX_TEXT_CHARS])
+        count = len(self.criteria)
+        cues = len(self.index.sets) - count
+        named_anywhere = [found is not None for found in self.index.search(
+            whole, [True] * count + [False] * cues)[:count]]
+        tags: list[Tag] = []
+        if not any(named_anywhere):
+            return tags
+        wanted = named_anywhere + [True] * cues
+        for n, (section, sentence) in enumerate(self._sentences(text)):
+            if n >= MAX_SENTENCES:
+                break
+            for clause in _CONTRAST.split(sentence):
+                tags.extend(self._clause(clause, section, wanted))
+        return tags
+
+    def _clause(self, clause: str, section: Kind | None,
+                wanted: list[bool]) -> list[Tag]:
+        found = self.index.search(clause, wanted)
+        count = len(self.criteria)
+        named = [(c, phrase) for (c, _), phrase in zip(
+            self.criteria, found[:count], strict=True) if phrase is not None]
+        if not named:
+            return []
+        kind = self._kind(found[count:]) or section
+        if kind is None:
+            return []
+        evidence = tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
+        return [Tag(c, kind, evidence, phrase) for c, phrase in named]
+
+    def _kind(self, cues: list[str | None]) -> Kind | None:
+        """The kind a clause's cues say, from what the cue sets found in
+        it: each kind's affirmed cues, then its plain ones."""
+        said = {}
+        for n, kind in enumerate(self.cues):
+            affirmed, plain = cues[2 * n], cues[2 * n + 1]
+            if affirmed is not None:
+                said[kind] = "affirmed"
+            elif plain is not None:
+                said[kind] = "negated"
+        weak = said.get(WEAKNESS) == "affirmed" \
+            or said.get(STRENGTH) == "negated"
+        strong = said.get(STRENGTH) == "affirmed" \
+            or said.get(WEAKNESS) == "negated"
+        if weak:
+            return WEAKNESS
+        return STRENGTH if strong else None
+
+    def _heading(self, line: str) -> tuple[Kind | None, str]:
+        """The kind a heading line names ("Strengths:", "Areas for
+        development -") and the text after it on the line."""
+        label, rest = line, ""
+        for mark in (":", " - ", " \u2013 "):
+            if mark in line[:80]:
+                label, _, rest = line.partition(mark)
+                break
+        if len(label) > 80:
+            return None, line
+        kinds = {self.headings.get(_heading_key(part))
+                 for part in _HEADING_PARTS.split(label) if part.strip("*#_ ")}
+        if len(kinds) != 1 or None in kinds:
+            return None, line
+        return kinds.pop(), rest.strip()
+
+    def _sentences(self, text: str) -> Iterator[tuple[Kind | None, str]]:
+        section: Kind | None = None
+        seen = closing = False
+        paragraph: list[str] = []
+        for line in text[:MAX_TEXT_CHARS].splitlines():
+            line = tidy(line)
+            if not line:
+                yield from _split(section, paragraph)
+                paragraph = []
+                closing = seen
+                continue
+            bullet = _BULLET.match(line)
+            if closing and not bullet:
+                section = None
+            closing = False
+            kind, rest = self._heading(line)
+            if kind is not None:
+                yield from _split(section, paragraph)
+                paragraph, section, seen = [], kind, False
+                line = rest
+                if not line:
+                    continue
+                bullet = _BULLET.match(line)
+            if bullet:
+                yield from _split(section, paragraph)
+                paragraph = [line[bullet.end():]]
+            else:
+                paragraph.append(line)
+            seen = section is not None
+        yield from _split(section, paragraph)
+
+
+def _split(section: Kind | None, lines: list[str]
+           ) -> Iterator[tuple[Kind | None, str]]:
+    for sentence in _SENTENCE_BREAK.split(" ".join(lines)):
+        if sentence.strip():
+            yield section, sentence
+
+
+@cache
+def default_tagger() -> Tagger:
+    """A Tagger of the rules/criteria.toml shipped with mailbot."""
+    return Tagger(load_criteria())
+
+
+def tag_comment(text: str, tagger: Tagger | None = None) -> list[Tag]:
+    """Tags for each criterion `text` names as a strength or a weakness,
+    sentence by sentence, in order."""
+    return (tagger or default_tagger()).tag(text)
