@@ -323,7 +323,7 @@ _KIND_WORDS = {"addressed": "addressed", "partially": "partially addressed",
 # --- values ---------------------------------------------------------------
 
 _NUMBER = re.compile(
-    r"([+-]?)(\d{1,7}(?:[.,]\d{1,7})?)\s{0,3}(%|per\s?cent|percent)?",
+    r"([+-]?)(\d{1,7}(?:[.,]\d{1,20})?)\s{0,3}(%|per\s?cent|percent)?",
     re.IGNORECASE)
 
 
@@ -603,7 +603,7 @@ def _long_row(n: int, school: str, which: Criterion, cells: dict[str, str],
 # --- mail text ------------------------------------------------------------
 
 _TOKEN = re.compile(
-    r"(?P<num>\d{1,9}(?:[.,]\d{1,6})?)(?P<pct>[ \t]?(?:%|per[ \t]?cent\b"
+    r"(?P<num>\d{1,9}(?:[.,]\d{1,20})?)(?P<pct>[ \t]?(?:%|per[ \t]?cent\b"
     r"|percent\b))?"
     r"|(?P<word>[^\W\d_]+(?:['\u2019][^\W\d_]+)?)"
     r"|(?P<nl>\n)"
@@ -763,14 +763,17 @@ def may_give_scores(text: str) -> bool:
     holds both a digit and what may be a criterion's name. Text with
     lines that may be a pasted table is always read.
     """
-    text = text[:MAX_TEXT_CHARS].replace("\r", "")
+    text = text[:MAX_TEXT_CHARS]
     if not _DIGIT.search(text):
         return False
-    cells = [bool(_CELLS.search(line)) for line in text.split("\n")]
+    # Two lines in a row that _pasted_tables would split into cells
+    # (guards a bug: a quicker test missed spaces beside a no-break one).
+    cells = [_CELL_MARK.search(line) is not None
+             and len(_split_cells(line)) >= 2 for line in text.split("\n")]
     if any(a and b for a, b in itertools.pairwise(cells)):
         return True
     return any(_DIGIT.search(piece) and _may_name(piece)
-               for piece in _PIECES.split(text))
+               for piece in _PIECES.split(text.replace("\r", "")))
 
 
 def _may_name(piece: str) -> bool:
@@ -793,8 +796,8 @@ def _may_name(piece: str) -> bool:
 _PIECES = re.compile(r"[.!?;](?=[ \n])|\n *\n")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 _NAME_RUNS = re.compile(r"[^\W\d_](?:[^\W\d_]|[\s&+'\u2019])*")
-# A line _split_cells may find two cells in.
-_CELLS = re.compile(r"\t|\||\S {2,}\S")
+# What a line _split_cells finds two cells in has (a quick test first).
+_CELL_MARK = re.compile(r"\t|\|| {2}")
 
 
 def _split_cells(line: str) -> list[str]:

@@ -10,6 +10,7 @@ the school's standing where its results do not settle it.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -28,7 +29,10 @@ Kind = Literal["strength", "weakness"]
 STRENGTH: Kind = "strength"
 WEAKNESS: Kind = "weakness"
 RULES_FILE = Path(__file__).resolve().parents[1] / "rules" / "criteria.toml"
-MAX_SENTENCES = 2_000
+# Bounds against hostile text, far above any real comment: clauses (each
+# side of a "but") read, and tags kept, per comment.
+MAX_CLAUSES = 2_000
+MAX_TAGS = 200
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,14 @@ class Tagger:
         if not any(named_anywhere):
             return tags
         wanted = named_anywhere + [True] * cues
-        for n, (section, sentence) in enumerate(self._sentences(text)):
-            if n >= MAX_SENTENCES:
+        clauses = (
+            (section, clause) for section, sentence in self._sentences(text)
+            for clause in _CONTRAST.split(sentence))
+        for section, clause in itertools.islice(clauses, MAX_CLAUSES):
+            tags.extend(self._clause(clause, section, wanted))
+            if len(tags) >= MAX_TAGS:
                 break
-            for clause in _CONTRAST.split(sentence):
-                tags.extend(self._clause(clause, section, wanted))
-        return tags
+        return tags[:MAX_TAGS]
 
     def _clause(self, clause: str, section: Kind | None,
                 wanted: list[bool]) -> list[Tag]:

@@ -29,7 +29,7 @@ from mailbot.selfreview import (
     percent_from_counts,
     ready_for_validation,
 )
-from mailbot.tagging import Tagger, load_criteria, tag_comment
+from mailbot.tagging import MAX_TAGS, Tagger, load_criteria, tag_comment
 
 ROOT = Path(__file__).resolve().parents[1]
 L, C, S, P, R = (Criterion.LEADERSHIP, Criterion.CURRICULUM, Criterion.CULTURE,
@@ -555,6 +555,17 @@ def test_a_pasted_cluster_table_from_word() -> None:
     assert percents(reading, "Balgonie PS") == {L: 60, S: 90}
 
 
+def test_long_decimals_are_read_not_refused() -> None:
+    # A workbook's computed share (12/17) and a percentage pasted with
+    # many decimals (guards a bug: over 7 decimals were refused).
+    reading = from_grid([["Criterion", "Percent"],
+                         ["Leadership & Vision", str(12 / 17)],
+                         ["School Culture", "70.58823529%"]])
+    assert percents(reading) == {L: 70.59, S: 70.59}
+    assert reading.problems == []
+    assert percents(from_text("Culture: 70.58823529%\n")) == {S: 70.59}
+
+
 def test_unknown_label_in_text() -> None:
     reading = from_text("Leadership: 80%\nPupil voice: 65%\n")
     assert percents(reading) == {L: 80}
@@ -600,7 +611,8 @@ _PIECES = st.sampled_from([
     "visionary", "vision's", "Ltd.", "\u00e9cole", "\u0130", "1.",
     "learning and teaching", "teaching & learning", "learning", "school",
     "staff development", "digital tech", "resource", "&", "+", "'s",
-    "\u2019s", "\u212a", "Leadership\u00a0&\u00a0Vision", "\u0661\u0662"])
+    "\u2019s", "\u212a", "Leadership\u00a0&\u00a0Vision", "\u0661\u0662",
+    "\u00a0 ", " \u00a0", "\u3000", "L-V", "R/I", "P.D.", "Cul-ture"])
 
 
 @settings(max_examples=600, deadline=None)
@@ -616,7 +628,10 @@ def test_the_quick_test_never_skips_a_score(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "Leadership & Vision: 80%", "Culture - 10 out of 12 addressed",
     "We reached 75% in School Culture.", "L&V 80\nR&I 70",
-    "Leadership\n80%"])
+    "Leadership\n80%",
+    # Guards a bug: a table whose cells a no-break space ends was skipped.
+    "Area\u00a0  Score\nL-V\u00a0  80%\nR-I\u00a0  75%\n",
+    "Area\u3000  Score\nCul-ture\u3000  80%\nP.D.\u3000  75%\n"])
 def test_the_quick_test_passes_results(text: str) -> None:
     assert may_give_scores(text)
     assert from_text(text).schools
@@ -666,6 +681,14 @@ def test_the_sample_comment() -> None:
 def test_cues_and_negations(text: str,
                             expected: set[tuple[Criterion, str]]) -> None:
     assert kinds(text) == expected
+
+
+def test_a_comment_keeps_at_most_max_tags() -> None:
+    # One sentence of thousands of clauses (guards a bug: the sentence cap
+    # did not bound them, and every tag was kept with the comment).
+    tags = tag_comment("The wifi is poor, but " * 5000)
+    assert len(tags) == MAX_TAGS
+    assert {(t.criterion, t.kind) for t in tags} == {(R, "weakness")}
 
 
 def test_a_sentence_with_several_criteria() -> None:
