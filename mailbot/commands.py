@@ -60,8 +60,10 @@ A sheet of self-review results attached to staff mail, for one school or
 many, in one cluster or several, is taken too, with or without command
 lines beside it (staff often send only the sheet): each school it names
 gets its results, as a school's own are kept, and the reply lists what
-was stored for each and what was not and why (staffsheets.py). It needs
-the same proof as a command; without it nothing is stored.
+was stored for each (and in which cluster) and what was not and why
+(staffsheets.py); a sheet meant to hold results that gives none, or
+cannot be read, is answered too. It needs the same proof as a command;
+without it nothing is stored.
 
 Each command is checked whole before anything changes, so a refused
 command changes nothing. The writer gets one reply listing what was
@@ -282,8 +284,9 @@ def mail_commands(mail: Incoming) -> list[Command]:
 
 def is_command_mail(mail: Incoming, staff: Sequence[str]) -> bool:
     """Staff mail with at least one command in the writer's own text, or
-    with a sheet of self-review results attached (staffsheets.py): staff
-    often send the sheet with no word of command."""
+    with a sheet of self-review results attached, or one meant to hold
+    them or that could not be read (staffsheets.py): staff often send the
+    sheet with no word of command, and are told why nothing was stored."""
     return mail.sender.email in staff and (
         bool(mail_commands(mail)) or staffsheets.carries_results(mail))
 
@@ -478,7 +481,7 @@ class Commands:
         if not ok:
             lines = [c.line for c in commands] + [
                 f"the results in the sheet {s.shown}" for s in sheets
-                if s.has_results or s.reading is None]
+                if s.taken]
             listed = "; ".join(f'"{line}"' for line in lines)
             self.store.add_event(now, UNAUTHENTICATED_EVENT,
                                  message_id=mail.message_id,
@@ -508,22 +511,26 @@ class Commands:
     def _take_sheets(self, mail: Incoming, reply: _Reply) -> tuple[int, int]:
         """The results in the sheets the mail carries, kept for each school
         named (staffsheets.py) and listed in the reply; what was not kept
-        goes into the history as a refusal, for the digest. How many
-        schools' results were stored, and how many entries not."""
-        now = self.flow.clock.now()
+        goes into the history as one refusal a sheet, for the digest. How
+        many schools' results were stored, and how many entries (rows,
+        names or sheets) not."""
         sender = mail.sender.email
         stored = refused = 0
+        not_kept: dict[str, list[staffsheets.Taken]] = {}
         for taken in staffsheets.take(self.flow, mail, sender):
             if taken.stored:
                 stored += 1
                 reply.done.append({"command": taken.what, "result": taken.said})
                 continue
-            refused += 1
+            refused += taken.count
             reply.refused.append({"command": taken.what, "reason": taken.said})
-            self.store.add_event(now, REFUSED_EVENT, cluster_id=taken.cluster_id,
-                                 school_id=taken.school_id,
-                                 message_id=mail.message_id,
-                                 detail=f'{sender}: "{taken.what}": {taken.said}')
+            not_kept.setdefault(taken.sheet, []).append(taken)
+        for sheet, entries in not_kept.items():
+            said, cluster_id, school_id = staffsheets.not_kept(entries)
+            self.store.add_event(
+                self.flow.clock.now(), REFUSED_EVENT, cluster_id=cluster_id,
+                school_id=school_id, message_id=mail.message_id,
+                detail=f"{sender}: the sheet {sheet or '(no name)'}: {said}")
         return stored, refused
 
     def authenticate(self, mail: Incoming) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -29,6 +30,7 @@ from test_commands import (
     send,
     trusting_config,
 )
+from tinydb.table import Document
 
 from mailbot import staffsheets
 
@@ -125,13 +127,14 @@ def test_a_sheet_with_no_command_is_taken_school_by_school(bot: Harness) -> None
     assert "Your commands: 3 done, 2 refused" in str(message["Subject"])
     [reply] = replies(bot)
     assert (f"results for Glenbrae High in 'cluster-results.csv': stored for "
-            f"#{number(bot, HIGH)} {HIGH}: Leadership & Vision 82%, "
+            f"#{number(bot, HIGH)} {HIGH} in Glenbrae Cluster: Leadership & "
+            "Vision 82%, "
             "Use of Digital Technology to Deliver the Curriculum 75%, School "
             "Culture 60%, Professional Development 71%, Resources & "
             "Infrastructure 80%; below 70% or not given: School Culture"
             ) in reply
     assert (f"results for KIRKTON P.S. in 'cluster-results.csv': stored for "
-            f"#{number(bot, KIRKTON)} {KIRKTON}") in reply
+            f"#{number(bot, KIRKTON)} {KIRKTON} in Glenbrae Cluster") in reply
     assert "70% or more in every criterion" in reply
     assert (f"results for Glenbrae in 'cluster-results.csv': it could be any "
             f"of 2: #{number(bot, HIGH)} {HIGH} in Glenbrae Cluster; "
@@ -149,8 +152,12 @@ def test_a_sheet_with_no_command_is_taken_school_by_school(bot: Harness) -> None
         "Resources & Infrastructure 79%; 70% or more in every criterion "
         f"(sent by {STAFF} in the sheet 'cluster-results.csv')")
     assert bot.school(KIRKTON)["self_review"]["problems"] == []
-    # What was not stored is in the digest's refusals.
-    assert len(events(bot, "command-refused")) == 2
+    # What was not stored is in the digest's refusals: one a sheet.
+    [refusal] = events(bot, "command-refused")
+    assert refusal.startswith(
+        f"{STAFF}: the sheet 'cluster-results.csv': 2 not stored: "
+        "\"results for Glenbrae in 'cluster-results.csv'\": it could be any "
+        "of 2")
     found = digest_text(bot)
     assert "Nowhere Academy" in found and "could be any of 2" in found
     # Staff sent them: the schools are not sent a receipt.
@@ -290,6 +297,11 @@ def test_the_same_name_in_two_clusters_is_listed_with_both(bot: Harness
     [reply] = replies(bot)
     assert (f"could be any of 2: #{kirktons[0]} {KIRKTON} in Glenbrae "
             f"Cluster; #{kirktons[1]} {KIRKTON} in Kirkcaldy North") in reply
+    # A school of another cluster than the sheet's others: the reply says
+    # which cluster each school stored is in.
+    assert (f"results for #{kirktons[1]} in 'cluster-results.csv': stored "
+            f"for #{kirktons[1]} {KIRKTON} in Kirkcaldy North: Leadership & "
+            "Vision 80%") in reply
 
 
 # -- what the reader found ------------------------------------------------------
@@ -444,3 +456,194 @@ def test_a_file_name_in_encoded_words_is_the_staff_members_own(
         "professional_development": 90, "resources": 90}
     [reply] = replies(bot)
     assert "results for Kirkton in 'résultats.csv': stored for" in reply
+
+
+# -- hostile sheets -------------------------------------------------------------
+
+def test_a_long_sheet_says_what_was_not_read_and_lists_names_once(
+        bot: Harness) -> None:
+    """Rows past the 2,000 read are named in the reply; of names that fit
+    no school, the first 50 are listed and the rest counted; the history
+    has one refusal for the sheet."""
+    rows = "".join(f"Nowhere {i},80%,80%,80%,80%,80%\n" for i in range(2500))
+    before = record(bot)
+    send(bot, signed(staff_mail("", csv_file(
+        rows + "Kirkton,90%,90%,90%,90%,90%\n", "long.csv"))))
+    assert record(bot) == before  # Kirkton, on row 2,502, was not read
+    [message] = bot.sent("command-reply", STAFF)
+    assert "Your commands: 0 done, 52 refused" in str(message["Subject"])
+    [reply] = replies(bot)
+    assert ("the sheet 'long.csv': only its first 2,000 rows were read: any "
+            "row after row 2,000 was not read, and nothing in it stored; send "
+            "those rows in another sheet") in reply
+    assert ("results for Nowhere 49 in 'long.csv': no school is called that; "
+            "nothing stored") in reply
+    assert "Nowhere 50 " not in reply
+    assert ("1,949 more names in 'long.csv': they fit no school, or several, "
+            "and are not listed one by one (only the first 50 such names "
+            "are); nothing stored for them") in reply
+    assert len(reply) < 8_000
+    [refusal] = events(bot, "command-refused")
+    assert refusal.startswith(
+        f"{STAFF}: the sheet 'long.csv': 2,000 not stored: \"the sheet "
+        "'long.csv'\": only its first 2,000 rows were read")
+    assert refusal.endswith("; and 42 more")
+    assert message_record(bot)["reason"].endswith(
+        "results from a sheet stored for 0 schools, 2000 not")
+
+
+BROKEN_BOOK = b"PK\x03\x04" + b"junk" * 100
+
+
+@pytest.mark.parametrize("file, said", [
+    (("r.csv", (HEAD + "Kirkton,-10%,101%,150,-5,200%\n").encode(), CSV),
+     ("the sheet 'r.csv': no self-review results were found in it: nothing "
+      "could be stored, as the sheet says: row 2, Leadership & Vision: "
+      "'-10%' is below 0%; row 2, Professional Development: '-5' is below "
+      "0%; row 2, Use of Digital Technology to Deliver the Curriculum: "
+      "'101%' is over 100%; row 2, School Culture: '150' is over 100%; row "
+      "2, Resources & Infrastructure: '200%' is over 100%")),
+    (("r.csv", (HEAD + "Kirkton,=A1,=B2,TBC?,high,85 pc\n").encode(), CSV),
+     ("the sheet 'r.csv': no self-review results were found in it: nothing "
+      "could be stored, as the sheet says: row 2, Leadership & Vision: "
+      "'=A1' is not a percentage")),
+    (("r.csv", (HEAD + "Kirkton,90%,90%,90%,90%,90%\n").encode("utf-32"),
+      CSV),
+     ("the sheet 'r.csv': not read: its text is in an encoding that is not "
+      "read (save it as \"CSV UTF-8\" or as an Excel workbook); nothing "
+      "stored from it")),
+    (("r.xlsx", BROKEN_BOOK, XLSX),
+     ("the sheet 'r.xlsx': not read: it is empty, or damaged, or not the CSV "
+      "or XLSX file its name says; nothing stored from it")),
+    (("r.csv", b"", CSV),
+     ("the sheet 'r.csv': not read: it is empty, or damaged, or not the CSV "
+      "or XLSX file its name says; nothing stored from it")),
+])
+def test_a_sheet_giving_nothing_is_answered_with_why(
+        bot: Harness, file: tuple[str, bytes, tuple[str, str]], said: str
+        ) -> None:
+    before = record(bot)
+    send(bot, signed(staff_mail("Results attached.\n", file)))
+    assert record(bot) == before
+    [message] = bot.sent("command-reply", STAFF)
+    assert "Your commands: 0 done, 1 refused" in str(message["Subject"])
+    [reply] = replies(bot)
+    assert said in reply
+    [refusal] = events(bot, "command-refused")
+    assert refusal.startswith(f"{STAFF}: the sheet '{file[0]}': 1 not stored: ")
+    handled = message_record(bot)
+    assert handled["outcome"] == "handled"
+    assert handled["reason"].endswith(
+        "results from a sheet stored for 0 schools, 1 not")
+
+
+def test_staff_mail_with_no_sheet_is_set_aside_as_before(bot: Harness) -> None:
+    send(bot, signed(staff_mail(
+        "Hello,\n\nMinutes attached.\n",
+        ("minutes.pdf", b"%PDF-1.4 not a sheet", ("application", "pdf")))))
+    assert bot.sent("command-reply") == []
+    handled = message_record(bot)
+    assert handled["outcome"] == "set_aside"
+    assert "staff mail" in handled["reason"]
+
+
+@pytest.mark.parametrize("rows, ways", [
+    # The same spelling twice, with other values or the same.
+    ("Kirkton,90%,90%,90%,90%,90%\nKirkton,40%,40%,40%,40%,40%\n",
+     "as Kirkton in 'cluster-results.csv', in more than one row"),
+    ("Kirkton,90%,90%,90%,90%,90%\nKirkton,90%,90%,90%,90%,90%\n",
+     "as Kirkton in 'cluster-results.csv', in more than one row"),
+    # Spelled in two ways (as before).
+    ("Kirkton,90%,90%,90%,90%,90%\nKIRKTON,40%,40%,40%,40%,40%\n",
+     ("as Kirkton in 'cluster-results.csv' and as KIRKTON in "
+      "'cluster-results.csv'")),
+])
+def test_a_school_named_twice_the_same_way_gets_nothing(
+        bot: Harness, rows: str, ways: str) -> None:
+    send(bot, signed(staff_mail("", csv_file(
+        rows + "Glenbrae High,75%,75%,75%,75%,75%\n"))))
+    assert percents(bot, KIRKTON) is None
+    assert percents(bot, HIGH) is not None
+    [reply] = replies(bot)
+    assert (f"results for Kirkton in 'cluster-results.csv': "
+            f"#{number(bot, KIRKTON)} {KIRKTON} is named more than once "
+            f"({ways}); nothing stored for it: send its results once") in reply
+
+
+def test_one_school_and_criterion_twice_in_rows_gets_nothing(
+        bot: Harness) -> None:
+    sheet = ("School,Criterion,Score\n"
+             "Kirkton,Leadership,80%\nKirkton,Leadership,40%\n"
+             "Kirkton,Culture,90%\n"
+             "Glenbrae High,Leadership,80%\nGlenbrae High,Culture,90%\n")
+    send(bot, signed(staff_mail("", ("long.csv", sheet.encode(), CSV))))
+    assert percents(bot, KIRKTON) is None
+    # A school and criterion a row is one school named once.
+    assert percents(bot, HIGH) == {"leadership": 80, "culture": 90}
+    [reply] = replies(bot)
+    assert (f"#{number(bot, KIRKTON)} {KIRKTON} is named more than once (as "
+            "Kirkton in 'long.csv', in more than one row); nothing stored"
+            ) in reply
+
+
+def test_a_number_before_the_name_as_replies_show_it(bot: Harness) -> None:
+    kirkton, primary, high = (number(bot, KIRKTON), number(bot, PRIMARY),
+                              number(bot, HIGH))
+    send(bot, signed(staff_mail("", csv_file(
+        f"#{kirkton} Kirkton Primary School,81%,81%,81%,81%,81%\n"
+        f"(#{primary}) Glenbrae Primary,82%,82%,82%,82%,82%\n"
+        f"#{high} - Kirkton,83%,83%,83%,83%,83%\n"))))
+    assert percents(bot, KIRKTON) == dict.fromkeys(
+        ["leadership", "curriculum", "culture", "professional_development",
+         "resources"], 81)
+    assert (percents(bot, PRIMARY) or {}).get("leadership") == 82
+    assert percents(bot, HIGH) is None
+    [reply] = replies(bot)
+    assert (f"results for #{kirkton} Kirkton Primary School in "
+            f"'cluster-results.csv': stored for #{kirkton} {KIRKTON} in "
+            "Glenbrae Cluster") in reply
+    assert (f"results for #{high} - Kirkton in 'cluster-results.csv': "
+            f"#{high} is {HIGH}, not Kirkton; nothing stored") in reply
+
+
+def test_names_are_matched_against_an_index() -> None:
+    """2,000 names against 3,000 schools: each name looks only at the
+    schools that could fit it (before the index, about 2 s)."""
+    schools = [Document({"name": f"School{i} Primary School",
+                         "cluster_id": i // 6}, doc_id=i + 1)
+               for i in range(3000)]
+    started = time.perf_counter()
+    names = staffsheets.SchoolNames(schools)
+    found = [names.find(f"School{i}")[0] for i in range(2000)]
+    missed = [names.find(f"Nowhere {i} High") for i in range(2000)]
+    took = time.perf_counter() - started
+    assert [s.doc_id for s in found if s is not None] == list(range(1, 2001))
+    assert all(m == (None, [], "no school is called that") for m in missed)
+    assert took < 0.5
+
+
+def test_invisible_characters_are_shown_escaped(bot: Harness) -> None:
+    send(bot, signed(staff_mail("", csv_file(
+        "Glenbrae\u200f High,70%,70%,70%,70%,70%\n"
+        "\u202eNowhere\u202c Academy,90%,90%,90%,90%,90%\n"))))
+    assert percents(bot, HIGH) == dict.fromkeys(
+        ["leadership", "curriculum", "culture", "professional_development",
+         "resources"], 70)
+    [reply] = replies(bot)
+    assert not any(c in reply for c in "\u200f\u202e\u202c")
+    assert (f"results for Glenbrae<U+200F> High in 'cluster-results.csv': "
+            f"stored for #{number(bot, HIGH)} {HIGH} in Glenbrae Cluster"
+            ) in reply
+    assert ("results for <U+202E>Nowhere<U+202C> Academy in "
+            "'cluster-results.csv': no school is called that") in reply
+    [refusal] = events(bot, "command-refused")
+    assert "<U+202E>Nowhere<U+202C> Academy" in refusal
+
+
+def test_a_zero_width_space_does_not_hide_a_name(bot: Harness) -> None:
+    send(bot, signed(staff_mail("", csv_file(
+        "Kirk\u200bton,90%,90%,90%,90%,90%\n"))))
+    assert percents(bot, KIRKTON) is not None
+    [reply] = replies(bot)
+    assert ("results for Kirk<U+200B>ton in 'cluster-results.csv': stored "
+            f"for #{number(bot, KIRKTON)} {KIRKTON}") in reply
