@@ -145,6 +145,9 @@ class Tagger:
         self.headings = {_heading_key(h): k
                          for k in (STRENGTH, WEAKNESS)
                          for h in rules.headings[k]}
+        # The words a heading starts with, once its filler words are gone:
+        # a line whose label starts otherwise is no heading (most lines).
+        self._heading_starts = {key.split()[0] for key in self.headings if key}
 
     def tag(self, text: str) -> list[Tag]:
         """The criteria each sentence of `text` speaks of, with their kind.
@@ -217,13 +220,24 @@ class Tagger:
             if mark in line[:80]:
                 label, _, rest = line.partition(mark)
                 break
-        if len(label) > 80:
+        if len(label) > 80 or not self._may_head(label):
             return None, line
         kinds = {self.headings.get(_heading_key(part))
                  for part in _HEADING_PARTS.split(label) if part.strip("*#_ ")}
         if len(kinds) != 1 or None in kinds:
             return None, line
         return kinds.pop(), rest.strip()
+
+    def _may_head(self, label: str) -> bool:
+        """Whether the label's first word, past fillers and the words that
+        join headings ("and", "or"), starts a heading: the first part of a
+        heading label must be one, and only fillers and joins come before
+        its first word."""
+        for word in _HEADING_WORDS.finditer(label.lower().replace("\u2019", "'")):
+            if word.group() not in _HEADING_FILLER and word.group() not in (
+                    "and", "or"):
+                return word.group() in self._heading_starts
+        return False
 
     def _sentences(self, text: str) -> Iterator[tuple[Kind | None, str]]:
         section: Kind | None = None

@@ -683,6 +683,32 @@ def test_cues_and_negations(text: str,
     assert kinds(text) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([
+    "our", "the", "key", "and", "or", "AND", "/", "&", ",", "-", ":", "*",
+    "#", "_", "Strengths", "weaknesses", "areas", "for", "development",
+    "school's", "Next", "steps", "wifi", "is", "good", "\u2019s",
+    *load_criteria().headings["strength"],
+    *load_criteria().headings["weakness"]]), min_size=1, max_size=6),
+    st.sampled_from([" ", ""]))
+def test_the_quick_heading_test_changes_no_answer(words: list[str],
+                                                  joint: str) -> None:
+    # Tagger._heading first asks whether the label's first word may start
+    # a heading; the answer must be what reading every part gives.
+    from mailbot.tagging import _HEADING_PARTS, _heading_key, default_tagger
+    tagger = default_tagger()
+    line = joint.join(words)
+    label = line
+    for mark in (":", " - ", " \u2013 "):
+        if mark in line[:80]:
+            label = line.partition(mark)[0]
+            break
+    kinds = {tagger.headings.get(_heading_key(part))
+             for part in _HEADING_PARTS.split(label) if part.strip("*#_ ")}
+    whole = kinds.pop() if len(kinds) == 1 and len(label) <= 80 else None
+    assert tagger._heading(line)[0] == whole
+
+
 def test_a_comment_keeps_at_most_max_tags() -> None:
     # One sentence of thousands of clauses (guards a bug: the sentence cap
     # did not bound them, and every tag was kept with the comment).
