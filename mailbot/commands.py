@@ -9,6 +9,7 @@ a full stop at the end is allowed:
     set council of <cluster> to <council>
     set status of <school> to <status>
     award <school>
+    not yet <school>: <the validator's notes>
     assign validator <validator's name or email> to <cluster>
     change validator of <cluster> to <validator's name or email>
     replace contact of <school> with <email, or Name <email>>
@@ -153,6 +154,8 @@ _GRAMMAR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("status", (r"set (?:the )?status (?:of|for) (?P<school>.+) "
                    r"to (?P<status>[a-z_ -]+)")),
         ("award", r"award (?P<school>.+)"),
+        ("notyet", (r"not yet (?:for )?(?P<school>[^:]+?)"
+                    r"(?:\s*:\s*(?P<notes>.*))?")),
         ("assign", (r"(?:assign|give) (?:the )?validator (?P<validator>.+?) "
                    r"to (?P<cluster>.+)")),
         ("assign", (r"(?:change|set) (?:the )?validator (?:of|for) "
@@ -167,8 +170,8 @@ _GRAMMAR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     ))
 # The first words of the commands: a line starting so, in a command
 # message, that is no command is refused rather than passed over.
-_VERBS = re.compile(r"(?:confirm|rename|set|award|assign|give|change|replace"
-                    r"|accept|resend|send)\b", re.IGNORECASE)
+_VERBS = re.compile(r"(?:confirm|rename|set|award|not yet|assign|give|change"
+                    r"|replace|accept|resend|send)\b", re.IGNORECASE)
 # First words of commands long enough that a word one typing slip away
 # (a letter more, less, changed, or two swapped) is taken for a typo of
 # one: "awrd", "acept". Shorter ones (set, give, send) have too many
@@ -596,7 +599,8 @@ class Commands:
             tuple[str, int | None, int | None]]]:
         return {"confirm": self._confirm, "rename": self._rename,
                 "council": self._council, "status": self._status,
-                "award": self._award, "assign": self._assign,
+                "award": self._award, "notyet": self._not_yet,
+                "assign": self._assign,
                 "contact": self._contact, "accept": self._accept,
                 "resend": self._resend, "file": self._file}
 
@@ -681,6 +685,23 @@ class Commands:
     def _award(self, mail: Incoming, args: dict[str, str],
                reply: _Reply) -> tuple[str, int | None, int | None]:
         return self._set_status(mail, self.school(args["school"]), AWARDED)
+
+    def _not_yet(self, mail: Incoming, args: dict[str, str],
+                 reply: _Reply) -> tuple[str, int | None, int | None]:
+        """A visit's outcome, not yet, recorded as the validator's answer
+        is (results.record_outcome): the school is told with the notes."""
+        school = self.school(args["school"])
+        if school["status"] not in (VISIT_REQUESTED, SELF_REVIEW_COMPLETE):
+            raise Refused(f"{school['name']} is {_words(school['status'])}: "
+                          "not yet is the outcome of a validation visit")
+        notes = (args.get("notes") or "").strip()
+        results.record_outcome(
+            self.flow, school, results.NOT_YET, notes, by=mail.sender.email,
+            key=f"{mail.ref}:{school.doc_id}", message_id=mail.message_id)
+        told = "the school is told" + (" with the notes" if notes else
+                                       " (no notes were given)")
+        return (f"{school['name']}: not yet; back to self-review complete; {told}",
+                school["cluster_id"], school.doc_id)
 
     def _set_status(self, mail: Incoming, school: Document, status: str
                     ) -> tuple[str, int | None, int | None]:
@@ -847,6 +868,7 @@ HELP = [
     "set council of CLUSTER to COUNCIL",
     "set status of SCHOOL to STATUS",
     "award SCHOOL",
+    "not yet SCHOOL: NOTES",
     "assign validator NAME OR EMAIL to CLUSTER",
     "replace contact of SCHOOL with EMAIL",
     "accept EMAIL for SCHOOL",

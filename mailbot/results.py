@@ -506,14 +506,32 @@ def _current_visit(school: Mapping[str, Any]) -> str | None:
 
 def _outcome(flow: Workflow, mail: Incoming, school: Document, result: str,
              notes: str) -> Outcome:
+    record_outcome(flow, school, result, notes, by=mail.sender.email,
+                   key=mail.ref, message_id=mail.message_id)
+    return Outcome(HANDLED, VISIT_REPLY,
+                   f"{school['name']}: "
+                   + ("Digital School status awarded" if result == AWARDED
+                      else "not yet; told what to work on"),
+                   school["cluster_id"], school.doc_id)
+
+
+def record_outcome(flow: Workflow, school: Document, result: str, notes: str,
+                   *, by: str, key: str, message_id: str) -> None:
+    """A visit's outcome, from the validator's mail or a staff command:
+    awarded (the school congratulated) or not yet (the school told what to
+    work on with `by`'s notes, and back to self-review complete, so that
+    it may send new results and ask again). `key` makes the mail sent
+    once however often the same message is handled."""
     now = flow.clock.now()
     cluster = flow.store.cluster(school["cluster_id"])
     contact = str(school.get("contact_email") or "")
     notes = _excerpt(notes, NOTES_CHARS)
+    # Staff record an outcome for the cluster's validator, who visited.
+    validator = _name_of(flow, by) or (cluster.get("validator") or {}).get("name")
     context = {"school": school_view(flow.store, school),
                "cluster": cluster_view(cluster),
                "contact_name": school.get("contact_name"),
-               "validator_name": _name_of(flow, mail.sender.email),
+               "validator_name": validator,
                "notes": notes, "threshold": selfreview.THRESHOLD}
     if result == AWARDED:
         flow.store.update_school(school.doc_id, {
@@ -526,22 +544,16 @@ def _outcome(flow: Workflow, mail: Incoming, school: Document, result: str,
             "visit_outcome_at": stamp(now), "visit_notes": notes})
     flow.store.add_event(now, "visit-outcome", school_id=school.doc_id,
                          cluster_id=school["cluster_id"],
-                         message_id=mail.message_id,
-                         detail=f"{result}, from {mail.sender.email}")
+                         message_id=message_id, detail=f"{result}, from {by}")
     if result == AWARDED:
-        congratulate(flow, school, f"award-congratulations:{mail.ref}",
-                     _name_of(flow, mail.sender.email), notes)
+        congratulate(flow, school, f"award-congratulations:{key}",
+                     validator, notes)
     elif contact:
         template = "visit-not-yet-outcome"
         flow.queue(Draft(
-            key=f"{template}:{mail.ref}", kind=template, template=template,
+            key=f"{template}:{key}", kind=template, template=template,
             to=(contact,), cluster_id=cluster.doc_id,
             school_id=school.doc_id, context=context))
-    return Outcome(HANDLED, VISIT_REPLY,
-                   f"{school['name']}: "
-                   + ("Digital School status awarded" if result == AWARDED
-                      else "not yet; told what to work on"),
-                   school["cluster_id"], school.doc_id)
 
 
 def congratulate(flow: Workflow, school: Document, key: str,

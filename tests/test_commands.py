@@ -220,6 +220,33 @@ def test_set_status_to_awarded_congratulates_too(bot: Harness) -> None:
                     ".sch.uk") == []
 
 
+def test_not_yet_records_the_outcome_and_tells_the_school(bot: Harness) -> None:
+    send(bot, command_mail("set status of Kirkton to visit requested"))
+    send(bot, command_mail(
+        "not yet Kirkton: More coding in the upper school, please. Then "
+        "ask again.\n"), "2027-01-12 10:05")
+    school = bot.school("Kirkton Primary School")
+    assert school["status"] == "self_review_complete"
+    assert school["visit_outcome"] == "not-yet"
+    assert school["visit_notes"] == ("More coding in the upper school, please. "
+                                     "Then ask again")
+    [told] = bot.sent("visit-not-yet-outcome", FIONA)
+    assert "More coding in the upper school, please." in body(told)
+    assert ("not yet Kirkton: More coding in the upper school, please. Then "
+            "ask again: Kirkton Primary School: not yet; back to self-review "
+            "complete; the school is told with the notes") in replies(bot)[-1]
+    assert any(h["event"] == "visit-outcome" and "not-yet" in h["detail"]
+               for h in school["history"])
+
+
+def test_not_yet_is_refused_before_a_visit(bot: Harness) -> None:
+    send(bot, command_mail("not yet Kirkton: too early"))
+    assert bot.school("Kirkton Primary School")["status"] == "invited"
+    assert bot.sent("visit-not-yet-outcome") == []
+    assert ("Kirkton Primary School is invited: not yet is the outcome of a "
+            "validation visit") in replies(bot)[-1]
+
+
 def test_status_completing_a_cluster_assigns_its_validator(bot: Harness) -> None:
     send(bot, command_mail("set status of Glenbrae High to complete\n"
                            "set status of Glenbrae Primary to complete\n"
