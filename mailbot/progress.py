@@ -748,15 +748,8 @@ def where_we_stand(flow: Workflow, mail: Incoming,
         summary["schools"] = [r for r in summary["schools"]
                               if r["name"] == school["name"]]
         summary["mentors"] = mentors(store, cluster, school.doc_id)
-        if len(text.split()) > QUESTION_WORDS and not any(
-                c["text"] == text for c in store.comments_of(school.doc_id)):
-            store.add_comment(school.doc_id, {
-                "received_at": stamp(now), "text": text,
-                "message_id": mail.message_id})
-            store.add_event(now, "comment", school_id=school.doc_id,
-                            cluster_id=cluster.doc_id,
-                            message_id=mail.message_id, detail=text[:200])
-            kept = True
+        kept = len(text.split()) > QUESTION_WORDS \
+            and flow.keep_comment(mail, school)
     store.add_event(now, "where-we-stand",
                     school_id=school.doc_id if school else None,
                     cluster_id=cluster.doc_id, message_id=mail.message_id,

@@ -177,9 +177,9 @@ class Store:
 
     def _index_comments(self) -> None:
         # school id -> its comments' ids, oldest first (ids only grow);
-        # (school id, text) -> the ids of comments with that text.
+        # (school id, hash of text) -> the ids of comments with that text.
         self._comments_by_school: dict[int, list[int]] = defaultdict(list)
-        self._comments_by_text: dict[tuple[int, str], list[int]] = \
+        self._comments_by_text: dict[tuple[int, int], list[int]] = \
             defaultdict(list)
         for doc in self.comments.all():
             self._index_comment(doc.doc_id, doc)
@@ -188,8 +188,8 @@ class Store:
 
     def _index_comment(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._comments_by_school[doc["school_id"]].append(doc_id)
-        self._comments_by_text[doc["school_id"], str(doc.get("text"))].append(
-            doc_id)
+        self._comments_by_text[doc["school_id"], hash(str(doc.get("text")))
+                               ].append(doc_id)
 
     def _index_events(self) -> None:
         # school or cluster id -> its events' ids, oldest first.
@@ -468,7 +468,7 @@ class Store:
     def has_comment(self, school_id: int, text: str) -> bool:
         """Whether the school sent a comment with exactly this text."""
         return any(doc.get("text") == text for doc in self._comments(
-            self._comments_by_text.get((school_id, text), ()), school_id))
+            self._comments_by_text.get((school_id, hash(text)), ()), school_id))
 
     def _comments(self, ids: Iterable[int], school_id: int) -> list[Document]:
         found = (self.comments.get(doc_id) for doc_id in ids)

@@ -13,6 +13,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from tinydb.table import Document
+
 from mailbot import progress  # the 3-9 month goal
 from mailbot.assign import choose_validator, open_clusters
 from mailbot.classify import (
@@ -268,25 +270,34 @@ class Workflow:
             return Outcome(SET_ASIDE, COMMENT,
                            "a reply with no new text", understood.cluster_id,
                            understood.school_id)
-        now = self.clock.now()
         school = self.store.school(understood.school_id)
-        if self.store.has_comment(school.doc_id, text):
+        if not self.keep_comment(mail, school):
             return Outcome(IGNORED, COMMENT,
                            f"the same text as an earlier comment from "
                            f"{school['name']}", school["cluster_id"],
                            school.doc_id)
-        self.store.add_comment(school.doc_id, {
-            "received_at": stamp(now), "text": text,
-            "message_id": mail.message_id, "tags": comment_tags_of(mail)})
-        self.store.add_event(now, "comment", school_id=school.doc_id,
-                             cluster_id=school["cluster_id"],
-                             message_id=mail.message_id, detail=text[:200])
         # The receipt quotes enough to recognise the comment, never a
         # pasted log or a whole document (that stays in the record).
         self._reply(mail, school.doc_id, "comment-receipt", "comment-receipt",
                     {"comment": _excerpt(text, RECEIPT_QUOTE_CHARS)})
         return Outcome(HANDLED, COMMENT, f"comment stored for {school['name']}",
                        school["cluster_id"], school.doc_id)
+
+    def keep_comment(self, mail: Incoming, school: Document) -> bool:
+        """Keep the mail's new text as the school's comment, tagged by
+        criterion, with a line in its history; False (nothing kept) if
+        the school sent the same text before."""
+        text = new_text_of(mail).strip()
+        if self.store.has_comment(school.doc_id, text):
+            return False
+        now = self.clock.now()
+        self.store.add_comment(school.doc_id, {
+            "received_at": stamp(now), "text": text,
+            "message_id": mail.message_id, "tags": comment_tags_of(mail)})
+        self.store.add_event(now, "comment", school_id=school.doc_id,
+                             cluster_id=school["cluster_id"],
+                             message_id=mail.message_id, detail=text[:200])
+        return True
 
     def _completion(self, mail: Incoming, understood: Understanding) -> Outcome:
         assert understood.school_id is not None

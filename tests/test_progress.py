@@ -231,6 +231,30 @@ def test_where_we_stand_for_a_school_contact(bot: Harness) -> None:
 
 
 
+def test_a_question_with_more_to_say_is_kept_as_a_comment_once(
+        bot: Harness) -> None:
+    enrolled(bot)
+    bot.at("2027-02-02 10:00")
+    text = ("Hello,\n\nWhere do we stand with the award? We are still "
+            "struggling with the wifi in the older part of the building, "
+            "which makes whole-class lessons with devices hard upstairs, and "
+            "we would like to know what else we need to do before the visit."
+            "\n\nAlan\n")
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "Question", text))
+    bot.cycle()
+    [answer] = bot.sent("where-we-stand", ALAN)
+    assert "added your message to the school's record" in body(answer)
+    [comment] = bot.school("Glenbrae Primary School")["comments"]
+    # Tagged as any comment is (guards a bug: this path kept none).
+    assert ("resources", "weakness") in {(t["criterion"], t["kind"])
+                                         for t in comment["tags"]}
+    # The same text again is answered, but not kept twice.
+    bot.at("2027-02-03 10:00")
+    bot.deliver(make_mail(f"Alan Reid <{ALAN}>", "Question again", text))
+    bot.cycle()
+    assert len(bot.sent("where-we-stand", ALAN)) == 2
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 1
+
 @pytest.mark.parametrize("question", [
     "Could you tell me where we stand?",
     "Please let us know where we stand now.",
