@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -128,15 +129,34 @@ class PhraseIndex:
 
     def __init__(self, sets: Sequence[PhraseSet]) -> None:
         self.sets = tuple(sets)
-        self._filed: dict[str, list[tuple[int, int]]] = {}
+        # Under each word: for each list of phrases (sets may share one,
+        # as a cue list does with and without its negations), the phrases
+        # filed there as one regex, their alternatives in the rules'
+        # order, so that which matched first is the group that matched;
+        # the sets of that list; and each alternative's phrase number.
+        self._filed: dict[str, list[
+            tuple[re.Pattern[str], tuple[int, ...], tuple[int, ...]]]] = {}
         self._finder: re.Pattern[str] | None = None
         if not all(phrase_set.lowered for phrase_set in self.sets):
             return
+        members: dict[tuple[str, ...], list[int]] = {}
         for k, phrase_set in enumerate(self.sets):
-            assert phrase_set.lowered is not None
-            for n, words in enumerate(phrase_set.lowered[1]):
+            members.setdefault(phrase_set.phrases, []).append(k)
+        under: dict[str, dict[tuple[str, ...], list[int]]] = {}
+        for phrases, ks in members.items():
+            lowered = self.sets[ks[0]].lowered
+            assert lowered is not None
+            for n, words in enumerate(lowered[1]):
                 for word in words:
-                    self._filed.setdefault(word, []).append((k, n))
+                    under.setdefault(word, {}).setdefault(phrases, []).append(n)
+        for word, lists in under.items():
+            self._filed[word] = []
+            for phrases, numbers in lists.items():
+                patterns = self.sets[members[phrases][0]].lowered[0]  # type: ignore[index]
+                regex = re.compile("|".join(
+                    f"({patterns[n].pattern})" for n in numbers))
+                self._filed[word].append(
+                    (regex, tuple(members[phrases]), tuple(numbers)))
         if self._filed:
             self._finder = re.compile(
                 f"{_START}{_trie(self._filed)}(?!{_WORD})")
@@ -149,29 +169,61 @@ class PhraseIndex:
             return [s.search(text) if want else None
                     for s, want in zip(self.sets, wanted, strict=True)]
         text = text.replace("\u2019", "'").lower()
+        return self._scan(text, self._finder.finditer(text), wanted)
+
+    def search_each(self, pieces: Sequence[str]
+                    ) -> Iterator[tuple[int, list[str | None]]]:
+        """(n, self.search(pieces[n])) for each piece in which some set
+        finds a phrase, in order, from one pass over all of them.
+
+        The pieces are searched as one text, each after a full stop,
+        which no phrase runs across and no negation looks back over: so
+        a piece's finds are those of its own search."""
+        every = [True] * len(self.sets)
+        joined = ". ".join(pieces)
+        if self._finder is None or not _folds(joined):
+            for n, piece in enumerate(pieces):
+                found = self.search(piece)
+                if any(phrase is not None for phrase in found):
+                    yield n, found
+            return
+        text = joined.replace("\u2019", "'").lower()
+        starts = list(itertools.accumulate(
+            (len(piece) + 2 for piece in pieces[:-1]), initial=0))
+        words = self._finder.finditer(text)
+        for n, in_piece in itertools.groupby(
+                words, key=lambda word: bisect.bisect(starts, word.start()) - 1):
+            found = self._scan(text, in_piece, every)
+            if any(phrase is not None for phrase in found):
+                yield n, found
+
+    def _scan(self, text: str, words: Iterable[re.Match[str]],
+              wanted: Sequence[bool]) -> list[str | None]:
+        """What each wanted set finds in lowered `text`, trying its phrases
+        where `words` (the finder's matches in it) stand."""
         found: list[str | None] = [None] * len(self.sets)
         # Where each set may match next: after its last (negated) match.
         free = [0 if want else -1 for want in wanted]
         left = sum(1 for at in free if at == 0)
-        filed = self._filed
-        for word in self._finder.finditer(text):
+        filed, sets = self._filed, self.sets
+        for word in words:
             if not left:
                 break
-            start, done = word.start(), -1
-            for k, n in filed[word.group()]:
-                if k == done or not 0 <= free[k] <= start:
+            start = word.start()
+            for regex, ks, numbers in filed[word.group()]:
+                open_here = [k for k in ks if 0 <= free[k] <= start]
+                if not open_here:
                     continue
-                phrase_set = self.sets[k]
-                assert phrase_set.lowered is not None
-                match = phrase_set.lowered[0][n].match(text, start)
+                match = regex.match(text, start)
                 if match is None:
                     continue
-                done = k
-                if phrase_set.negated(text, start):
-                    free[k] = match.end()
-                else:
-                    found[k], free[k] = phrase_set.phrases[n], -1
-                    left -= 1
+                n = numbers[match.lastindex - 1]  # type: ignore[operator]
+                for k in open_here:
+                    if sets[k].negated(text, start):
+                        free[k] = match.end()
+                    else:
+                        found[k], free[k] = sets[k].phrases[n], -1
+                        left -= 1
         return found
 
 

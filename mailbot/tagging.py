@@ -159,40 +159,23 @@ class Tagger:
         weakness, "no problems with" a strength); a sentence with cues of
         both kinds is a weakness, the side a validator must not miss.
         """
-        # Only the criteria named somewhere in the text are looked for in
-        # each clause: most comments name one or two, and a clause of the
-        # tidied text names none that the whole of it does not.
-        whole = tidy(text[:MAX_TEXT_CHARS])
+        clauses = list(itertools.islice(
+            ((section, clause) for section, sentence in self._sentences(text)
+             for clause in _CONTRAST.split(sentence)), MAX_CLAUSES))
         count = len(self.criteria)
-        cues = len(self.index.sets) - count
-        named_anywhere = [found is not None for found in self.index.search(
-            whole, [True] * count + [False] * cues)[:count]]
         tags: list[Tag] = []
-        if not any(named_anywhere):
-            return tags
-        wanted = named_anywhere + [True] * cues
-        clauses = (
-            (section, clause) for section, sentence in self._sentences(text)
-            for clause in _CONTRAST.split(sentence))
-        for section, clause in itertools.islice(clauses, MAX_CLAUSES):
-            tags.extend(self._clause(clause, section, wanted))
+        for n, found in self.index.search_each([c for _, c in clauses]):
+            named = [(c, phrase) for (c, _), phrase in zip(
+                self.criteria, found[:count], strict=True) if phrase is not None]
+            section, clause = clauses[n]
+            kind = self._kind(found[count:]) or section if named else None
+            if kind is None:
+                continue
+            evidence = tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
+            tags.extend(Tag(c, kind, evidence, phrase) for c, phrase in named)
             if len(tags) >= MAX_TAGS:
                 break
         return tags[:MAX_TAGS]
-
-    def _clause(self, clause: str, section: Kind | None,
-                wanted: list[bool]) -> list[Tag]:
-        found = self.index.search(clause, wanted)
-        count = len(self.criteria)
-        named = [(c, phrase) for (c, _), phrase in zip(
-            self.criteria, found[:count], strict=True) if phrase is not None]
-        if not named:
-            return []
-        kind = self._kind(found[count:]) or section
-        if kind is None:
-            return []
-        evidence = tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
-        return [Tag(c, kind, evidence, phrase) for c, phrase in named]
 
     def _kind(self, cues: list[str | None]) -> Kind | None:
         """The kind a clause's cues say, from what the cue sets found in

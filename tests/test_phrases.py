@@ -278,3 +278,32 @@ def test_the_index_on_a_real_comment() -> None:
     found = INDEX.search(text)
     assert found == [phrase_set.search(text) for phrase_set in _SETS]
     assert sum(f is not None for f in found) >= 3
+
+
+_PIECE = st.lists(st.one_of(
+    st.sampled_from(_WORDS),
+    st.sampled_from(["not", "no", "never", "haven't", "we", "\u0130", "\u017f"]),
+    st.sampled_from([" ", " ", ", ", ". ", "-", "\n", "\u2019", "..."]),
+    st.text(max_size=3)), max_size=15).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECE, max_size=8))
+def test_pieces_searched_in_one_pass_find_what_each_search_finds(
+        pieces: list[str]) -> None:
+    each = [(n, INDEX.search(piece)) for n, piece in enumerate(pieces)]
+    assert list(INDEX.search_each(pieces)) == [
+        (n, found) for n, found in each
+        if any(phrase is not None for phrase in found)]
+
+
+def test_one_pass_keeps_a_negation_and_a_phrase_in_their_own_pieces() -> None:
+    # A piece ending in a negation does not turn round the next piece's
+    # cue, and a phrase does not run on from one piece into the next.
+    weakness_cues = _SETS[len(Criterion) + 1]
+    cue = weakness_cues.phrases[0]
+    pieces = ["we have never", cue, "digital", "leadership"]
+    found = dict(INDEX.search_each(pieces))
+    assert found[1][len(Criterion) + 1] == cue
+    assert sorted(found) == [n for n, piece in enumerate(pieces)
+                             if any(INDEX.search(piece))]
