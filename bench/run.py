@@ -218,6 +218,8 @@ class PollResult:
     seconds: float
     deliver_seconds: float
     maxrss_mib: float
+    cpu_seconds: float = 0.0          # in this process, deliver_pending too
+    worker_cpu_seconds: float = 0.0   # in the parsing processes
     outcomes: dict[str, int] = field(default_factory=dict)
     outgoing: dict[str, int] = field(default_factory=dict)
     left_in_inbox: int = 0
@@ -239,13 +241,16 @@ def poll_once(config: Config, profile: bool = False) -> PollResult:
     profiler = cProfile.Profile() if profile else None
     try:
         with timed_delivery() as delivery:
-            started = time.perf_counter()
+            started, cpu, children = (time.perf_counter(),
+                                      time.process_time(), _children_cpu())
             if profiler is not None:
                 profiler.enable()
             count = bot.pipeline.poll()
             if profiler is not None:
                 profiler.disable()
             seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            children = _children_cpu() - children
         store = bot.store
         outcomes = collections.Counter(
             f"{m['kind']}/{m['outcome']}" for m in store.all_messages())
@@ -262,8 +267,15 @@ def poll_once(config: Config, profile: bool = False) -> PollResult:
         stats.sort_stats("tottime").print_stats(15)
         report = out.getvalue()
     return PollResult(count, seconds, delivery.seconds, maxrss_mib(),
-                      dict(sorted(outcomes.items())), dict(outgoing),
-                      profile=report)
+                      cpu, children, dict(sorted(outcomes.items())),
+                      dict(outgoing), profile=report)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes ended so far (the parsing
+    workers end with the poll)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def end_to_end(mailbox: DovecotMailbox, work: Path,
@@ -504,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
             f"deliver_pending {e2e.deliver_seconds:.2f} s; "
             f"{e2e.left_in_inbox} left in the inbox; peak RSS "
             f"{e2e.maxrss_mib:.0f} MiB")
+        say(f"  CPU: {1000 * e2e.cpu_seconds / e2e.count:.2f} ms per message "
+            f"in mailbot's process (sending included), "
+            f"{1000 * e2e.worker_cpu_seconds / e2e.count:.2f} ms in its "
+            "parsing processes")
         say("  outcomes: " + ", ".join(f"{k} {v}"
                                        for k, v in e2e.outcomes.items()))
         say("  outgoing: " + ", ".join(f"{k} {v}"

@@ -52,7 +52,7 @@ from mailbot.errors import SetAside
 from mailbot.nomination import read_mail
 from mailbot.outcome import HANDLED, IGNORED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text_of
-from mailbot.results import reading_of, visit_reply_of
+from mailbot.results import comment_tags_of, reading_of, visit_reply_of
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
 from mailbot.store import Store, stamp
@@ -64,14 +64,6 @@ log = logging.getLogger(__name__)
 
 # Messages committed together (one journal line) and then moved together.
 BATCH = 200
-
-# A poll of at least PARSE_AHEAD messages has them parsed in a second
-# process, in chunks of PARSE_CHUNK, while this one handles those before;
-# at most PARSE_WINDOW chunks (and about PARSE_WINDOW_BYTES) are read ahead.
-PARSE_AHEAD = 32
-PARSE_CHUNK = 16
-PARSE_WINDOW = 4
-PARSE_WINDOW_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -239,22 +231,26 @@ class Pipeline:
             self.source.mark_handled(key)
 
 
-# -- parsing ahead, in a second process --------------------------------------
+# -- parsing ahead, in other processes ---------------------------------------
 #
-# Parsing a message (mail-parser) is about a quarter of handling it and
-# needs nothing of the record. From the PARSE_AHEAD-th message of a poll
-# on, the messages after the one being handled are read ahead and parsed
-# in a second process, in chunks; a poll of fewer messages reads none
-# ahead. Messages are still handled one at a time, in inbox order. One the
-# second process cannot parse, or whose parse cannot come back, is parsed
-# again here, where it fails as it always did; if the process dies, every
-# message not yet back is parsed here, with a warning. The process lives
-# for one poll, and ends with the daemon however that ends.
+# Parsing a message (mail-parser) and reading what it says alone (its new
+# text, its results, a nomination's tables, a comment's tags) is most of
+# handling it and needs nothing of the record. From the PARSE_AHEAD-th
+# message of a poll on, the messages after the one being handled are read
+# ahead, in chunks, by PARSE_WORKERS processes; a poll of fewer messages
+# reads none ahead. Messages are still handled one at a time, in inbox
+# order. One a worker cannot parse, or whose parse cannot come back, is
+# parsed again here, where it fails as it always did; if a worker dies,
+# every message not yet back is parsed here, with a warning. The workers
+# live for one poll, and end with the daemon however that ends.
 
 PARSE_AHEAD = 32
 PARSE_CHUNK = 16
+# Two, where there are two cores to share with this process: with one,
+# this process waits on it.
+PARSE_WORKERS = min(2, os.cpu_count() or 1)
 # At most this many chunks, and about this many bytes, are read ahead.
-PARSE_WINDOW = 4
+PARSE_WINDOW = 6
 PARSE_WINDOW_BYTES = 4 * 1024 * 1024
 
 Parsed = list[mail.Incoming | None]
@@ -329,7 +325,7 @@ def _ahead(source: Iterator[RawMail], parser: ProcessPoolExecutor | None
         raise failure
 
 
-_BROKEN = "the parsing process ended; parsing the rest of this poll here"
+_BROKEN = "a parsing process ended; parsing the rest of this poll here"
 
 
 def _size(waiting: Iterable[tuple[list[RawMail], object]]) -> int:
@@ -339,7 +335,7 @@ def _size(waiting: Iterable[tuple[list[RawMail], object]]) -> int:
 def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
     try:
         return ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("fork"),
+            max_workers=PARSE_WORKERS, mp_context=multiprocessing.get_context("fork"),
             initializer=_parser_started, initargs=(lock_fd,))
     except (OSError, ValueError) as exc:
         log.warning("parsing in this process only: %s", exc)
@@ -347,7 +343,7 @@ def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
 
 
 def _parser_started(lock_fd: int | None) -> None:
-    """In the parsing process: signals are for the daemon, the record's
+    """In a parsing process: signals are for the daemon, the record's
     lock is the daemon's alone (so a restart after the daemon is killed
     never waits for this process), and the process ends with the daemon,
     however that ends."""
@@ -370,7 +366,7 @@ def _end_with(sentinel: int) -> None:
 
 
 def _parse_all(datas: list[bytes]) -> Parsed:
-    """In the parsing process. A message it cannot parse is None: parsed
+    """In a parsing process. A message it cannot parse is None: parsed
     again in the main process, it fails there as it would have."""
     out: Parsed = []
     for data in datas:
@@ -388,9 +384,7 @@ def _parse_all(datas: list[bytes]) -> Parsed:
 
 
 # What handling a message reads from it alone (each kept with the message
-# by Incoming.once), read in the parsing process too, beside the one
-# handling messages: the writer's new text, the results it gives, a
-# nomination's tables and text. (Tagging comments there as well would
-# leave this process waiting for that one on two cores.)
+# by Incoming.once), read in the workers too: the writer's new text, the
+# results it gives, a nomination's tables and text, a comment's tags.
 READ_AHEAD: tuple[Callable[[mail.Incoming], object], ...] = (
-    new_text_of, reading_of, read_mail)
+    new_text_of, reading_of, read_mail, comment_tags_of)

@@ -23,8 +23,9 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
+import orjson
 from tinydb.storages import Storage
 
 from mailbot.errors import MailbotError
@@ -78,19 +79,33 @@ def last_good_backup(path: Path) -> Path | None:
     return None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# What orjson would write in its own way, it leaves to the standard
+# encoder instead, which refuses them (a datetime, a dataclass) as before.
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _dump(data: dict[str, dict[str, Any]], out: TextIO) -> None:
-    """What json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
-    writes, table by table: json.dump runs the pure-Python encoder, several
-    times slower than the one json.dumps uses, and a table is of bounded
-    size (shards.py), so memory holds one table's text at a time."""
-    out.write("{")
+def _dumps(value: Any) -> bytes:
+    """`value` as compact JSON in UTF-8, what json.dumps(value,
+    ensure_ascii=False, separators=(",", ":")) writes (a float perhaps in
+    other digits that read back the same) in a fraction of the time. What
+    orjson refuses (integers past 64 bits, keys that are not strings) goes
+    to the standard encoder, which writes it or refuses it too."""
+    try:
+        return orjson.dumps(value, option=_ORJSON)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+
+
+def _dump(data: dict[str, dict[str, Any]], out: BinaryIO) -> None:
+    """The record as one JSON object, written table by table: a table is
+    of bounded size (shards.py), so memory holds one table's text at a
+    time."""
+    out.write(b"{")
     for n, (name, docs) in enumerate(data.items()):
-        out.write(f"{',' if n else ''}{_dumps(name)}:{_dumps(docs)}")
-    out.write("}")
+        out.write(b"," if n else b"")
+        out.write(_dumps(name) + b":" + _dumps(docs))
+    out.write(b"}")
 
 
 class JournalStorage(Storage):
@@ -138,7 +153,7 @@ class JournalStorage(Storage):
 
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
-        line = _dumps({"c": list(changes)}).encode("utf-8") + b"\n"
+        line = _dumps({"c": list(changes)}) + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
@@ -161,7 +176,7 @@ class JournalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".mailbot-",
                                    suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with os.fdopen(fd, "wb") as out:
                 _dump(data, out)
                 out.flush()
                 os.fsync(out.fileno())

@@ -1,4 +1,4 @@
-"""Parsing ahead in a second process, in a poll of many messages.
+"""Parsing ahead in other processes, in a poll of many messages.
 
 Whether a message was parsed here or ahead, it is handled the same, in the
 same order; what cannot be parsed is set aside for the same reason; a
@@ -133,7 +133,7 @@ def test_a_parsing_process_that_dies_costs_only_a_warning(
         ahead = handled(tmp_path / "ahead", dying)
     # Every message handled once, in order, as if parsed here.
     assert ahead == here
-    assert caplog.text.count("the parsing process ended") == 1
+    assert caplog.text.count("a parsing process ended") == 1
     assert multiprocessing.active_children() == []
 
 
