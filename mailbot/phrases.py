@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -143,12 +143,22 @@ class PhraseIndex:
         for k, phrase_set in enumerate(self.sets):
             members.setdefault(phrase_set.phrases, []).append(k)
         under: dict[str, dict[tuple[str, ...], list[int]]] = {}
+        # What may follow each word: the first pieces of the phrases' next
+        # words, or None where a phrase is that word alone, or goes on
+        # past a gap or from inside the word ("wi" of "wi-fi").
+        follow: dict[str, set[str] | None] = {}
         for phrases, ks in members.items():
             lowered = self.sets[ks[0]].lowered
             assert lowered is not None
             for n, words in enumerate(lowered[1]):
+                second = _second_word(phrases[n].lower())
                 for word in words:
                     under.setdefault(word, {}).setdefault(phrases, []).append(n)
+                    after = follow.setdefault(word, set())
+                    if after is not None and second and words == (word,):
+                        after.add(second)
+                    else:
+                        follow[word] = None
         for word, lists in under.items():
             self._filed[word] = []
             for phrases, numbers in lists.items():
@@ -158,8 +168,14 @@ class PhraseIndex:
                 self._filed[word].append(
                     (regex, tuple(members[phrases]), tuple(numbers)))
         if self._filed:
-            self._finder = re.compile(
-                f"{_START}{_trie(self._filed)}(?!{_WORD})")
+            # A word is found only where a phrase filed under it may start:
+            # most of the words that start phrases are common words ("we",
+            # "in"), most phrases go on with a rarer one.
+            self._finder = re.compile(_START + _trie({
+                word: f"(?!{_WORD})" + (
+                    "" if after is None else
+                    f"(?={_SEP}{_trie({w: '' for w in after})})")
+                for word, after in follow.items()}))
 
     def search(self, text: str, wanted: Sequence[bool] | None = None
                ) -> list[str | None]:
@@ -240,25 +256,36 @@ def _first_words(phrase: str) -> tuple[str, ...]:
     return ()
 
 
-def _trie(words: Iterable[str]) -> str:
-    """A regex matching exactly `words`, shaped as a trie so that each
-    place in a text costs a few steps, not one per word."""
+def _second_word(phrase: str) -> str:
+    """The first piece of the phrase's second word, if it follows the first
+    with no gap ("..."): "place" of "in place"; else ''."""
+    tokens = [t for t in phrase.split() if t == "..." or re.search(r"[^\W_]", t)]
+    while tokens and tokens[0] == "...":
+        tokens.pop(0)
+    if len(tokens) < 2 or tokens[1] == "...":
+        return ""
+    return re.findall(r"[^\W_]+", tokens[1])[0]
+
+
+def _trie(words: Mapping[str, str]) -> str:
+    """A regex matching exactly the keys of `words`, each followed by the
+    pattern it maps to, shaped as a trie so that each place in a text costs
+    a few steps, not one per word."""
     root: dict[str, Any] = {}
-    for word in words:
+    for word, after in words.items():
         node = root
         for char in word:
             node = node.setdefault(char, {})
-        node[""] = {}
+        node[""] = after
 
     def shape(node: dict[str, Any]) -> str:
         branches = [re.escape(char) + shape(child)
                     for char, child in sorted(node.items()) if char]
-        if not branches:
-            return ""
-        body = "|".join(branches)
         if "" in node:
-            return f"(?:{body})?"
-        return body if len(branches) == 1 else f"(?:{body})"
+            branches.append(node[""])
+        if len(branches) == 1:
+            return branches[0]
+        return f"(?:{'|'.join(branches)})"
 
     return shape(root)
 

@@ -307,3 +307,20 @@ def test_one_pass_keeps_a_negation_and_a_phrase_in_their_own_pieces() -> None:
     assert found[1][len(Criterion) + 1] == cue
     assert sorted(found) == [n for n, piece in enumerate(pieces)
                              if any(INDEX.search(piece))]
+
+
+def test_a_common_first_word_is_looked_at_only_before_a_next_word_it_may_start(
+) -> None:
+    # The finder passes over "in" unless "place" may follow, but not a
+    # word that is a phrase alone, ends in a gap or is joined inside.
+    sets = [PhraseSet(["in place", "self-review done"]),
+            PhraseSet(["in ... need", "wi-fi access", "we"])]
+    index = PhraseIndex(sets)
+    texts = ["it is in place", "in  the  greatest need", "in-place",
+             "self review done", "wi fi access", "wifi-access", "we",
+             "in the place", "in placement", "selfreview done"]
+    for text in texts:
+        assert index.search(text) == [s.search(text) for s in sets], text
+    assert index.search("in place")[0] == "in place"
+    assert index.search("in the place") == [None, None]
+    assert index.search("in  the  greatest need")[1] == "in ... need"
