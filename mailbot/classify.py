@@ -28,7 +28,7 @@ from tinydb.table import Document
 
 from mailbot import nomination, results
 from mailbot.mail import Incoming
-from mailbot.phrases import PhraseSet
+from mailbot.phrases import PhraseIndex, PhraseSet
 from mailbot.quoting import new_text_of
 from mailbot.store import INCOMPLETE, Store
 from mailbot.tokens import Reference, Tokens
@@ -99,6 +99,9 @@ class Classifier:
         self.people = frozenset(people)
         # progress.py: "where do we stand?" (none: never matched).
         self.where_we_stand = where_we_stand or PhraseSet(())
+        # What a school's mail may ask, all looked for in one pass.
+        self._asks = PhraseIndex(
+            [visit_request, completion, self.where_we_stand])
 
     def classify(self, mail: Incoming, store: Store) -> Understanding:
         sender = mail.sender.email
@@ -150,11 +153,12 @@ class Classifier:
                     "not from a school contact and not a nomination"))
 
         cluster_id = store.school(school_id)["cluster_id"]
-        words = f"{mail.subject}\n{new_text_of(mail)}"
-        if self.visit_request.search(words):
+        visit, complete, asks_where = self._asks.search(
+            f"{mail.subject}\n{new_text_of(mail)}")
+        if visit:
             return Understanding(VISIT_REQUEST, cluster_id, school_id,
                                  "asks for a validation visit")
-        if self.completion.search(words):
+        if complete:
             return Understanding(COMPLETION, cluster_id, school_id,
                                  "says the self-review is complete")
         # results.py: self-review results (a visit request or a completion
@@ -163,7 +167,7 @@ class Classifier:
             return Understanding(results.RESULTS, cluster_id, school_id,
                                  "carries self-review results")
         # progress.py: a question only; completion and visits come first.
-        if self.where_we_stand.search(words):
+        if asks_where:
             return Understanding(WHERE_WE_STAND, cluster_id, school_id,
                                  "asks where the school stands")
         return Understanding(COMMENT, cluster_id, school_id, "from a school contact")

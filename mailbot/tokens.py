@@ -42,15 +42,28 @@ class Reference:
     address: str = ""
 
 
+# References remembered, at most (then forgotten all at once).
+RECENT_MACS = 20_000
+
+
 class Tokens:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("a token key must be at least 16 bytes")
         self._key = key
+        self._recent: dict[str, str] = {}
 
     def _mac(self, subject: str) -> str:
-        digest = hmac.new(self._key, subject.encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest).decode().lower()[:MAC_CHARS]
+        # Every message to a school or person carries its reference, and
+        # the same one each time: the recent ones are kept.
+        mac = self._recent.get(subject)
+        if mac is None:
+            digest = hmac.new(self._key, subject.encode(), hashlib.sha256).digest()
+            mac = base64.b32encode(digest).decode().lower()[:MAC_CHARS]
+            if len(self._recent) >= RECENT_MACS:
+                self._recent.clear()
+            self._recent[subject] = mac
+        return mac
 
     def for_school(self, school_id: int) -> str:
         return f"s{school_id}-{self._mac(f'school:{school_id}')}"
