@@ -246,8 +246,8 @@ class Pipeline:
 
 PARSE_AHEAD = 32
 PARSE_CHUNK = 16
-# Two, where there are two cores to share with this process: with one,
-# this process waits on it.
+# Two where there are two cores or more: one alone, with the comments'
+# tagging, kept this process waiting for it.
 PARSE_WORKERS = min(2, os.cpu_count() or 1)
 # At most this many chunks, and about this many bytes, are read ahead.
 PARSE_WINDOW = 6

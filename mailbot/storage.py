@@ -86,10 +86,11 @@ _ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 def _dumps(value: Any) -> bytes:
     """`value` as compact JSON in UTF-8, what json.dumps(value,
-    ensure_ascii=False, separators=(",", ":")) writes (a float perhaps in
-    other digits that read back the same) in a fraction of the time. What
-    orjson refuses (integers past 64 bits, keys that are not strings) goes
-    to the standard encoder, which writes it or refuses it too."""
+    ensure_ascii=False, separators=(",", ":")) writes, in a fraction of the
+    time: a float perhaps in other digits that read back the same, and a
+    NaN (which no part of the record holds) as null. What orjson refuses
+    (integers past 64 bits, keys that are not strings) goes to the
+    standard encoder, which writes it or refuses it too."""
     try:
         return orjson.dumps(value, option=_ORJSON)
     except TypeError:

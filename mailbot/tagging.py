@@ -168,7 +168,7 @@ class Tagger:
             named = [(c, phrase) for (c, _), phrase in zip(
                 self.criteria, found[:count], strict=True) if phrase is not None]
             section, clause = clauses[n]
-            kind = self._kind(found[count:]) or section if named else None
+            kind = (self._kind(found[count:]) or section) if named else None
             if kind is None:
                 continue
             evidence = tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
