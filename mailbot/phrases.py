@@ -29,6 +29,9 @@ NEGATION_WINDOW = 120   # characters looked back for those words
 
 # At most this many distinct first words for the words-first search.
 ANCHOR_WORDS = 12
+# A PhraseIndex of phrases with a longer first word searches set by set:
+# its regex holds a trie of first words, built a letter at a time.
+INDEXED_WORD_CHARS = 100
 
 
 class PhraseSet:
@@ -159,6 +162,8 @@ class PhraseIndex:
                         after.add(second)
                     else:
                         follow[word] = None
+        if any(len(word) > INDEXED_WORD_CHARS for word in under):
+            return  # searched set by set
         for word, lists in under.items():
             self._filed[word] = []
             for phrases, numbers in lists.items():

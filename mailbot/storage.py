@@ -23,9 +23,8 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, TextIO
 
-import orjson
 from tinydb.storages import Storage
 
 from mailbot.errors import MailbotError
@@ -74,39 +73,24 @@ def last_good_backup(path: Path) -> Path | None:
             if isinstance(json.loads(candidate.read_text(encoding="utf-8")),
                           dict):
                 return candidate
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
     return None
 
 
-# What orjson would write in its own way, it leaves to the standard
-# encoder instead, which refuses them (a datetime, a dataclass) as before.
-_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _dumps(value: Any) -> bytes:
-    """`value` as compact JSON in UTF-8, what json.dumps(value,
-    ensure_ascii=False, separators=(",", ":")) writes, in a fraction of the
-    time: a float perhaps in other digits that read back the same, and a
-    NaN (which no part of the record holds) as null. What orjson refuses
-    (integers past 64 bits, keys that are not strings) goes to the
-    standard encoder, which writes it or refuses it too."""
-    try:
-        return orjson.dumps(value, option=_ORJSON)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
-
-
-def _dump(data: dict[str, dict[str, Any]], out: BinaryIO) -> None:
-    """The record as one JSON object, written table by table: a table is
-    of bounded size (shards.py), so memory holds one table's text at a
-    time."""
-    out.write(b"{")
+def _dump(data: dict[str, dict[str, Any]], out: TextIO) -> None:
+    """What json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
+    writes, table by table: json.dump runs the pure-Python encoder, several
+    times slower than the one json.dumps uses, and a table is of bounded
+    size (shards.py), so memory holds one table's text at a time."""
+    out.write("{")
     for n, (name, docs) in enumerate(data.items()):
-        out.write(b"," if n else b"")
-        out.write(_dumps(name) + b":" + _dumps(docs))
-    out.write(b"}")
+        out.write(f"{',' if n else ''}{_dumps(name)}:{_dumps(docs)}")
+    out.write("}")
 
 
 class JournalStorage(Storage):
@@ -154,7 +138,7 @@ class JournalStorage(Storage):
 
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
-        line = _dumps({"c": list(changes)}) + b"\n"
+        line = _dumps({"c": list(changes)}).encode("utf-8") + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
@@ -177,7 +161,7 @@ class JournalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".mailbot-",
                                    suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
                 _dump(data, out)
                 out.flush()
                 os.fsync(out.fileno())
@@ -219,7 +203,7 @@ class JournalStorage(Storage):
             return None
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise DamagedRecordError(self.path, str(exc)) from exc
         if not isinstance(data, dict):
             raise DamagedRecordError(self.path, "not a JSON object")
@@ -237,6 +221,10 @@ class JournalStorage(Storage):
                 break  # torn: the crash came before this commit finished
             try:
                 changes = json.loads(line)["c"]
+            except RecursionError as exc:
+                # Whole, so no torn write: a commit that cannot be read.
+                raise DamagedRecordError(
+                    self.path, f"{self.journal.name}: {exc}") from exc
             except (ValueError, KeyError, TypeError):
                 break
             for table, doc_id, doc in changes:

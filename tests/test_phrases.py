@@ -324,3 +324,14 @@ def test_a_common_first_word_is_looked_at_only_before_a_next_word_it_may_start(
     assert index.search("in place")[0] == "in place"
     assert index.search("in the place") == [None, None]
     assert index.search("in  the  greatest need")[1] == "in ... need"
+
+
+def test_a_phrase_with_a_very_long_word_is_searched_set_by_set() -> None:
+    # Guards a bug: the index's trie of first words was built a letter at
+    # a time, and a word of 500 letters overflowed the stack.
+    long_word = "a" * 500
+    sets = [PhraseSet([f"{long_word} b"]), PhraseSet(["c d"])]
+    index = PhraseIndex(sets)
+    text = f"x {long_word} b, c d"
+    assert index.search(text) == [f"{long_word} b", "c d"]
+    assert list(index.search_each([text, "c"])) == [(0, [f"{long_word} b", "c d"])]

@@ -439,20 +439,19 @@ def test_clusters_are_found_by_status_as_it_changes(tmp_path: Path) -> None:
     assert [c.doc_id for c in led] == [one, two]
 
 
-def test_what_the_fast_encoder_refuses_is_written_or_refused_as_before(
+def test_a_commit_nested_too_deep_to_read_stops_start_up_with_advice(
         tmp_path: Path) -> None:
+    # Guards a bug found so: the standard encoder writes lists nested a
+    # little deeper than its reader follows, and reading such a commit
+    # raised RecursionError instead of naming the backup to restore.
     path = tmp_path / "mailbot.json"
     store = Store(path)
-    odd = {**message(1), "big": 2 ** 70, "ratio": 1e-05, "mark": 1e16,
-           "ids": {"7": [1.5, -0.0]}, "subject": "P7 \u00ab\u2028\u00bb"}
-    store.record_message(odd)
+    store.record_message(message(1))
     store.commit()
-    reopened = JournalStorage(path).read()
-    assert [dict(d) for d in reopened["messages.00000"].values()] == [odd]
-    storage = JournalStorage(path)
-    storage.compact()
-    assert json.loads(path.read_text(encoding="utf-8"))[
-        "messages.00000"]["1"] == odd
-    # A datetime is no JSON, whichever encoder meets it.
-    with pytest.raises(TypeError):
-        storage.append([["messages.00000", "2", {"at": datetime.now(UTC)}]])
+    store.close()
+    deep = "[" * 5000 + "]" * 5000
+    with open(journal_of(path), "ab") as journal:
+        journal.write(f'{{"c":[["messages.00000","2",{{"x":{deep}}}]]}}\n'
+                      .encode())
+    with pytest.raises(DamagedRecordError, match="mailbot.json.journal"):
+        JournalStorage(path).read()
