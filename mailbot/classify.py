@@ -91,8 +91,6 @@ class Classifier:
                  tokens: Tokens | None = None,
                  people: Collection[str] = (),
                  where_we_stand: PhraseSet | None = None) -> None:
-        self.completion = completion
-        self.visit_request = visit_request
         # Without tokens only our own Message-IDs prove a reply.
         self.tokens = tokens
         # The programme's own people: never a school's new address.

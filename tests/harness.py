@@ -78,6 +78,13 @@ def make_mail(sender: str, subject: str, body: str, **headers: str) -> bytes:
     return message.as_bytes()
 
 
+def completion_mail(sender: str, school: str, sign_off: str = "") -> bytes:
+    """A school's plain "we have completed the self-review" message."""
+    return make_mail(sender, f"{school} - self-review",
+                     "Hello,\n\nWe have now completed the self-review.\n"
+                     + (f"\n{sign_off}\n" if sign_off else ""))
+
+
 class Harness:
     """Drives one mailbot: deliver mail, move the clock, run a cycle."""
 

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, body, example_config, make_mail, sample
+from harness import (
+    Harness,
+    body,
+    completion_mail,
+    example_config,
+    sample,
+)
 
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
@@ -42,12 +48,6 @@ def bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
         harness.dovecot = dovecot  # type: ignore[attr-defined]
     yield harness
     harness.close()
-
-
-def completion(sender: str, school: str) -> bytes:
-    return make_mail(sender, f"{school} - self-review",
-                     "Hello,\n\nWe have now completed the self-review.\n\n"
-                     "Kind regards\nThe head teacher\n")
 
 
 def kinds(messages: list[EmailMessage]) -> list[str]:
@@ -115,9 +115,11 @@ def test_the_whole_journey(bot: Harness) -> None:
 
     # The last three finish; the validator is chosen and told, once.
     bot.at("2027-01-27 11:00")
-    bot.deliver(completion(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
-                completion(f"Alan Reid <{ALAN}>", "Glenbrae Primary School"),
-                completion(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
+    head = "Kind regards\nThe head teacher"
+    bot.deliver(
+        completion_mail(f"Morag Lindsay <{MORAG}>", "Glenbrae High School", head),
+        completion_mail(f"Alan Reid <{ALAN}>", "Glenbrae Primary School", head),
+        completion_mail(f"Declan O'Neill <{DECLAN}>", "St Serf's", head))
     bot.cycle()
     cluster = bot.cluster("Glenbrae")
     # Graeme Munro is excluded from Fife; Isla and Catriona have no open

@@ -8,7 +8,14 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from harness import Harness, body, example_config, make_mail, sample
+from harness import (
+    Harness,
+    body,
+    completion_mail,
+    example_config,
+    make_mail,
+    sample,
+)
 
 from mailbot import progress, rules
 from mailbot.compose import UK
@@ -31,11 +38,6 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
     harness.close()
 
 
-def completion(sender: str, school: str) -> bytes:
-    return make_mail(sender, f"{school} - self-review",
-                     "Hello,\n\nWe have now completed the self-review.\n")
-
-
 def award(bot: Harness, name: str, when: str) -> None:
     """What staff's "award" command does to the record."""
     store = bot.bot.store
@@ -51,12 +53,12 @@ def enrolled(bot: Harness) -> None:
     bot.deliver(sample("01-nomination-list"))
     bot.cycle()
     bot.at("2027-01-18 11:00")
-    bot.deliver(completion(f"Fiona <{FIONA}>", "Kirkton Primary School"))
+    bot.deliver(completion_mail(f"Fiona <{FIONA}>", "Kirkton Primary School"))
     bot.cycle()
     bot.at("2027-01-27 11:00")
-    bot.deliver(completion(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
-                completion(f"Alan Reid <{ALAN}>", "Glenbrae Primary School"),
-                completion(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
+    bot.deliver(completion_mail(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
+                completion_mail(f"Alan Reid <{ALAN}>", "Glenbrae Primary School"),
+                completion_mail(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
     bot.cycle()
     assert bot.cluster("Glenbrae")["validator"]["email"] == ISLA
 

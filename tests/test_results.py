@@ -12,7 +12,14 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from harness import Harness, body, example_config, make_mail, sample
+from harness import (
+    Harness,
+    body,
+    completion_mail,
+    example_config,
+    make_mail,
+    sample,
+)
 
 from mailbot import results, visitdate
 
@@ -34,11 +41,6 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
     harness.close()
 
 
-def completion(sender: str, school: str) -> bytes:
-    return make_mail(sender, f"{school} - self-review",
-                     "Hello,\n\nWe have now completed the self-review.\n")
-
-
 def enrolled(bot: Harness, validator: bool = True) -> None:
     """Sample 01's cluster; with `validator`, every school finished and
     Isla Fraser assigned."""
@@ -48,9 +50,9 @@ def enrolled(bot: Harness, validator: bool = True) -> None:
         return
     bot.at("2027-01-18 11:00")
     bot.deliver(sample("05-self-review-complete"),
-                completion(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
-                completion(f"Alan Reid <{ALAN}>", SCHOOL),
-                completion(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
+                completion_mail(f"Morag Lindsay <{MORAG}>", "Glenbrae High School"),
+                completion_mail(f"Alan Reid <{ALAN}>", SCHOOL),
+                completion_mail(f"Declan O'Neill <{DECLAN}>", "St Serf's"))
     bot.cycle()
     assert bot.cluster("Glenbrae")["validator"]["email"] == ISLA
 
