@@ -34,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MailbotError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # A disk full or read-only, a folder not ours: said in one line,
+        # with the file, rather than as a traceback.
+        log.debug("stopped by", exc_info=True)
+        print(f"mailbot: cannot go on: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

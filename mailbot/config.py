@@ -16,11 +16,13 @@ only as `Secret`s.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import ssl
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -266,12 +268,20 @@ def config_path(given: str | None) -> Path:
     return Path(given or os.environ.get("MAILBOT_CONFIG") or DEFAULT_PATH)
 
 
+def unknown(what: str, name: str, known: Iterable[str]) -> str:
+    """"unknown key", with the known name it was likely meant to be."""
+    near = difflib.get_close_matches(name, list(known), n=1)
+    return f"unknown {what}" + (f" (did you mean {near[0]}?)" if near else "")
+
+
 def load(path: Path) -> Config:
     path = path.absolute()  # errors name the file the same way throughout
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(path, "", "no such file (copy config.example.toml)") from exc
+        raise ConfigError(path, "", "no such file (copy config.example.toml "
+                          "from mailbot's folder, or name another with "
+                          "--config or $MAILBOT_CONFIG)") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
@@ -300,7 +310,7 @@ class _Reader:
             raise self.fail(key, "must be a table")
         for name in value:
             if name not in allowed:
-                raise self.fail(f"{key}.{name}", "unknown key")
+                raise self.fail(f"{key}.{name}", unknown("key", name, allowed))
         return value
 
     def get(self, table: dict[str, Any], section: str, key: str,
@@ -475,7 +485,7 @@ class _Reader:
     def config(self, raw: dict[str, Any]) -> Config:
         for name in raw:
             if name not in _SECTIONS:
-                raise self.fail(name, "unknown section or key")
+                raise self.fail(name, unknown("section or key", name, _SECTIONS))
 
         prog = self.table(raw, "programme",
                           {"name", "address", "sender_name", "staff"})

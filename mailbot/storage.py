@@ -7,8 +7,11 @@ Now and then (when the journal outgrows the snapshot, and when a daemon
 starts) the snapshot is rewritten from memory and the journal emptied.
 
 Crash safety:
-- a commit is one line, fsynced; a torn last line is a commit that never
-  happened, and is ignored (and cut off before the next append);
+- a commit is one line, fsynced; a torn last line (no newline: the crash
+  came while it was written) is a commit that never happened, and is
+  ignored (and cut off before the next append); a whole line that cannot
+  be read is damage, and stops start-up, as does a snapshot missing or
+  emptied beside its backups;
 - the snapshot is replaced in one step (temporary file, fsync, rename); a
   crash before the journal is emptied only replays changes the new
   snapshot already holds, which changes nothing;
@@ -22,6 +25,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,14 +45,30 @@ Change = tuple[str, str, dict[str, Any] | None]  # table, doc id, doc or gone
 
 
 class DamagedRecordError(MailbotError):
-    def __init__(self, path: Path, detail: str) -> None:
+    def __init__(self, path: Path, detail: str, advice: str = "") -> None:
         self.path = path
-        backup = last_good_backup(path)
-        advice = (f"the last good backup is {backup}" if backup
-                  else "no good backup was found")
-        super().__init__(f"{path} is damaged ({detail}); {advice}: copy it "
-                         f"to {path.name} (and remove {journal_of(path).name}) "
-                         "before starting mailbot")
+        super().__init__(f"{path} is damaged ({detail}); "
+                         f"{advice or restore_advice(path)}")
+
+
+def restore_advice(path: Path) -> str:
+    """What to do when the snapshot itself cannot be used."""
+    backup = last_good_backup(path)
+    if backup is None:
+        return "no good backup was found"
+    return (f"the last good backup is {backup} (written {_mtime(backup)}): "
+            f"copy it to {path.name} and move {journal_of(path).name} aside "
+            "before starting mailbot; what was recorded after that time is "
+            "then missing, and the mail it came from is in the mailbox's "
+            "handled and set-aside folders")
+
+
+def _mtime(path: Path) -> str:
+    try:
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return "at an unknown time"
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _private(path: str, flags: int) -> int:
@@ -101,6 +121,7 @@ class JournalStorage(Storage):
         self._good_bytes = 0      # how much of the journal replayed cleanly
         self._journal_bytes = 0
         self._snapshot_bytes = 0
+        self._compact_after = 0   # after a compaction the disk refused
 
     # -- what TinyDB calls ---------------------------------------------
 
@@ -150,8 +171,17 @@ class JournalStorage(Storage):
             os.fdatasync(out.fileno())
         self._good_bytes += len(line)
         self._journal_bytes = self._good_bytes
-        if self._journal_bytes > max(MIN_JOURNAL_BYTES, self._snapshot_bytes):
-            self.compact()
+        if self._journal_bytes > max(MIN_JOURNAL_BYTES, self._snapshot_bytes,
+                                     self._compact_after):
+            # The commit is on disk: a compaction the disk refuses must not
+            # make it look failed (the caller would forget what the journal
+            # holds). It is tried again once the journal has grown more.
+            try:
+                self.compact()
+            except OSError as exc:
+                self._compact_after = self._journal_bytes + MIN_JOURNAL_BYTES
+                log.error("could not fold %s into %s (tried again later): %s",
+                          self.journal.name, self.path.name, exc)
 
     def compact(self) -> None:
         """Write the whole record as the new snapshot and empty the journal,
@@ -174,7 +204,7 @@ class JournalStorage(Storage):
             os.fchmod(out.fileno(), 0o600)  # one made by an older version
             os.fsync(out.fileno())
         self._snapshot_bytes = self.path.stat().st_size
-        self._good_bytes = self._journal_bytes = 0
+        self._good_bytes = self._journal_bytes = self._compact_after = 0
         log.debug("record compacted into %s (%d bytes)", self.path,
                   self._snapshot_bytes)
 
@@ -195,12 +225,18 @@ class JournalStorage(Storage):
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None
+            text = None
         except UnicodeDecodeError as exc:
             raise DamagedRecordError(self.path, str(exc)) from exc
-        self._snapshot_bytes = len(text)
-        if not text.strip():
+        if text is None or not text.strip():
+            # A record is new only until its first backup: a snapshot is
+            # always replaced whole, so one gone or emptied since was lost.
+            if any(backup_of(self.path, n).exists()
+                   for n in range(1, BACKUPS + 1)):
+                raise DamagedRecordError(
+                    self.path, "missing" if text is None else "empty")
             return None
+        self._snapshot_bytes = len(text)
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:
@@ -216,22 +252,21 @@ class JournalStorage(Storage):
         except FileNotFoundError:
             return data
         good = 0
-        for line in raw.splitlines(keepends=True):
+        for number, line in enumerate(raw.splitlines(keepends=True), 1):
             if not line.endswith(b"\n"):
                 break  # torn: the crash came before this commit finished
             try:
-                changes = json.loads(line)["c"]
-            except RecursionError as exc:
-                # Whole, so no torn write: a commit that cannot be read.
+                _apply(data, json.loads(line)["c"])
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                # Whole, so not torn by a crash: written and then damaged.
+                # The commits before it are a record as it once was.
                 raise DamagedRecordError(
-                    self.path, f"{self.journal.name}: {exc}") from exc
-            except (ValueError, KeyError, TypeError):
-                break
-            for table, doc_id, doc in changes:
-                if doc is None:
-                    data.get(table, {}).pop(doc_id, None)
-                else:
-                    data.setdefault(table, {})[doc_id] = doc
+                    self.journal, f"commit {number} cannot be read: {exc}",
+                    f"the {number - 1} commits before it can be kept by "
+                    f"cutting the journal there (truncate -s {good} "
+                    f"{self.journal}); what was recorded after them is then "
+                    "missing, and the mail it came from is in the mailbox's "
+                    "handled and set-aside folders") from exc
             good += len(line)
         if good < len(raw):
             log.warning("%s: ignoring %d bytes of an unfinished commit",
@@ -253,3 +288,18 @@ class JournalStorage(Storage):
         # without a snapshot at `path`.
         os.link(self.path, backup_of(self.path, 1))
 
+
+
+def _apply(data: dict[str, dict[str, Any]], changes: Any) -> None:
+    """Replay one commit's changes onto `data`; a commit of the wrong
+    shape raises ValueError (before changing anything)."""
+    if not isinstance(changes, list) or not all(
+            isinstance(c, list) and len(c) == 3 and isinstance(c[0], str)
+            and isinstance(c[1], str) and (c[2] is None or isinstance(c[2], dict))
+            for c in changes):
+        raise ValueError("not a list of changes")
+    for table, doc_id, doc in changes:
+        if doc is None:
+            data.get(table, {}).pop(doc_id, None)
+        else:
+            data.setdefault(table, {})[doc_id] = doc

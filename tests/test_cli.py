@@ -186,3 +186,25 @@ def test_check_config_finds_a_missing_oauth_secret(home: Path) -> None:
     assert ("sending.refresh_token_env: the environment variable "
             "MAILBOT_TEST_UNSET_REFRESH is not set") in result.stderr
     assert "s3cret-value" not in result.stdout + result.stderr
+
+
+def test_a_misspelt_key_is_named_with_the_one_it_was_meant_to_be(
+        home: Path) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("poll_seconds = 60",
+                                                 "pol_seconds = 60"))
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert (f"{config}: schedule.pol_seconds: unknown key (did you mean "
+            "poll_seconds?)") in result.stderr
+
+
+def test_a_data_folder_that_cannot_be_used_is_said_in_one_line(
+        home: Path) -> None:
+    # Guards a bug found so: a record that could not be opened (a full or
+    # read-only disk, a folder in the way) stopped start-up with a traceback.
+    (home / "data").write_text("not a folder")
+    result = mailbot(home, "status", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mailbot: cannot go on: ")
+    assert "data" in result.stderr and "Traceback" not in result.stderr

@@ -3,6 +3,7 @@ backups, and records from older versions brought up to date."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime
@@ -11,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from mailbot.errors import StoreLockedError
-from mailbot.storage import DamagedRecordError, JournalStorage, journal_of
+from mailbot.storage import (
+    DamagedRecordError,
+    JournalStorage,
+    backup_of,
+    journal_of,
+)
 from mailbot.store import SCHEMA_VERSION, Store
 
 NOW = datetime(2027, 1, 12, 9, 30, tzinfo=UTC)
@@ -455,3 +461,82 @@ def test_a_commit_nested_too_deep_to_read_stops_start_up_with_advice(
                       .encode())
     with pytest.raises(DamagedRecordError, match="mailbot.json.journal"):
         JournalStorage(path).read()
+
+
+def _started_three_times(path: Path) -> None:
+    """A record with a message from each of three daemon starts, and so
+    two backups."""
+    for n in range(1, 4):
+        store = Store(path)
+        store.lock()
+        store.record_message(message(n))
+        store.commit()
+        store.close()
+
+
+def test_a_damaged_commit_before_others_stops_start_up(tmp_path: Path) -> None:
+    # Guards a bug found so: a whole journal line that could not be read
+    # was taken for a torn last commit, and it and every commit after it
+    # were dropped without a word; the mail they recorded was already
+    # moved, so it was lost to the record.
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    for n in range(1, 4):
+        store.record_message(message(n))
+        store.commit()
+    store.close()
+    lines = journal_of(path).read_bytes().splitlines(keepends=True)
+    second = next(n for n, line in enumerate(lines) if b"maildir:2" in line)
+    kept = sum(map(len, lines[:second]))
+    lines[second] = b"X" + lines[second][1:]
+    journal_of(path).write_bytes(b"".join(lines))
+
+    with pytest.raises(DamagedRecordError) as caught:
+        Store(path)
+    said = str(caught.value)
+    assert f"commit {second + 1} cannot be read" in said
+    assert f"truncate -s {kept} {journal_of(path)}" in said
+    # The advice works: cut there, the first commit's message is all kept.
+    os.truncate(journal_of(path), kept)
+    assert [m["key"] for m in Store(path).all_messages()] == ["maildir:1"]
+
+
+@pytest.mark.parametrize("damage", ["removed", "emptied"])
+def test_a_snapshot_gone_beside_its_backups_stops_start_up(
+        tmp_path: Path, damage: str) -> None:
+    # Guards a bug found so: with the snapshot removed or emptied, start-up
+    # made a new, empty record, and later starts rotated every good
+    # backup out.
+    path = tmp_path / "mailbot.json"
+    _started_three_times(path)
+    if damage == "removed":
+        path.unlink()
+    else:
+        path.write_bytes(b"")
+    backups = {n: backup_of(path, n).read_bytes() for n in (1, 2)}
+
+    with pytest.raises(DamagedRecordError,
+                       match="missing" if damage == "removed" else "empty") \
+            as caught:
+        Store(path)
+    assert f"the last good backup is {backup_of(path, 1)}" in str(caught.value)
+    assert {n: backup_of(path, n).read_bytes() for n in (1, 2)} == backups
+
+
+def test_a_compaction_the_disk_refuses_leaves_the_commit_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: the journal line was on disk when folding the
+    # journal into the snapshot failed, yet the commit was reported failed
+    # and memory rolled back behind the file.
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    monkeypatch.setattr("mailbot.storage.MIN_JOURNAL_BYTES", 0)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store._storage, "compact", full)
+    store.record_message(message(1))
+    store.commit()  # no error: the commit itself is on disk
+    assert store.message_by_key("maildir:1") is not None
+    assert Store(path).message_by_key("maildir:1") is not None
