@@ -68,10 +68,11 @@ MAX_ATTACHMENTS_TOTAL = 25 * 1024 * 1024
 # Attachments not read that are still listed (by name, with no data);
 # the rest are only counted in the log.
 MAX_UNREAD_LISTED = 100
-# The largest message parsed. Parsing costs about six times a message's
+# The largest message read. Parsing costs about six times a message's
 # size in memory (measured: 40 MB took 230 MB); 25 MB of attachments is
 # 34 MB as base64 on the wire, so this reads anything within the bounds
-# above and is past what common mail servers accept (25 to 35 MB).
+# above and is past what common mail servers accept (25 to 35 MB). The
+# sources look at a message's size before they read it.
 MAX_MESSAGE_BYTES = 48 * 1024 * 1024
 
 T = TypeVar("T")
@@ -149,12 +150,17 @@ class Incoming:
         return cast(T, self.derived[key])
 
 
+def too_large(size: int) -> str:
+    """Why a message of `size` bytes is not read."""
+    return (f"message of {size:,} bytes is larger than mailbot reads "
+            f"({MAX_MESSAGE_BYTES:,} bytes); it is kept in the mailbox for "
+            "a person")
+
+
 def parse(raw: bytes) -> Incoming:
     """Parse raw RFC 5322 bytes; unreadable mail raises SetAside."""
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise SetAside(f"message of {len(raw):,} bytes is larger than "
-                       f"mailbot reads ({MAX_MESSAGE_BYTES:,} bytes); it is "
-                       "kept in the mailbox for a person")
+        raise SetAside(too_large(len(raw)))
     try:
         parsed = mailparser.parse_from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME

@@ -169,6 +169,8 @@ class Pipeline:
     def _apply(self, raw: RawMail, ahead: mail.Incoming | None) -> _Handled:
         parsed: mail.Incoming | None = None
         try:
+            if raw.unreadable:
+                raise SetAside(raw.unreadable)
             parsed = ahead if ahead is not None else mail.parse(raw.data)
             outcome = self._understand(parsed)
         except SetAside as exc:
@@ -181,8 +183,8 @@ class Pipeline:
                               f"error while handling: {type(exc).__name__}: {exc}")
 
         self._record(raw, parsed, outcome)
-        if outcome.outcome == SET_ASIDE:  # a copy, to replay after a fix
-            setaside.keep(self.store, raw)
+        if outcome.outcome == SET_ASIDE and not raw.unreadable:
+            setaside.keep(self.store, raw)  # a copy, to replay after a fix
         return _Handled(raw.key, outcome,
                         parsed.message_id if parsed else "", False)
 

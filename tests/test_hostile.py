@@ -114,6 +114,26 @@ def test_a_message_past_the_whole_bound_is_set_aside_unparsed(
     bot.close()
 
 
+def test_a_file_too_large_to_read_is_set_aside_unread(tmp_path: Path) -> None:
+    # Guards a bug found so: the file was read whole first (a sparse one
+    # of 2 GB took 2 GB of memory, and its copy 2 GB of disk).
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    inbox = bot.config.mailbox.path
+    bot.deliver(sample("01-nomination-list"))
+    huge = inbox / "new" / "1000000000.huge.mailbot"
+    huge.touch()
+    os.truncate(huge, 2 * 1024**3)
+    bot.cycle()
+
+    [aside] = bot.export()["set_aside"]
+    assert f"message of {2 * 1024**3:,} bytes" in aside["reason"]
+    assert [p.name for p in (inbox / ".Set aside" / "cur").iterdir()] == [
+        "1000000000.huge.mailbot:2,"]
+    assert not (tmp_path / "set-aside").exists()  # no copy of it
+    assert len(list((inbox / ".Handled" / "cur").iterdir())) == 1
+    bot.close()
+
+
 def test_a_comment_with_a_huge_photo_is_still_handled(tmp_path: Path) -> None:
     bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
     bot.deliver(sample("01-nomination-list"))

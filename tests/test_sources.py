@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import os
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import HOST, DovecotMailbox, DovecotServer, free_port
 
+from mailbot import mail
 from mailbot.config import MailboxConfig, Secret
 from mailbot.errors import ConfigError, TransientError
+from mailbot.sources import imap as imap_module
 from mailbot.sources.imap import ImapSource
 from mailbot.sources.maildir import MaildirSource
 
@@ -120,6 +124,64 @@ def test_maildir_vanished_file_is_a_warning(
     assert list((inbox / ".Handled" / "cur").iterdir()) == []
 
 
+def test_maildir_a_message_too_large_is_not_read_and_the_rest_are(
+        inbox: Path) -> None:
+    # Guards a bug found so: a file was read whole before its size was
+    # looked at, so a 2 GB one cost 2 GB of memory on every poll.
+    source = MaildirSource(maildir_config(inbox))
+    huge = put(inbox / "new", "1700000100.M1P1.host", b"")
+    os.truncate(huge, mail.MAX_MESSAGE_BYTES + 1)  # sparse: no disk used
+    put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
+
+    first, second = source.fetch()
+
+    assert (first.key, first.data) == ("maildir:1700000100.M1P1.host", b"")
+    assert f"message of {mail.MAX_MESSAGE_BYTES + 1:,} bytes" in first.unreadable
+    assert (second.data, second.unreadable) == (raw_message(2), "")
+
+
+def test_maildir_a_file_that_cannot_be_read_holds_up_no_other(
+        inbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: one file without read permission failed every
+    # poll, and the mail behind it waited for ever. The suite runs as
+    # root, whom permissions do not stop, so the refusal is made here.
+    source = MaildirSource(maildir_config(inbox))
+    locked = put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
+    read_bytes = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    first, second = source.fetch()
+
+    assert first.unreadable == "the file cannot be read: Permission denied"
+    assert second.data == raw_message(2)
+    source.set_aside(first.key)  # a rename needs no read permission
+    assert [p.name for p in (inbox / ".Set aside" / "cur").iterdir()] == [
+        "1700000100.M1P1.host:2,"]
+
+
+def test_maildir_what_is_not_a_file_is_left_and_said_once(
+        inbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    (inbox / "new" / "1700000100.M1P1.host").mkdir()
+    (inbox / "new" / "1700000150.M1P1.host").symlink_to(inbox / "nothing")
+    put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
+
+    with caplog.at_level(logging.WARNING):
+        assert [m.data for m in source.fetch()] == [raw_message(2)]
+        assert [m.data for m in source.fetch()] == [raw_message(2)]
+
+    said = [r.getMessage() for r in caplog.records]
+    assert sorted(said) == [
+        f"{inbox / 'new' / name} is not a file: left as it is"
+        for name in ("1700000100.M1P1.host", "1700000150.M1P1.host")]
+
+
 def test_maildir_move_never_replaces_a_message(inbox: Path) -> None:
     source = MaildirSource(maildir_config(inbox))
     put(inbox / ".Handled" / "cur", "1700000100.M1P1.host:2,", b"older")
@@ -189,6 +251,46 @@ def test_imap_fetch_reads_in_batches(dovecot: DovecotMailbox) -> None:
         fetched = [m.data for m in source.fetch()]
 
     assert fetched == [raw_message(n) for n in range(250)]
+
+
+def test_imap_a_message_too_large_is_not_fetched_and_fetches_are_bounded(
+        dovecot: DovecotMailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bound scaled down: a message over it is not fetched at all, and
+    # the others are fetched a few at a time, as their sizes allow.
+    monkeypatch.setattr(imap_module, "MAX_MESSAGE_BYTES", 2000)
+    monkeypatch.setattr(imap_module, "FETCH_BYTES",
+                        2 * len(raw_message(1)) + 10)
+    fetches: list[int] = []
+    fetch = ImapSource._fetch
+
+    def counted(source: ImapSource, uids: list[int]) -> Any:
+        fetches.append(len(uids))
+        return fetch(source, uids)
+
+    monkeypatch.setattr(ImapSource, "_fetch", counted)
+    big = raw_message(2, subject="x" * 2500)
+    for data in (raw_message(1), big, raw_message(3), raw_message(4)):
+        dovecot.deliver(data)
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        fetched = list(source.fetch())
+
+    assert [m.data for m in fetched] == [
+        raw_message(1), b"", raw_message(3), raw_message(4)]
+    assert f"message of {len(big):,} bytes" in fetched[1].unreadable
+    assert fetches == [2, 1]  # two small ones fit in a fetch
+
+
+def test_next_fetch_takes_what_fits_and_passes_over_the_expunged() -> None:
+    mb = 1024 * 1024
+    # 3 was expunged since the search; 2 is too large to read at all.
+    sizes = {1: 30 * mb, 2: 10**10, 4: 30 * mb, 5: 30 * mb, 6: 100}
+    batch, rest = imap_module._next_fetch([1, 2, 3, 4, 5, 6], sizes)
+    assert batch == [(1, 30 * mb), (2, 10**10), (4, 30 * mb)]
+    assert rest == [5, 6]
+    # One message larger than a fetch's bytes is still fetched, alone.
+    sizes = {7: 40 * mb, 8: 40 * mb}
+    assert imap_module._next_fetch([7, 8], sizes) == ([(7, 40 * mb)], [8])
 
 
 def test_imap_mark_handled_moves_into_a_created_folder(

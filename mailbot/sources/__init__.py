@@ -26,6 +26,9 @@ class RawMail:
     # "imap:<UIDVALIDITY>:<UID>". Stable across restarts.
     key: str
     data: bytes
+    # Why the source did not read the message ("" if it did): it is set
+    # aside for a person unread, and `data` is empty.
+    unreadable: str = ""
 
 
 class MailSource(Protocol):

@@ -34,6 +34,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailbot.config import MailboxConfig, is_loopback
 from mailbot.errors import ConfigError, TransientError
+from mailbot.mail import MAX_MESSAGE_BYTES, too_large
 from mailbot.sources import RawMail
 from mailbot.sources.imap_idle import DROPPED, TIMEOUT, idle
 from mailbot.sources.imap_login import (
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "imap:"
 BATCH = 200
+# At most this many bytes of mail in one FETCH: messages are looked at
+# for their size first, so that a few large ones never fill memory.
+FETCH_BYTES = 64 * 1024 * 1024
 # At most this many UIDs in one MOVE (or COPY) command, to stay well
 # inside a server's limit on the length of a command line.
 MOVE_CHUNK = 500
@@ -101,16 +105,22 @@ class ImapSource:
         self._message_ids.clear()
         validity, uids = self._retrying(self._search)
         while uids:
-            batch, uids = uids[:BATCH], uids[BATCH:]
-            found = self._retrying(partial(self._fetch, batch))
-            for uid in batch:
+            batch, uids = _next_fetch(uids, self._retrying(
+                partial(self._sizes, uids[:BATCH])))
+            readable = [uid for uid, size in batch if size <= MAX_MESSAGE_BYTES]
+            found = self._retrying(partial(self._fetch, readable)) \
+                if readable else {}
+            for uid, size in batch:
                 if self._uidvalidity != validity:
                     break
+                key = f"{PREFIX}{validity}:{uid}"
+                if size > MAX_MESSAGE_BYTES:
+                    yield RawMail(key, b"", too_large(size))
+                    continue
                 data = found.get(uid, {}).get(b"BODY[]")
                 if data is None:
                     # Expunged by someone else since the search.
                     continue
-                key = f"{PREFIX}{validity}:{uid}"
                 self._message_ids[key] = header_message_id(data)
                 yield RawMail(key, data)
             if self._uidvalidity != validity:
@@ -286,6 +296,11 @@ class ImapSource:
         uids = sorted(int(uid) for uid in self._imap.search(["UNDELETED"]))
         return self._uidvalidity, uids
 
+    def _sizes(self, uids: list[int]) -> dict[int, int]:
+        found = self._imap.fetch(uids, ["RFC822.SIZE"])
+        return {uid: int(item[b"RFC822.SIZE"]) for uid, item in found.items()
+                if b"RFC822.SIZE" in item}
+
     def _fetch(self, uids: list[int]) -> dict[int, dict[bytes, Any]]:
         found: dict[int, dict[bytes, Any]] = self._imap.fetch(
             uids, ["BODY.PEEK[]"])
@@ -428,6 +443,26 @@ class ImapSource:
                 log.warning("%s: cannot subscribe to %r: %s",
                             self.where, folder, exc)
         self._known_folders.add(folder)
+
+
+def _next_fetch(uids: list[int], sizes: dict[int, int]
+                ) -> tuple[list[tuple[int, int]], list[int]]:
+    """The messages of the next FETCH, with their sizes, and the UIDs
+    after them: up to BATCH messages and FETCH_BYTES of them (at least
+    one), those too large to read counting for nothing; a UID with no
+    size was expunged since the search and is passed over."""
+    batch: list[tuple[int, int]] = []
+    total = taken = 0
+    for uid in uids[:BATCH]:
+        size = sizes.get(uid)
+        if size is not None and size <= MAX_MESSAGE_BYTES:
+            if batch and total + size > FETCH_BYTES:
+                break
+            total += size
+        taken += 1
+        if size is not None:
+            batch.append((uid, size))
+    return batch, uids[taken:]
 
 
 def uid_set(uids: list[int]) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mailbot.config import MailboxConfig
 from mailbot.errors import ConfigError
+from mailbot.mail import MAX_MESSAGE_BYTES, too_large
 from mailbot.sources import RawMail
 from mailbot.sources.waker import Waker
 
@@ -75,6 +76,7 @@ class MaildirSource:
         _make_maildir(self.root)
         self._waker = Waker()
         self._seen = self._new_mtime()
+        self._strays: set[str] = set()  # entries not files, warned about
 
     def fetch(self) -> Iterator[RawMail]:
         # Noted before reading, so that mail delivered during this poll
@@ -159,9 +161,17 @@ class MaildirSource:
         for sub in ("new", "cur"):
             try:
                 with os.scandir(maildir / sub) as found:
-                    entries.extend(
-                        e for e in found
-                        if not e.name.startswith(".") and e.is_file())
+                    for entry in found:
+                        if entry.name.startswith("."):
+                            continue
+                        if entry.is_file():
+                            entries.append(entry)
+                        elif entry.path not in self._strays:
+                            # A folder, or a link to nothing: no message,
+                            # left where it is, said once.
+                            self._strays.add(entry.path)
+                            log.warning("%s is not a file: left as it is",
+                                        entry.path)
             except FileNotFoundError:
                 continue
         entries.sort(key=_delivery_order)
@@ -169,12 +179,22 @@ class MaildirSource:
 
     def _read(self, maildir: Path) -> Iterator[RawMail]:
         for entry in self._entries(maildir):
+            key = PREFIX + unique_name(entry.name)
             try:
+                size = entry.stat().st_size
+                if size > MAX_MESSAGE_BYTES:
+                    yield RawMail(key, b"", too_large(size))
+                    continue
                 data = Path(entry.path).read_bytes()
             except FileNotFoundError:
                 log.warning("%s vanished before it could be read", entry.path)
                 continue
-            yield RawMail(PREFIX + unique_name(entry.name), data)
+            except OSError as exc:
+                # Only this message: the others behind it are still read.
+                yield RawMail(key, b"", f"the file cannot be read: "
+                                        f"{exc.strerror or exc}")
+                continue
+            yield RawMail(key, data)
 
     def _find(self, maildir: Path, name: str) -> Path | None:
         """The file holding a unique name, in new/ or cur/."""
@@ -213,6 +233,11 @@ class MaildirSource:
             os.rename(found, destination)
         except FileNotFoundError:
             log.warning("%s: vanished before it could be moved", key)
+            return
+        except OSError as exc:
+            # The record says it was handled: the next poll moves it, and
+            # the messages after it are moved meanwhile.
+            log.error("%s: could not be moved to %s: %s", key, target, exc)
             return
         log.debug("%s: moved %s to %s", key, found, destination)
 
