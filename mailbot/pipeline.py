@@ -30,6 +30,7 @@ the commit, as before.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -149,7 +150,18 @@ class Pipeline:
     def _take(self, raw: RawMail, parsed: mail.Incoming | None = None
               ) -> None:
         """Handle one message into the open batch, not yet committed."""
-        before = self.store.message_by_key(raw.key)
+        key = raw.key
+        before = self.store.message_by_key(key)
+        if before is not None and before.get("fingerprint") \
+                and not raw.unreadable \
+                and before["fingerprint"] != _fingerprint(raw, parsed):
+            # Another message under a name used before (a Maildir file
+            # name given twice): recorded under a key of its own.
+            key = f"{raw.key}~{_fingerprint(raw, parsed)[:16]}"
+            before = self.store.message_by_key(key)
+            if before is None:
+                log.warning("%s: a different message under a name handled "
+                            "before; recorded as %s", raw.key, key)
         if before is not None:
             # Handled, but the move did not happen before a stop: finish it.
             self._batch.append(_Handled(raw.key, Outcome(
@@ -158,7 +170,7 @@ class Pipeline:
 
         self.store.savepoint()
         try:
-            done = self._apply(raw, parsed)
+            done = self._apply(raw, parsed, key)
         except BaseException:
             # Never half a message in a commit: without its record it would
             # be handled again after a restart.
@@ -166,7 +178,10 @@ class Pipeline:
             raise
         self._batch.append(done)
 
-    def _apply(self, raw: RawMail, ahead: mail.Incoming | None) -> _Handled:
+    def _apply(self, raw: RawMail, ahead: mail.Incoming | None, key: str
+               ) -> _Handled:
+        """Handle `raw`, recorded under `key` (its mailbox key but for a
+        name used before)."""
         parsed: mail.Incoming | None = None
         try:
             if raw.unreadable:
@@ -182,16 +197,17 @@ class Pipeline:
             outcome = Outcome(SET_ASIDE, "error",
                               f"error while handling: {type(exc).__name__}: {exc}")
 
-        self._record(raw, parsed, outcome)
+        self._record(key, raw, parsed, outcome)
         if outcome.outcome == SET_ASIDE and not raw.unreadable:
-            setaside.keep(self.store, raw)  # a copy, to replay after a fix
+            # A copy, to replay after a fix.
+            setaside.keep(self.store, key, raw.data)
         return _Handled(raw.key, outcome,
                         parsed.message_id if parsed else "", False)
 
     def _understand(self, parsed: mail.Incoming) -> Outcome:
         earlier = self.store.message_by_id(parsed.message_id)
         if earlier is not None:
-            return Outcome(IGNORED, "duplicate",
+            return Outcome(IGNORED, DUPLICATE,
                            f"same Message-ID as {earlier['key']}")
         verdict = guard.check(parsed, self.own)
         if verdict is not None:
@@ -211,11 +227,18 @@ class Pipeline:
         understood = self.classifier.classify(parsed, self.store)
         return self.flow.apply(parsed, understood)
 
-    def _record(self, raw: RawMail, parsed: mail.Incoming | None,
+    def _record(self, key: str, raw: RawMail, parsed: mail.Incoming | None,
                 outcome: Outcome) -> None:
+        message_id = parsed.message_id if parsed else ""
+        duplicate = outcome.kind == DUPLICATE
         self.store.record_message({
-            "key": raw.key,
-            "message_id": parsed.message_id if parsed else "",
+            "key": key,
+            # A duplicate does not claim the Message-ID: the message it
+            # repeats keeps it, and a replay of that one is not taken for
+            # a copy of its own copy.
+            "message_id": "" if duplicate else message_id,
+            **({"duplicate_of_message_id": message_id} if duplicate else {}),
+            "fingerprint": "" if raw.unreadable else _fingerprint(raw, parsed),
             "from": parsed.sender.email if parsed else "",
             "subject": parsed.subject if parsed else "",
             "received_at": stamp(self.clock.now()),
@@ -231,6 +254,16 @@ class Pipeline:
             self.source.set_aside(key)
         elif outcome in (HANDLED, IGNORED):
             self.source.mark_handled(key)
+
+
+DUPLICATE = "duplicate"
+
+
+def _fingerprint(raw: RawMail, parsed: mail.Incoming | None) -> str:
+    """SHA-256 of the message's bytes (worked out once, when parsed)."""
+    if parsed is not None and parsed.fingerprint:
+        return parsed.fingerprint
+    return hashlib.sha256(raw.data).hexdigest()
 
 
 # -- parsing ahead, in other processes ---------------------------------------

@@ -68,19 +68,20 @@ def _digest(key: str) -> str:
 # -- keep ----------------------------------------------------------------
 
 
-def keep(store: Store, raw: RawMail) -> Path | None:
-    """Keep a copy of a message being set aside; None if the disk refused.
+def keep(store: Store, key: str, data: bytes) -> Path | None:
+    """Keep a copy of a message being set aside, recorded under `key`;
+    None if the disk refused.
 
     A copy that cannot be written only means the message cannot be
     replayed: the original is still in the mailbox's set-aside folder.
     """
-    target = copy_path(store, raw.key)
+    target = copy_path(store, key)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(raw.data)
+                out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
@@ -88,7 +89,7 @@ def keep(store: Store, raw: RawMail) -> Path | None:
             Path(temp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        log.error("%s: no copy kept for replay in %s: %s", raw.key,
+        log.error("%s: no copy kept for replay in %s: %s", key,
                   target.parent, exc)
         return None
     return target

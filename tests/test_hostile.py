@@ -134,6 +134,31 @@ def test_a_file_too_large_to_read_is_set_aside_unread(tmp_path: Path) -> None:
     bot.close()
 
 
+def test_a_file_name_given_twice_is_two_messages(tmp_path: Path) -> None:
+    # Guards a bug found so: a second file delivered under a name already
+    # handled was taken for the first and moved on unread.
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    new = bot.config.mailbox.path / "new"
+    for text in ("Our coding club meets on Tuesdays.",
+                 "The wifi in the hall keeps dropping."):
+        (new / "note.eml").write_bytes(make_mail(ALAN, "Note", text))
+        bot.cycle()
+    texts = [c["text"] for c in bot.school("Glenbrae Primary School")[
+        "comments"]]
+    assert len(texts) == 2 and "wifi in the hall" in texts[-1]
+
+    # The second found again, as if a stop came before its move: it is
+    # only moved, not handled twice.
+    handled = bot.config.mailbox.path / ".Handled" / "cur"
+    (handled / "note.eml.2:2,").rename(new / "note.eml")
+    bot.cycle()
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 2
+    assert not (new / "note.eml").exists()
+    bot.close()
+
+
 def test_a_comment_with_a_huge_photo_is_still_handled(tmp_path: Path) -> None:
     bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
     bot.deliver(sample("01-nomination-list"))

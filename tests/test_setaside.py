@@ -97,6 +97,25 @@ def test_a_comment_from_an_unknown_sender_is_replayed_once_known(
     assert len(bot.school("Glenbrae Primary School")["comments"]) == 1
 
 
+def test_a_message_delivered_twice_is_replayed_past_its_copy(
+        bot: Harness) -> None:
+    # Guards a bug found so: the second copy, ignored as a duplicate,
+    # kept the Message-ID, and the replay of the first was then ignored
+    # as a duplicate of its own copy, and handled never.
+    bot.deliver(sample("04-comment-reply"))
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    (old_id,) = aside_ids(bot)
+    assert bot.bot.store.all_messages()[-1]["kind"] == "duplicate"
+
+    bot.at("2027-01-12 14:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    new = replay(bot, old_id)
+    assert (new["outcome"], new["kind"]) == ("handled", "comment")
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 1
+
+
 def test_a_message_that_fails_again_is_set_aside_again_with_a_new_id(
         bot: Harness) -> None:
     bot.deliver(sample("04-comment-reply"), sample("09-newsletter"))
