@@ -14,6 +14,7 @@ from mailbot import config as config_module
 from mailbot.clock import SystemClock
 from mailbot.compose import Draft
 from mailbot.errors import ConfigError, MailbotError, StoreLockedError
+from mailbot.logsafe import printable, printable_json
 
 log = logging.getLogger("mailbot")
 
@@ -23,22 +24,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_module.load(config_module.config_path(args.config))
     except ConfigError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
+        print(f"mailbot: {printable(str(exc))}", file=sys.stderr)
         return 2
     _logging(config.log_level, args.verbose, config)
     try:
         return int(args.func(config, args) or 0)
     except ConfigError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
+        print(f"mailbot: {printable(str(exc))}", file=sys.stderr)
         return 2
     except MailbotError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
+        print(f"mailbot: {printable(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:
         # A disk full or read-only, a folder not ours: said in one line,
         # with the file, rather than as a traceback.
         log.debug("stopped by", exc_info=True)
-        print(f"mailbot: cannot go on: {exc}", file=sys.stderr)
+        print(f"mailbot: cannot go on: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -158,7 +159,7 @@ def cmd_status(config: config_module.Config, args: argparse.Namespace) -> int:
     from mailbot.store import Store
 
     store = Store(config.store_path)
-    sys.stdout.write(status_table(store, SystemClock().now()))
+    sys.stdout.write(printable(status_table(store, SystemClock().now())))
     return 0
 
 
@@ -167,8 +168,8 @@ def cmd_export(config: config_module.Config, args: argparse.Namespace) -> int:
     from mailbot.store import Store
 
     store = Store(config.store_path)
-    json.dump(export(store), sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(printable_json(
+        json.dumps(export(store), ensure_ascii=False, indent=2)) + "\n")
     return 0
 
 
@@ -183,7 +184,8 @@ def cmd_digest(config: config_module.Config, args: argparse.Namespace) -> int:
     subject, text, _ = composer_for(config).render(Draft(
         key="preview", kind="digest", template="digest", to=config.staff,
         context=context))
-    sys.stdout.write(f"To: {', '.join(config.staff)}\nSubject: {subject}\n\n{text}")
+    sys.stdout.write(printable(
+        f"To: {', '.join(config.staff)}\nSubject: {subject}\n\n{text}"))
     return 0
 
 
@@ -260,7 +262,7 @@ def cmd_privacy_export(config: config_module.Config,
 
     data = privacy.subject_access(Store(config.store_path), config,
                                   args.address, SystemClock().now())
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    text = printable_json(json.dumps(data, ensure_ascii=False, indent=2)) + "\n"
     if not args.out:
         sys.stdout.write(text)
         return 0
@@ -292,22 +294,27 @@ def cmd_privacy_erase(config: config_module.Config,
                              SystemClock().now(), apply=args.yes)
     finally:
         store.close()
+
+    # Names and subjects from the record: shown, never acted on.
+    def say(text: str) -> None:
+        print(printable(text))
+
     if done.nothing:
-        print(f"Nothing is held about {done.address}.")
+        say(f"Nothing is held about {done.address}.")
         return 0
     withdrawn = "".join(f"\n  {item}" for item in done.withdrawn)
     if not done.done:
-        print(f"Held about {done.address}: {done.summary()}.")
+        say(f"Held about {done.address}: {done.summary()}.")
         if withdrawn:
-            print("Queued mail that would be withdrawn, not sent:" + withdrawn)
-        print("Run again with --yes to erase it.")
+            say("Queued mail that would be withdrawn, not sent:" + withdrawn)
+        say("Run again with --yes to erase it.")
         return 0
-    print(f"Erased {done.address}, now {done.placeholder} in the record: "
-          f"{done.summary()}.")
+    say(f"Erased {done.address}, now {done.placeholder} in the record: "
+        f"{done.summary()}.")
     if withdrawn:
-        print("Queued mail withdrawn, not sent:" + withdrawn)
-    print("Still held elsewhere:"
-          + "".join(f"\n  {line}" for line in done.elsewhere))
+        say("Queued mail withdrawn, not sent:" + withdrawn)
+    say("Still held elsewhere:"
+        + "".join(f"\n  {line}" for line in done.elsewhere))
     return 0
 
 

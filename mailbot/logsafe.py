@@ -1,4 +1,5 @@
-"""Passwords never reach a log, whatever the level and whoever logs.
+"""Passwords never reach a log, whatever the level and whoever logs, nor
+terminal controls from mail a log or a terminal.
 
 imapclient traces the IMAP protocol at DEBUG (and redacts LOGIN itself);
 aiosmtplib does not log today, but a later version, a test server or a
@@ -17,6 +18,11 @@ handler or filter sees it, so that no handler can be missed: it replaces
   name. A member of staff's reference helps authenticate their commands
   (commands.py), so it is a credential, and every message to staff
   carries it.
+
+Each record's message also has its control characters written out
+(`printable`): a name in a nomination may carry an escape sequence meant
+for whoever reads the log in a terminal. The command line writes what it
+shows of the record the same way.
 
 A record's message is formatted once, when it is made, and kept as plain
 text; its traceback too. The cost is only paid for records that a logger
@@ -62,6 +68,24 @@ _PERSON_REFERENCE = re.compile(
     re.IGNORECASE)
 
 
+# C0 and C1 controls but tab and newline, and DEL: what a terminal acts on.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The same in JSON text, whose encoder escapes C0 but not DEL or C1.
+_JSON_UNPRINTABLE = re.compile(r"[\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline written
+    out as \\xNN, to show on a terminal or in a log."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def printable_json(text: str) -> str:
+    """JSON text (ensure_ascii=False) with DEL and C1 controls escaped as
+    JSON escapes them: the same value, safe on a terminal."""
+    return _JSON_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 class Redactor(logging.Filter):
     """A filter that rewrites a record with its secrets replaced; it never
     drops one. Used on its own as a filter, or by `install` for every
@@ -96,7 +120,7 @@ class Redactor(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format: keep what there is, as text
             message = f"{record.msg!s} {record.args!r}"
-        record.msg, record.args = self.redact(message), None
+        record.msg, record.args = printable(self.redact(message)), None
         if record.exc_info and not record.exc_text:
             record.exc_text = "".join(
                 traceback.format_exception(*record.exc_info)).rstrip("\n")

@@ -28,6 +28,7 @@ from tinydb.table import Document
 from mailbot import mail
 from mailbot.delivery import deliver_pending
 from mailbot.errors import NotWaitingError, SetAside, TransientError
+from mailbot.logsafe import printable
 from mailbot.outcome import SET_ASIDE
 from mailbot.sources import RawMail
 from mailbot.store import Store, stamp
@@ -42,9 +43,6 @@ ID_LENGTH = 8
 REPLAYED = "replayed"
 
 _HEX = re.compile("[0-9a-f]+")
-# What must not reach a terminal from a message: C0 and C1 controls
-# (escape sequences, carriage returns) other than tab and newline.
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def short_id(key: str) -> str:
@@ -122,7 +120,7 @@ def listing(store: Store) -> str:
     for row in rows:
         cells = [cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)]
         lines.append("  ".join([*cells, row[4]]))
-    return _printable("\n".join(lines)) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def show(store: Store, set_aside_id: str) -> str:
@@ -133,19 +131,19 @@ def show(store: Store, set_aside_id: str) -> str:
     copy = copy_path(store, entry["key"])
     if not copy.exists():
         lines += ["", "No copy of this message was kept."]
-        return _printable("\n".join(lines)) + "\n"
+        return printable("\n".join(lines)) + "\n"
 
     lines += [f"copy: {copy}", ""]
     try:
         parsed = mail.parse(copy.read_bytes())
     except SetAside as exc:
         lines.append(f"The message cannot be read: {exc.reason}")
-        return _printable("\n".join(lines)) + "\n"
+        return printable("\n".join(lines)) + "\n"
     lines += _headers(parsed)
     lines += [f"attachment: {a.filename or '(no name)'} ({a.content_type}, "
               f"{len(a.data)} bytes)" for a in parsed.attachments]
     lines += ["", parsed.text.rstrip("\n")]
-    return _printable("\n".join(lines)) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def find(store: Store, set_aside_id: str) -> Document:
@@ -181,10 +179,6 @@ def _shorten(text: str, limit: int) -> str:
 
 def _field(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
-
-
-def _printable(text: str) -> str:
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # -- replay --------------------------------------------------------------
@@ -280,7 +274,7 @@ def replayed(old_id: str, new: Document) -> str:
     lines = [f"replayed {old_id}: {new['outcome']} ({new.get('reason')})"]
     if new["outcome"] == SET_ASIDE:
         lines.append(f"set aside again as {short_id(new['key'])}")
-    return _printable("\n".join(lines)) + "\n"
+    return printable("\n".join(lines)) + "\n"
 
 
 def _not_waiting(entry: Document) -> str:

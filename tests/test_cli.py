@@ -208,3 +208,27 @@ def test_a_data_folder_that_cannot_be_used_is_said_in_one_line(
     assert result.returncode == 1
     assert result.stderr.startswith("mailbot: cannot go on: ")
     assert "data" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_terminal_controls_from_mail_reach_neither_terminal_nor_log(
+        home: Path) -> None:
+    # Guards a bug found so: a cluster named with an escape sequence in a
+    # nomination was written raw by `status`, `digest --preview` and the
+    # daemon's log, for the terminal of whoever read them to act on.
+    nomination = (SAMPLES / "01-nomination-list.eml").read_bytes().replace(
+        b"Cluster name: Glenbrae Cluster",
+        b"Cluster name: Glen=1B]0;PWNED=07=1B[2Jbrae =C2=9B31m Cluster")
+    new = home / "data" / "inbox" / "new"
+    new.mkdir(parents=True)
+    (new / "1.nomination").write_bytes(nomination)
+    at = "2027-01-12 12:00:00"
+    ran = mailbot(home, "run", "--once", at=at)
+    shown = [ran.stderr] + [mailbot(home, *command, at=at).stdout
+                            for command in (("status",), ("digest", "--preview"),
+                                            ("export",))]
+
+    assert "PWNED" in "".join(shown[:3])  # the name is there, written out
+    for text in shown:
+        assert not any(ch in text for ch in "\x1b\x07\x9b"), text[:200]
+    assert json.loads(shown[3])["clusters"][0]["name"].startswith(
+        "Glen\x1b]0;PWNED")  # the record itself is unchanged
