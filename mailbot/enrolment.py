@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mailbot import nomination
@@ -47,6 +47,8 @@ class Enrolment:
                            "is already recorded")
         if too_many := self._too_many_schools(parsed):
             return too_many
+        if too_many := self._too_many_nominations(parsed, mail):
+            return too_many
         now = self.clock.now()
         cluster_id = self.store.add_cluster({
             "name": parsed.cluster_name,
@@ -56,6 +58,7 @@ class Enrolment:
             "validator": None,
             "created_at": stamp(now),
             "message_id": mail.message_id,
+            "nominated_by": mail.sender.email,
             "draft": nomination_to_dict(parsed),
             "missing": parsed.missing(),
         })
@@ -211,6 +214,26 @@ class Enrolment:
             if known is not None and str(known.get("from") or "").lower() == lead:
                 return thread[at], tuple(dict.fromkeys(thread[:at]))
         return nominated, ()
+
+    def _too_many_nominations(self, parsed: Nomination, mail: Incoming
+                              ) -> Outcome | None:
+        # Anyone may nominate, and every school named is written to: a run
+        # of nominations from one sender, or naming one lead, is more
+        # likely a robot or a prank than clusters, and a person decides.
+        limit = self.flow.rules.nominations_per_sender_per_day
+        since = stamp(self.clock.now() - timedelta(days=1))
+        sender, lead = mail.sender.email, parsed.lead_email
+        recent = [c for c in self.store.all_clusters()
+                  if c.get("created_at", "") > since
+                  and (c.get("nominated_by") == sender
+                       or (lead and c["lead"].get("email") == lead))]
+        if len(recent) < limit:
+            return None
+        return Outcome(SET_ASIDE, NOMINATION,
+                       f"{len(recent)} clusters were nominated in the last 24 "
+                       f"hours by {sender} or with {lead or 'this lead'} as "
+                       f"lead, as many as rules/programme.toml allows "
+                       f"([nomination] per_sender_per_day = {limit})")
 
     def _too_many_schools(self, parsed: Nomination) -> Outcome | None:
         # Inviting hundreds of schools on the word of one email is for a

@@ -74,6 +74,7 @@ class Rules:
     deadline_days: int
     replies_per_address_per_day: int
     max_schools: int
+    nominations_per_sender_per_day: int
     reminders: tuple[Reminder, ...]
     working_hours: WorkingHours
     public_holidays: str
@@ -88,7 +89,7 @@ class Rules:
 _PROGRAMME_KEYS = {
     "self_review": {"deadline_days"},
     "replies": {"per_address_per_day"},
-    "nomination": {"max_schools"},
+    "nomination": {"max_schools", "per_sender_per_day"},
     "reminders": None,  # checked entry by entry
     "working_hours": {"timezone", "days", "start", "end"},
     "holidays": {"public", "closures"},
@@ -114,6 +115,8 @@ def load(folder: Path) -> Rules:
             programme_file, programme, "replies", "per_address_per_day", 5),
         max_schools=_whole(programme_file, programme, "nomination",
                            "max_schools", 40),
+        nominations_per_sender_per_day=_whole(
+            programme_file, programme, "nomination", "per_sender_per_day", 3),
         reminders=_reminders(programme_file, programme),
         working_hours=_working_hours(programme_file, programme),
         public_holidays=_public(programme_file, programme),

@@ -666,3 +666,56 @@ def test_a_config_readable_by_others_draws_a_warning_without_password_files(
     os.chmod(config_file, 0o604)
     cli._warn_if_readable(conf)
     assert f"{config_file} is readable by other users: chmod 600 it" in caplog.text
+
+
+def nomination_text(cluster: str, lead: str, schools: int) -> str:
+    lines = [f"Cluster name: {cluster}", "Local authority: Fife Council",
+             f"Lead contact: Vic Tim, {lead}", "", "Schools:"]
+    lines += [f"{n}. School {n} of {cluster} (primary) - Vic Tim - {lead}"
+              for n in range(1, schools + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
+        tmp_path: Path) -> None:
+    # Guards a bug found so: thirty nominations from one robot, each naming
+    # the same stranger as lead and contact, had mailbot write to that
+    # stranger sixty-five times in a day, past the limit on replies.
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    robot, victim = "robot@spam.example.com", "victim@victim.example.org"
+    names = ["Ardmore", "Balloch", "Crieff", "Dornoch", "Elgin", "Forres",
+             "Girvan"]
+    for name in names[:5]:
+        bot.deliver(make_mail(robot, "Cluster nomination",
+                              nomination_text(name, victim, 2)))
+    bot.cycle()
+    assert [c["name"] for c in bot.export()["clusters"]] == names[:3]
+    reasons = [m["reason"] for m in bot.export()["set_aside"]]
+    assert len(reasons) == 2 and all(
+        "3 clusters were nominated in the last 24 hours by "
+        f"{robot} or with {victim} as lead" in r for r in reasons)
+
+    # Another sender naming the same lead is held back too; a day later
+    # the sender may nominate again.
+    bot.deliver(make_mail("other@spam.example.com", "Cluster nomination",
+                          nomination_text(names[5], victim, 2)))
+    bot.cycle()
+    assert len(bot.export()["clusters"]) == 3
+    bot.at("2027-01-13 10:30")
+    bot.deliver(make_mail(robot, "Cluster nomination",
+                          nomination_text(names[6], victim, 2)))
+    bot.cycle()
+    assert bot.export()["clusters"][-1]["name"] == names[6]
+    bot.close()
+
+
+def test_a_nomination_of_too_many_schools_is_set_aside(tmp_path: Path) -> None:
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    bot.deliver(make_mail("lead@glen.example.sch.uk", "Cluster nomination",
+                          nomination_text("Big Cluster",
+                                          "lead@glen.example.sch.uk", 41)))
+    bot.cycle()
+    assert bot.export()["clusters"] == []
+    [aside] = bot.export()["set_aside"]
+    assert "lists 41 schools, more than" in aside["reason"]
+    bot.close()
