@@ -668,7 +668,7 @@ def test_a_config_readable_by_others_draws_a_warning_without_password_files(
     assert f"{config_file} is readable by other users: chmod 600 it" in caplog.text
 
 
-def nomination_text(cluster: str, lead: str, schools: int) -> str:
+def listed_nomination(cluster: str, lead: str, schools: int) -> str:
     lines = [f"Cluster name: {cluster}", "Local authority: Fife Council",
              f"Lead contact: Vic Tim, {lead}", "", "Schools:"]
     lines += [f"{n}. School {n} of {cluster} (primary) - Vic Tim - {lead}"
@@ -687,7 +687,7 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
              "Girvan"]
     for name in names[:5]:
         bot.deliver(make_mail(robot, "Cluster nomination",
-                              nomination_text(name, victim, 2)))
+                              listed_nomination(name, victim, 2)))
     bot.cycle()
     assert [c["name"] for c in bot.export()["clusters"]] == names[:3]
     reasons = [m["reason"] for m in bot.export()["set_aside"]]
@@ -698,12 +698,12 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
     # Another sender naming the same lead is held back too; a day later
     # the sender may nominate again.
     bot.deliver(make_mail("other@spam.example.com", "Cluster nomination",
-                          nomination_text(names[5], victim, 2)))
+                          listed_nomination(names[5], victim, 2)))
     bot.cycle()
     assert len(bot.export()["clusters"]) == 3
     bot.at("2027-01-13 10:30")
     bot.deliver(make_mail(robot, "Cluster nomination",
-                          nomination_text(names[6], victim, 2)))
+                          listed_nomination(names[6], victim, 2)))
     bot.cycle()
     assert bot.export()["clusters"][-1]["name"] == names[6]
     bot.close()
@@ -712,7 +712,7 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
 def test_a_nomination_of_too_many_schools_is_set_aside(tmp_path: Path) -> None:
     bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
     bot.deliver(make_mail("lead@glen.example.sch.uk", "Cluster nomination",
-                          nomination_text("Big Cluster",
+                          listed_nomination("Big Cluster",
                                           "lead@glen.example.sch.uk", 41)))
     bot.cycle()
     assert bot.export()["clusters"] == []
