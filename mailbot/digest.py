@@ -21,6 +21,10 @@ from mailbot.store import (
     stamp,
 )
 
+# Lines shown of one section: past them, one line says where the rest are
+# (a first digest after months of set-aside mail would run to hundreds).
+MAX_ITEMS = 50
+
 
 def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     """Everything the digest template shows, as sections of short lines."""
@@ -72,7 +76,11 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
               for o in store.failed_outgoing()
               if o.get("sent_at", "") > after]
 
+    troubles = [f"{what}: failing since {long_time(t['since'])}: {t['error']}"
+                for what, t in sorted(store.troubles().items())]
+
     sections = [
+        ("Work that keeps failing (details in the log)", "None.", troubles),
         ("New clusters", "No new clusters.", new),
         ("Nominations waiting for details", "None.", incomplete),
         ("Comments received", "No new comments.", comments),
@@ -103,9 +111,21 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
                    "schools": len(schools),
                    "complete": sum(1 for s in schools
                                    if s["status"] in COMPLETE_STATUSES)},
-        "sections": [{"title": t, "empty": e, "items": items}
+        "sections": [{"title": t, "empty": e,
+                      "items": _at_most(items, MAX_ITEMS, t.startswith(
+                          "Mail set aside"))}
                      for t, e, items in sections],
     }
+
+
+def _at_most(items: list[str], limit: int, set_aside: bool) -> list[str]:
+    """The first `limit` items, and a line saying where the rest are."""
+    if len(items) <= limit:
+        return items
+    where = "mailbot set-aside list" if set_aside else "mailbot export"
+    rest = (f"... and {len(items) - limit} more: `{where}` on the server "
+            "lists them all")
+    return [*items[:limit], rest]
 
 
 def _excerpt(text: str, limit: int = 160) -> str:

@@ -66,7 +66,7 @@ from mailbot.store import (
     stamp,
 )
 from mailbot.supports import ACCEPTED, PROPOSED
-from mailbot.views import cluster_view
+from mailbot.views import cluster_label, cluster_view
 from mailbot.workhours import WorkingTime
 
 if TYPE_CHECKING:
@@ -534,24 +534,30 @@ def sweep(flow: Workflow) -> None:
     for cluster in store.all_clusters():
         if cluster.get("status") == INCOMPLETE:
             continue
+        what = f"progress reports for {cluster_label(cluster)}"
         try:
             ensure_started(store, cluster)
             cluster = store.cluster(cluster.doc_id)
             if flow.hours.is_working(now, cluster.get("local_authority")):
                 report_if_due(flow, cluster, now)
                 nudge_stalled(flow, cluster, now)
-        except Exception:
+        except Exception as exc:
             store.rollback()
             log.exception("progress of cluster %s failed", cluster.doc_id)
+            store.note_trouble(what, exc, now)
             continue
+        store.clear_trouble(what)
         store.commit()
-    for step in (validator_digests, area_summaries):
+    for step, what in ((validator_digests, "validators' digests"),
+                       (area_summaries, "area summaries")):
         try:
             step(flow, now)
-        except Exception:
+        except Exception as exc:
             store.rollback()
             log.exception("%s failed", step.__name__)
+            store.note_trouble(what, exc, now)
             continue
+        store.clear_trouble(what)
         store.commit()
 
 

@@ -56,6 +56,8 @@ VALIDATOR_ASSIGNED = "validator_assigned"
 # Outgoing statuses that still need sending. "sending" marks the one
 # message handed to the server when mailbot stopped: it may have arrived.
 UNSENT = frozenset({"pending", "sending"})
+# The meta entry of work that failed and has not worked since (digest).
+TROUBLES = "troubles"
 
 Q = Query()
 
@@ -601,6 +603,33 @@ class Store:
         return self.addresses.first(Q.email == email) is not None
 
     # -- small settings -----------------------------------------------
+
+    # -- work that failed, for the digest --------------------------------
+
+    def note_trouble(self, what: str, exc: Exception, now: datetime) -> None:
+        """Record, and commit, that `what` (e.g. "reminders for Glenbrae
+        Cluster (#1)") failed with `exc`: the digest shows it until it
+        works again. Written only when it changes: the same failure at
+        every sweep writes nothing."""
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        troubles = dict(self.get_meta(TROUBLES, {}))
+        since = troubles.get(what, {}).get("since", stamp(now))
+        if troubles.get(what) != {"since": since, "error": error}:
+            troubles[what] = {"since": since, "error": error}
+            self.set_meta(TROUBLES, troubles)
+            self.commit()
+
+    def clear_trouble(self, what: str) -> None:
+        """`what` worked: forget that it failed (written at the next
+        commit)."""
+        troubles = self.get_meta(TROUBLES, {})
+        if what in troubles:
+            self.set_meta(TROUBLES, {k: v for k, v in troubles.items()
+                                     if k != what})
+
+    def troubles(self) -> dict[str, dict[str, str]]:
+        """What failed and has not worked since: since when, and why."""
+        return dict(self.get_meta(TROUBLES, {}))
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         found = self.meta.first(Q.name == name)

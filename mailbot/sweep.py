@@ -17,7 +17,7 @@ from mailbot.compose import UK, Draft
 from mailbot.rules import Reminder
 from mailbot.sources import MailSource
 from mailbot.store import ACTIVE, AWAITING_VALIDATOR, INVITED, stamp
-from mailbot.views import cluster_view, school_view
+from mailbot.views import cluster_label, cluster_view, school_view
 from mailbot.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def sweep(flow: Workflow, mailbox: MailSource | None = None) -> None:
     `mailbox` too, when given)."""
     store = flow.store
     for cluster in store.all_clusters():
+        what = f"reminders and validator for {cluster_label(cluster)}"
         try:
             if cluster["status"] == ACTIVE:
                 for school in store.schools_of(cluster.doc_id):
@@ -37,11 +38,13 @@ def sweep(flow: Workflow, mailbox: MailSource | None = None) -> None:
                         remind(flow, cluster, school)
             if cluster["status"] in (ACTIVE, AWAITING_VALIDATOR):
                 flow.assign_validator_if_ready(cluster.doc_id)
-        except Exception:
+        except Exception as exc:
             store.rollback()
             log.exception("sweep of cluster %s (%s) failed", cluster.doc_id,
                           cluster.get("name"))
+            store.note_trouble(what, exc, flow.clock.now())
             continue
+        store.clear_trouble(what)
         store.commit()
     send_digest_if_due(flow)
     store.commit()

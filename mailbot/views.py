@@ -12,6 +12,11 @@ from mailbot.store import Store
 COMMENTS_SHOWN = 5
 
 
+def cluster_label(cluster: Document) -> str:
+    """A cluster as staff find it: its name and its number."""
+    return f"{cluster.get('name') or '(no name yet)'} (#{cluster.doc_id})"
+
+
 def cluster_view(cluster: Document) -> dict[str, Any]:
     lead = cluster.get("lead") or {}
     return {
