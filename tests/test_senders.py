@@ -54,6 +54,7 @@ def test_outbox_writes_parseable_eml_files(tmp_path: Path) -> None:
 
     (written,) = (tmp_path / "outbox").iterdir()
     assert written.suffix == ".eml"
+    assert (tmp_path / "outbox").stat().st_mode & 0o777 == 0o700
     data = written.read_bytes()
     assert data == message.data
     parsed = email.message_from_bytes(data, policy=policy.default)

@@ -49,10 +49,16 @@ def inbox(tmp_path: Path) -> Path:
     return tmp_path / "inbox"
 
 
-def test_maildir_is_created_when_missing(inbox: Path) -> None:
-    MaildirSource(maildir_config(inbox))
+def test_maildir_is_created_when_missing_readable_by_its_owner_only(
+        inbox: Path) -> None:
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    source.mark_handled("maildir:1700000100.M1P1.host")
 
-    assert all((inbox / sub).is_dir() for sub in ("new", "cur", "tmp"))
+    made = [inbox, *(inbox / sub for sub in ("new", "cur", "tmp")),
+            inbox / ".Handled", inbox / ".Handled" / "cur"]
+    assert all(path.is_dir() for path in made)
+    assert {path.stat().st_mode & 0o777 for path in made} == {0o700}
 
 
 def test_maildir_fetch_reads_new_and_cur_oldest_first(inbox: Path) -> None:

@@ -45,7 +45,7 @@ class FileOutbox:
 
     def __init__(self, config: SendingConfig) -> None:
         self.path = config.path
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Half-written files from a run that was killed mid-write.
         for stale in self.path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)

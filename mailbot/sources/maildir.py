@@ -44,8 +44,11 @@ def _folder_dir_name(name: str) -> str:
 
 
 def _make_maildir(path: Path) -> None:
+    # Mail holds personal data: a Maildir mailbot makes is its owner's
+    # alone (one made by a mail server keeps the server's choice).
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     for sub in ("cur", "new", "tmp"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        (path / sub).mkdir(mode=0o700, exist_ok=True)
 
 
 def _delivery_order(entry: os.DirEntry[str]) -> tuple[float, str]:
