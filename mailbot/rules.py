@@ -104,8 +104,8 @@ _OPTIONAL_PHRASE_KEYS = {"where_we_stand"}  # progress.py
 def load(folder: Path) -> Rules:
     programme_file = folder / "programme.toml"
     phrases_file = folder / "phrases.toml"
-    programme = _read(programme_file)
-    phrases = _read(phrases_file)
+    programme = read_rules_file(programme_file)
+    phrases = read_rules_file(phrases_file)
     _known_keys(programme_file, programme, _PROGRAMME_KEYS)
     _known_keys(phrases_file, phrases,
                 dict.fromkeys(_PHRASE_KEYS | _OPTIONAL_PHRASE_KEYS))
@@ -128,11 +128,13 @@ def load(folder: Path) -> Rules:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_rules_file(path: Path) -> dict[str, Any]:
+    """A TOML file of rules/, or a ConfigError that says what is wrong."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(path, "", "no such rules file") from exc
+        raise ConfigError(path, "", "no such rules file (the rules/ folder "
+                          "that mailbot comes with has one to copy)") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read: {exc}") from exc
 

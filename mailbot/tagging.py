@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from mailbot.errors import ConfigError
 from mailbot.phrases import PhraseIndex, PhraseSet
+from mailbot.rules import read_rules_file
 from mailbot.selfreview import MAX_TEXT_CHARS, Criterion, tidy
 
 EVIDENCE_CHARS = 300
@@ -59,12 +59,7 @@ class CriteriaRules:
 
 def load_criteria(path: Path = RULES_FILE) -> CriteriaRules:
     """Read and check rules/criteria.toml, naming the key of a mistake."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(path, "", "no such rules file") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(path, "", f"cannot read: {exc}") from exc
+    raw = read_rules_file(path)
 
     known = {"negations", *Criterion, STRENGTH, WEAKNESS}
     for key in raw:
