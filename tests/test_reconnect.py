@@ -213,7 +213,7 @@ def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
     # three were never committed and were handled as new.
     duplicates = [r for r in bot.bot.store.all_messages()
                   if r["kind"] == "duplicate"]
-    assert [r["message_id"] for r in duplicates] == [
+    assert [r["duplicate_of_message_id"] for r in duplicates] == [
         f"<reply-{n}@school.example.org>" for n in range(3)]
     assert_each_handled_once(bot, dovecot, 6)
     bot.close()
