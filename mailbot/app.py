@@ -35,7 +35,7 @@ def composer_for(config: Config, salt: str = "",
                             "sender_name": config.sender_name,
                         }, salt=salt, tokens=tokens,
                         plus_addressing=config.security.plus_addressing)
-    composer.check(examples.contexts())
+    composer.check(examples.variants())
     return composer
 
 

@@ -234,18 +234,22 @@ class Composer:
         self.env.filters["wrap"] = wrap
         self.env.globals.update(globals_ or {})
 
-    def check(self, examples: dict[str, dict[str, Any]]) -> None:
+    def check(self, examples: Mapping[str, Mapping[str, Any]
+                                      | Sequence[Mapping[str, Any]]]) -> None:
         """Render every template with example values, so that a mistake in
-        one stops start-up instead of a message."""
-        for name, context in examples.items():
-            draft = Draft(key="check", kind="digest", template=name,
-                          to=("check@example.org",), context=context)
-            try:
-                self.render(draft)
-            except jinja2.TemplateError as exc:
-                where, line = _template_frame(exc, self.folder / name)
-                raise ConfigError(where, f"line {line}" if line else "",
-                                  exc.message or str(exc)) from exc
+        one stops start-up instead of a message. Each template name gives
+        one context or a list of them (examples.variants), rendered in turn;
+        the first that fails is reported."""
+        for name, given in examples.items():
+            for context in [given] if isinstance(given, Mapping) else given:
+                draft = Draft(key="check", kind="digest", template=name,
+                              to=("check@example.org",), context=dict(context))
+                try:
+                    self.render(draft)
+                except jinja2.TemplateError as exc:
+                    where, line = _template_frame(exc, self.folder / name)
+                    raise ConfigError(where, f"line {line}" if line else "",
+                                      exc.message or str(exc)) from exc
 
     def render(self, draft: Draft) -> tuple[str, str, str]:
         """Subject, plain text and HTML of a draft."""

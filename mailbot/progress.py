@@ -836,3 +836,49 @@ def example_contexts(cluster: dict[str, Any], validator: dict[str, Any]
                            "summary": summary, "whole_cluster": False,
                            "comment_kept": False},
     }
+
+
+def more_example_contexts(cluster: dict[str, Any], validator: dict[str, Any]
+                          ) -> dict[str, list[dict[str, Any]]]:
+    """Further contexts, for the branches example_contexts' do not take."""
+    main = example_contexts(cluster, validator)
+    summary = main["where-we-stand"]["summary"]
+    rows = [*summary["schools"],
+            {"name": "Glenbrae High School", "status": SELF_REVIEW_COMPLETE,
+             "contact_name": None,
+             "contact_email": "office@glenbrae.example.org",
+             "line": "Glenbrae High School: self-review complete",
+             "stalled": False, "quiet_days": 12,
+             "checklist": [
+                 {"done": True, "text": "Invited to the programme on "
+                                        "Tuesday 12 January 2027"},
+                 {"done": True, "text": "Self-review complete on Monday 25 "
+                                        "January 2027"},
+                 {"done": False, "text": "Self-review results: not yet "
+                                         "received"},
+                 {"done": False, "text": "Ask for a validation visit when you "
+                                         "are ready; send your self-review "
+                                         "results with it, so that the "
+                                         "validator has them"},
+                 {"done": False, "text": "Digital School status, to be "
+                                         "reached by Monday 11 October 2027"}]}]
+    # The whole cluster, for its lead, while the validator considers the
+    # matrix of supports.
+    cluster_wide = {**summary, "schools": rows, "supports_status": PROPOSED}
+    # Before any validator: no matrix of supports yet.
+    early = {**summary, "validator": None, "mentors": [],
+             "supports_status": None}
+    return {
+        "progress-report": [{**main["progress-report"],
+                             "recipient_name": None, "audience": "staff"}],
+        "progress-digest": [{**main["progress-digest"],
+                             "recipient_name": "Alasdair Reid",
+                             "period": "month", "area": "Fife",
+                             "day": date(2027, 5, 4)}],
+        "stall-nudge": [{**main["stall-nudge"], "self_review_done": True}],
+        "where-we-stand": [{**main["where-we-stand"],
+                            "recipient_name": "Morag Lindsay",
+                            "summary": cluster_wide, "whole_cluster": True},
+                           {**main["where-we-stand"], "summary": early,
+                            "comment_kept": True}],
+    }

@@ -754,3 +754,29 @@ def example_contexts(cluster: Mapping[str, Any],
                               "'Glenbrea' is not a school of the cluster")]}
     return {"support-proposal": proposal, "support-plan": plan,
             "support-problems": problems}
+
+
+def more_example_contexts(cluster: Mapping[str, Any],
+                          schools: Sequence[Mapping[str, Any]],
+                          validator: Mapping[str, Any]
+                          ) -> dict[str, list[dict[str, Any]]]:
+    """Further contexts, for the branches example_contexts' do not take."""
+    main = example_contexts(cluster, schools, validator)
+    # A first proposal for a cluster strong in every criterion: no gaps.
+    rows = [{**row, "unknown": False,
+             "cells": ["strength"] * len(matrix.CRITERIA)}
+            for row in main["support-proposal"]["rows"]]
+    first = {**main["support-proposal"], "rows": rows,
+             "table": table_lines(rows, matrix.CRITERIA), "ties": [],
+             "fallbacks": [], "unknown": [], "version": 1, "revised": False}
+    # The plan of a school that mentors one other and needs no support,
+    # and of one that mentors none.
+    school, other = schools[1], schools[0]
+    mentor = {**main["support-plan"], "school": school,
+              "contact_name": school.get("contact_name"), "mentored": [],
+              "mentoring": [{"mentee": other["name"],
+                             "criterion": "School Culture",
+                             "email": other.get("contact_email")}],
+              "fallbacks": []}
+    return {"support-proposal": [first],
+            "support-plan": [mentor, {**main["support-plan"], "mentoring": []}]}

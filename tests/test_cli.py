@@ -52,6 +52,21 @@ def test_a_bad_config_is_named_by_file_and_key(home: Path) -> None:
     assert f"{config}: schedule.poll_seconds: must be at least 1" in result.stderr
 
 
+def test_a_mistake_in_a_branch_of_a_template_stops_check_config(
+        home: Path) -> None:
+    """Line 5 of reminder.txt, the subject of a reminder not yet overdue,
+    is in a branch the main example (overdue) does not take."""
+    (home / "templates").unlink()
+    shutil.copytree(ROOT / "templates", home / "templates")
+    reminder = home / "templates" / "reminder.txt"
+    lines = reminder.read_text().splitlines()
+    lines[4] = "Subject: Reminder: due {{ deadline|nosuchfilter }}"
+    reminder.write_text("\n".join(lines) + "\n")
+    result = mailbot(home, "check-config", check=False)
+    assert result.returncode == 2
+    assert f"{reminder}: line 5: No filter named 'nosuchfilter'" in result.stderr
+
+
 def test_a_missing_config_says_what_to_do(tmp_path: Path) -> None:
     result = mailbot(tmp_path, "status", check=False)
     assert result.returncode == 2

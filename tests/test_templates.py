@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import os
 import re
 import shutil
+import sys
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -336,6 +340,11 @@ def test_every_template_has_both_parts():
 def test_check_renders_every_template_with_the_examples(composer):
     assert set(examples.contexts()) == set(NAMES)
     composer.check(examples.contexts())
+    variants = examples.variants()
+    assert set(variants) == set(NAMES)
+    assert {name: found[0] for name, found in variants.items()} \
+        == examples.contexts()
+    composer.check(variants)
 
 
 @pytest.mark.parametrize("broken, problem", [
@@ -355,6 +364,115 @@ def test_check_names_the_file_and_line_of_a_mistake(tmp_path, broken, problem):
     assert caught.value.path == str(reminder)
     assert caught.value.key == "line 7"
     assert problem in caught.value.problem
+
+
+def test_check_renders_the_branch_the_main_example_does_not_take(tmp_path):
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    reminder = folder / "reminder.txt"
+    lines = reminder.read_text().splitlines()
+    # The subject of a reminder not yet overdue; the main example is one
+    # overdue.
+    assert lines[4].startswith("Subject: Reminder:")
+    lines[4] = "Subject: Reminder: due {{ deadline|nosuchfilter }}"
+    reminder.write_text("\n".join(lines) + "\n")
+    composer = Composer(folder, SENDER, ADDRESS, GLOBALS)
+    with pytest.raises(ConfigError) as caught:
+        composer.check(examples.variants())
+    assert caught.value.path == str(reminder)
+    assert caught.value.key == "line 5"
+    assert "nosuchfilter" in caught.value.problem
+
+
+def _jinja_own(node):
+    """Whether an `if` in a template's code is Jinja's own (`if 0:`, or a
+    check that a variable or argument `is missing`), not the template's."""
+    test = node.test
+    return isinstance(test, ast.Constant) or (
+        isinstance(test, ast.Compare) and isinstance(test.ops[0], ast.Is)
+        and isinstance(test.comparators[0], ast.Name)
+        and test.comparators[0].id == "missing")
+
+
+def _branches(code):
+    """Each branch of a template's compiled code: the For or If of the
+    template that opens it, how it is reached, and its statements."""
+    for parent in ast.walk(ast.parse(code)):
+        for field in ("body", "orelse"):
+            statements = getattr(parent, field, None)
+            if not isinstance(statements, list):
+                continue
+            loop = None
+            for node in statements:
+                if isinstance(node, ast.For):
+                    loop = node
+                    yield node, "{% for %} never ran its body", node.body
+                elif isinstance(node, ast.If) and not _jinja_own(node):
+                    if (loop is not None and isinstance(node.test, ast.Name)
+                            and node.test.id.startswith("t_")):
+                        # Jinja's flag of a loop that ran no time.
+                        yield loop, "{% for %} never ran its {% else %}", \
+                            node.body
+                        continue
+                    yield node, "{% if %} or {% elif %} never true", node.body
+                    if node.orelse:
+                        yield node, "{% if %} or {% elif %} never false", \
+                            node.orelse
+
+
+def test_the_examples_take_every_branch_of_every_template():
+    """Rendered together, the examples (examples.variants) take every
+    {% if %}, {% elif %} and {% else %} branch and enter every {% for %}
+    body of every template, macros and base.html included, so that
+    check-config renders every line. It guards against a mistake in a
+    branch no example took, such as the unchecked {% else %} of
+    reminder.txt (the subject of a reminder not yet overdue), which passed
+    check-config and failed when a real reminder was composed.
+
+    Each template is compiled to Python as Jinja compiles it; the lines
+    of that code that run while the examples are rendered are traced, and
+    the first statement of every If body, If orelse and For body must be
+    among them."""
+    composer = Composer(TEMPLATES, SENDER, ADDRESS, GLOBALS)
+    contexts = examples.variants()
+    ran = defaultdict(set)  # a template's file: lines of its code that ran
+
+    def lines(frame, event, arg):
+        if event == "line":
+            ran[frame.f_code.co_filename].add(frame.f_lineno)
+        return lines
+
+    def calls(frame, event, arg):
+        # Jinja compiles a template's code with the template's file as its
+        # file name.
+        if os.path.dirname(frame.f_code.co_filename) == str(TEMPLATES):
+            return lines
+        return None
+
+    before = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        composer.check(contexts)
+    finally:
+        sys.settrace(before)
+
+    missed = []
+    paths = sorted([*TEMPLATES.glob("*.txt"), *TEMPLATES.glob("*.html")])
+    assert paths
+    for path in paths:
+        template = composer.env.get_template(path.name)
+        code = composer.env.compile(path.read_text(encoding="utf-8"),
+                                    path.name, str(path), raw=True)
+        run = ran[str(path)]
+        assert run, f"{path.name} never rendered"
+        for opener, what, body in _branches(code):
+            if body[0].lineno not in run:
+                line = template.get_corresponding_lineno(opener.lineno)
+                missed.append((path.name, line, what))
+    assert not missed, ("branches that no example in mailbot/examples.py "
+                        "takes:\n" + "\n".join(
+                            f"{name} line {line}: {what}"
+                            for name, line, what in sorted(missed)))
 
 
 @pytest.mark.parametrize("name", NAMES)
