@@ -30,7 +30,13 @@ from test_crash import mail_batch, outcome, prepare
 from mailbot import mail
 from mailbot.outcome import Outcome
 from mailbot.sources import MailSource, RawMail
-from mailbot.sources.imap import ImapSource, header_message_id, uid_set
+from mailbot.sources.imap import (
+    SET_CHARS,
+    ImapSource,
+    header_message_id,
+    uid_set,
+    uid_sets,
+)
 from mailbot.storage import JournalStorage, journal_of
 from mailbot.store import Store
 
@@ -307,6 +313,7 @@ def test_a_failing_message_in_a_batch_undoes_only_itself(
 def test_moves_come_only_after_the_commit_of_their_batch(
         bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("mailbot.pipeline.BATCH", 4)
+    monkeypatch.setattr("mailbot.pipeline.MOVES_AT_ONCE", 8)
     bot.deliver(*[newsletter(n) if n % 3 == 2 else auto_reply(n)
                   for n in range(10)])
     source = Watched(bot.bot.pipeline.source, bot.config.store_path)
@@ -314,13 +321,14 @@ def test_moves_come_only_after_the_commit_of_their_batch(
 
     assert bot.bot.pipeline.poll() == 10
 
-    # Batches of 4, 4 and 2: each moved after its own commit, and before
-    # the next batch was handled.
+    # Batches of 4, 4 and 2: each asked to move after its own commit, and
+    # before the next batch was handled; the moves made together once 8
+    # waited, and at the end of the poll.
     assert [(durable, count) for _, _, durable, count in source.moves] == (
         [(True, 4)] * 4 + [(True, 8)] * 4 + [(True, 10)] * 2)
     assert [folder for _, folder, _, _ in source.moves] == [
         "set aside" if n % 3 == 2 else "handled" for n in range(10)]
-    assert source.flushes == 3
+    assert source.flushes == 2
     assert len(journal_lines(bot.config.store_path)) >= 3
     inbox = bot.config.mailbox.path
     assert list((inbox / "new").iterdir()) == []
@@ -372,10 +380,22 @@ def test_uid_sets_are_runs() -> None:
     assert uid_set([]) == ""
 
 
+def test_uid_sets_are_cut_between_runs_to_a_length() -> None:
+    assert uid_sets([1, 2, 3, 7, 9, 10], limit=8) == ["1:3,7", "9:10"]
+    assert uid_sets([1, 2, 3, 7, 9, 10]) == ["1:3,7,9:10"]
+    assert uid_sets([123456789], limit=3) == ["123456789"]  # alone, whole
+    assert uid_sets([]) == []
+    every_other = list(range(1, 20001, 2))
+    sets = uid_sets(every_other)
+    assert all(len(s) <= SET_CHARS for s in sets) and len(sets) > 1
+    assert [int(u) for s in sets for u in s.split(",")] == every_other
+
+
 def test_imap_moves_a_batch_with_one_move_per_folder(
         dovecot: DovecotMailbox, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("mailbot.pipeline.BATCH", 5)
+    monkeypatch.setattr("mailbot.pipeline.MOVES_AT_ONCE", 10)
     imap = dovecot.client()
     raws = [newsletter(n) if n % 4 == 3 else auto_reply(n) for n in range(12)]
     for raw in raws:
@@ -401,10 +421,10 @@ def test_imap_moves_a_batch_with_one_move_per_folder(
     finally:
         bot.close()
 
-    # UIDs 1..12 in three batches of 5, 5 and 2; one MOVE per folder per
-    # batch, each after its batch's commit.
-    assert sent == [("1:3,5", "Handled", 5), ("4", "Set aside", 5),
-                    ("6:7,9:10", "Handled", 10), ("8", "Set aside", 10),
+    # UIDs 1..12 in three batches of 5, 5 and 2; one MOVE per folder for
+    # the first two batches together, once 10 waited, after their commits;
+    # then one per folder for the last, at the end of the poll.
+    assert sent == [("1:3,5:7,9:10", "Handled", 10), ("4,8", "Set aside", 10),
                     ("11", "Handled", 12), ("12", "Set aside", 12)]
     assert dovecot.folder_messages("INBOX") == []
     assert [header_message_id(m) for m in dovecot.folder_messages("Handled")

@@ -165,12 +165,14 @@ def test_a_kicked_connection_is_opened_again(
 
 # -------------------------------------------------------- renumbering
 
+@pytest.mark.parametrize("moves_at_once", [3, 2000])
 def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
         dovecot: DovecotMailbox, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # Batches of three: the first batch is moved while the fetch still
-    # holds the other three under the old numbers.
+        monkeypatch: pytest.MonkeyPatch, moves_at_once: int) -> None:
+    # Batches of three, renumbered as the first batch is asked to move,
+    # while the fetch still holds the other three under the old numbers.
     monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
+    monkeypatch.setattr("mailbot.pipeline.MOVES_AT_ONCE", moves_at_once)
     append_all(dovecot, [auto_reply(n) for n in range(6)])
     before = dovecot.uidvalidity()
     bot = harness(dovecot, tmp_path)
@@ -179,11 +181,17 @@ def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
 
     bot.cycle()
 
-    # The first batch was moved by its Message-IDs, the other three were
-    # read again under the new numbers.
     keys = [r["key"] for r in bot.bot.store.all_messages()]
-    assert [k.split(":")[1] for k in keys] == [str(before)] * 3 + [
-        str(dovecot.uidvalidity())] * 3
+    if moves_at_once == 3:
+        # The first batch was moved at once, by its Message-IDs; the
+        # renumbering came to light then, and the other three were read
+        # again under the new numbers.
+        assert [k.split(":")[1] for k in keys] == [str(before)] * 3 + [
+            str(dovecot.uidvalidity())] * 3
+    else:
+        # All six were handled under the old numbers before any move, then
+        # moved together, by their Message-IDs.
+        assert [k.split(":")[1] for k in keys] == [str(before)] * 6
     assert_each_handled_once(bot, dovecot, 6)
     bot.close()
 

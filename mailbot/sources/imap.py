@@ -51,9 +51,12 @@ BATCH = 200
 # At most this many bytes of mail in one FETCH: messages are looked at
 # for their size first, so that a few large ones never fill memory.
 FETCH_BYTES = 64 * 1024 * 1024
-# At most this many UIDs in one MOVE (or COPY) command, to stay well
-# inside a server's limit on the length of a command line.
-MOVE_CHUNK = 500
+# At most this many characters of UIDs in one command (a MOVE, COPY,
+# SEARCH or STORE), to stay well inside what servers accept on a command
+# line (RFC 7162 advises 8,192 octets). Runs are written as ranges, so a
+# set holds hundreds of messages or thousands: a MOVE costs a server
+# about as much for one message as for a thousand.
+SET_CHARS = 4000
 BACKOFF_CAP = 60.0
 T = TypeVar("T")
 
@@ -341,8 +344,7 @@ class ImapSource:
     def _move_uids(self, uids: list[int], folder: str) -> None:
         move = self._imap.has_capability("MOVE")
         expunge = self._imap.has_capability("UIDPLUS")
-        for start in range(0, len(uids), MOVE_CHUNK):
-            chunk = uid_set(uids[start:start + MOVE_CHUNK])
+        for chunk in uid_sets(uids):
             if move:
                 self._imap.move(chunk, folder)
             else:
@@ -369,9 +371,9 @@ class ImapSource:
             if renumbered is not None:
                 found[renumbered] = None
         if here:
-            present = {int(u) for u in self._imap.search(
-                ["UID", uid_set(sorted({uid for _, uid in here})),
-                 "UNDELETED"])}
+            present = {int(u) for uids in uid_sets(sorted(
+                {uid for _, uid in here})) for u in self._imap.search(
+                    ["UID", uids, "UNDELETED"])}
             for key, uid in here:
                 if uid in present:
                     found[uid] = None
@@ -410,8 +412,7 @@ class ImapSource:
             self._imap.select_folder(folder)
             uids = sorted(int(uid) for uid in self._imap.search(
                 ["BEFORE", day, "UNDELETED"]))
-            for start in range(0, len(uids), MOVE_CHUNK):
-                chunk = uid_set(uids[start:start + MOVE_CHUNK])
+            for chunk in uid_sets(uids):
                 self._imap.add_flags(chunk, [DELETED], silent=True)
                 if self._imap.has_capability("UIDPLUS"):
                     self._imap.uid_expunge(chunk)
@@ -468,18 +469,37 @@ def _next_fetch(uids: list[int], sizes: dict[int, int]
 def uid_set(uids: list[int]) -> str:
     """An IMAP sequence set for UIDs in ascending order, runs as ranges:
     [1, 2, 3, 7, 9, 10] -> "1:3,7,9:10"."""
+    return ",".join(_runs(uids))
+
+
+def uid_sets(uids: list[int], limit: int = SET_CHARS) -> list[str]:
+    """`uid_set(uids)` cut between runs into sets of at most `limit`
+    characters (a run longer than that, impossible for real UIDs, alone)."""
+    sets: list[str] = []
     parts: list[str] = []
+    size = 0
+    for run in _runs(uids):
+        if parts and size + 1 + len(run) > limit:
+            sets.append(",".join(parts))
+            parts, size = [], 0
+        size += len(run) + (1 if parts else 0)
+        parts.append(run)
+    if parts:
+        sets.append(",".join(parts))
+    return sets
+
+
+def _runs(uids: list[int]) -> Iterator[str]:
     start = end = None
     for uid in uids:
         if end is not None and uid == end + 1:
             end = uid
             continue
         if start is not None:
-            parts.append(f"{start}:{end}" if end != start else str(start))
+            yield f"{start}:{end}" if end != start else str(start)
         start = end = uid
     if start is not None:
-        parts.append(f"{start}:{end}" if end != start else str(start))
-    return ",".join(parts)
+        yield f"{start}:{end}" if end != start else str(start)
 
 
 def _split_key(key: str) -> tuple[int, int]:
