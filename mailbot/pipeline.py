@@ -96,6 +96,9 @@ class Pipeline:
         # Handled since the last commit, in order: moved after it.
         self._batch: list[_Handled] = []
         self._unmoved = 0  # committed, their moves asked for, not flushed
+        # Handling what staff asked to replay: no Message-ID makes it a
+        # duplicate (setaside.replay).
+        self.replaying = False
 
     def poll(self) -> int:
         """Handle every waiting message, then send; returns how many."""
@@ -216,10 +219,18 @@ class Pipeline:
                         parsed.message_id if parsed else "", False)
 
     def _understand(self, parsed: mail.Incoming) -> Outcome:
-        earlier = self.store.message_by_id(parsed.message_id)
+        earlier = None if self.replaying \
+            else self.store.message_by_id(parsed.message_id)
         if earlier is not None:
-            return Outcome(IGNORED, DUPLICATE,
-                           f"same Message-ID as {earlier['key']}")
+            if earlier.get("content") in (None, "", content_digest(parsed)):
+                return Outcome(IGNORED, DUPLICATE,
+                               f"same Message-ID as {earlier['key']}")
+            # Not a copy (a copy differs in its delivery headers alone):
+            # a mailer that reuses its Message-IDs, say. Never dropped.
+            return Outcome(SET_ASIDE, REUSED_ID,
+                           f"same Message-ID as {earlier['key']}, but "
+                           "another message (its sender's mailer may reuse "
+                           "Message-IDs)")
         verdict = guard.check(parsed, self.own)
         if verdict is not None:
             return self.flow.on_robot(parsed, verdict)
@@ -241,7 +252,7 @@ class Pipeline:
     def _record(self, key: str, raw: RawMail, parsed: mail.Incoming | None,
                 outcome: Outcome) -> None:
         message_id = parsed.message_id if parsed else ""
-        duplicate = outcome.kind == DUPLICATE
+        duplicate = outcome.kind in (DUPLICATE, REUSED_ID)
         self.store.record_message({
             "key": key,
             # A duplicate does not claim the Message-ID: the message it
@@ -250,6 +261,7 @@ class Pipeline:
             "message_id": "" if duplicate else message_id,
             **({"duplicate_of_message_id": message_id} if duplicate else {}),
             "fingerprint": "" if raw.unreadable else _fingerprint(raw, parsed),
+            "content": content_digest(parsed) if parsed else "",
             "from": parsed.sender.email if parsed else "",
             "subject": parsed.subject if parsed else "",
             "received_at": stamp(self.clock.now()),
@@ -268,6 +280,26 @@ class Pipeline:
 
 
 DUPLICATE = "duplicate"
+REUSED_ID = "reused-message-id"
+
+
+def content_digest(parsed: mail.Incoming) -> str:
+    """What makes a message the message it is, digested: its sender,
+    subject, date, text and attachments, not the headers each delivery
+    adds. Two deliveries of one message have the same. Worked out once
+    per message (and in the parsing processes, ahead)."""
+    return parsed.once("pipeline.content", lambda: _content(parsed))
+
+
+def _content(parsed: mail.Incoming) -> str:
+    digest = hashlib.sha256()
+    for part in (parsed.sender.email, parsed.subject,
+                 parsed.date.isoformat() if parsed.date else "",
+                 parsed.text, parsed.html,
+                 *(f"{a.filename}:{hashlib.sha256(a.data).hexdigest()}"
+                   for a in parsed.attachments)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()[:32]
 
 
 def _fingerprint(raw: RawMail, parsed: mail.Incoming | None) -> str:
@@ -431,6 +463,7 @@ def _parse_all(datas: list[bytes]) -> Parsed:
 
 # What handling a message reads from it alone (each kept with the message
 # by Incoming.once), read in the workers too: the writer's new text, the
-# results it gives, a nomination's tables and text, a comment's tags.
+# results it gives, a nomination's tables and text, a comment's tags, and
+# the digest of its content that tells a copy from another message.
 READ_AHEAD: tuple[Callable[[mail.Incoming], object], ...] = (
-    new_text_of, reading_of, read_mail, comment_tags_of)
+    new_text_of, reading_of, read_mail, comment_tags_of, content_digest)

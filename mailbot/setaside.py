@@ -251,6 +251,7 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
 
     again = Pipeline(store, _NoMailbox(), pipeline.sender, pipeline.flow,
                      pipeline.classifier, clock)
+    again.replaying = True
     again.handle(RawMail(key, data))
     new = store.message_by_key(key)
     assert new is not None, f"the pipeline recorded nothing for {key}"
