@@ -827,6 +827,10 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
     for message in found.messages:
         fields = scrub(dict(message))
         fields["subject"] = ERASED
+        # Digests of what they wrote: they could confirm a guess of it.
+        for digest in ("fingerprint", "content"):
+            if fields.get(digest):
+                fields[digest] = ""
         replace_personal(store, "messages", message.doc_id,
                          _changed(message, fields))
     for message in found.mentioned_in:

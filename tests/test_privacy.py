@@ -219,6 +219,9 @@ def test_erasure_leaves_the_history_and_nothing_of_the_person(
                for c in store.comments_of(school.doc_id))
     assert {m["subject"] for m in store.all_messages()
             if m["from"] == placeholder} == {"[erased]"}
+    # Nor the digests of what she wrote, which could confirm a guess of it.
+    assert {(m["fingerprint"], m["content"]) for m in store.all_messages()
+            if m["from"] == placeholder} == {("", "")}
     # Her name and address in someone else's text are replaced too.
     eastfield = store.schools_with_contact(QUINN)[0]
     (quinn_said,) = store.comments_of(eastfield.doc_id)
