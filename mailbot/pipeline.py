@@ -453,10 +453,14 @@ def _parse_all(datas: list[bytes]) -> Parsed:
         except Exception:
             out.append(None)
             continue
-        for reading in READ_AHEAD:
-            # What fails here is worked out again where it is needed.
-            with suppress(Exception):
-                reading(parsed)
+        # Mail from a robot (a bounce, an auto-reply, a list) is never read
+        # for what it says: reading it ahead would be lost work.
+        with suppress(Exception):
+            if guard.check(parsed, frozenset()) is None:
+                for reading in READ_AHEAD:
+                    # What fails here is worked out again where needed.
+                    with suppress(Exception):
+                        reading(parsed)
         out.append(parsed)
     return out
 

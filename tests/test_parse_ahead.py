@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, example_config
+from harness import Harness, example_config, make_mail
 from test_crash import mail_batch
 
 from mailbot import mail, pipeline
@@ -198,6 +198,19 @@ def test_what_is_read_from_a_message_alone_is_read_ahead_too(
     assert [m.message_id if m else None for m in again] == [
         mail.parse(raw).message_id for raw in batch[:2]]
     assert all(m is not None and not m.derived for m in again)
+
+def test_a_robots_mail_is_parsed_ahead_but_not_read() -> None:
+    # A bounce, an auto-reply or a list's mail is never read for what it
+    # says, so reading it ahead would be work lost.
+    robot = make_mail("Person <person@school.example.org>", "Away",
+                      "I am out of the office.", Auto_Submitted="auto-replied")
+    person = make_mail("Person <person@school.example.org>", "Our club",
+                       "Our coding club meets on Tuesdays.")
+    from_robot, from_person = pipeline._parse_all([robot, person])
+    assert from_robot is not None and from_robot.derived == {}
+    assert from_person is not None and "results.comment_tags" in \
+        from_person.derived
+
 
 def test_the_parsing_process_does_not_hold_the_record_lock(
         tmp_path: Path) -> None:
