@@ -79,6 +79,13 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             log.warning("deferred %s %s (attempt %d, next at %s): %s",
                         item["kind"], item["message_id"], attempts,
                         stamp(retry), exc)
+            if exc.maybe_sent:
+                # The other window where a message may go twice: the link
+                # was lost before the server said whether it took it.
+                log.warning("%s %s to %s may have reached the server before "
+                            "the connection was lost; sent again at %s, it "
+                            "may arrive twice", item["kind"],
+                            item["message_id"], ", ".join(to), stamp(retry))
             if exc.server_down:
                 break  # the rest would only fail the same way
             continue
@@ -87,8 +94,10 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             for address in refused:
                 store.mark_undeliverable(address, now, str(exc), item["message_id"])
             # Recipients the server accepted have the message: it counts
-            # as sent unless every one of them was refused.
-            status = "failed" if set(to + cc) <= set(refused) else "sent"
+            # as sent unless every one of them was refused, or the message
+            # itself was (no recipient named).
+            status = "failed" if not refused or set(to + cc) <= set(refused) \
+                else "sent"
             store.update_outgoing(item.doc_id, {
                 "status": status, "error": str(exc), "sent_at": stamp(now)})
             store.commit()

@@ -75,6 +75,11 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
               for o in store.failed_outgoing()
               if o.get("sent_at", "") > after]
+    # Tried and refused for now, whenever first queued: until it goes,
+    # each digest shows it.
+    retrying = [f"{o['kind']} to {', '.join(o['to'])}: tried {o['attempts']} "
+                f"times, next {long_time(o['not_before'])}: {o.get('error')}"
+                for o in store.unsent_outgoing() if o.get("attempts")]
 
     troubles = [f"{what}: failing since {long_time(t['since'])}: {t['error']}"
                 for what, t in sorted(store.troubles().items())]
@@ -89,6 +94,8 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Validators assigned", "None since the last digest.", given),
         ("Undeliverable addresses", "None.", bounced),
         ("Mail that could not be sent", "None.", failed),
+        ("Mail still being tried (the server refused it for now)", "None.",
+         retrying),
         ("Addresses not answered again today (too many replies; a robot?)",
          "None.", limited),
         ("Staff commands refused (nothing was changed for these)", "None.",

@@ -70,11 +70,14 @@ class TransientSendError(TransientError):
     """A message could not be sent this time (4xx, timeout, dropped link)."""
 
     def __init__(self, recipients: Sequence[str], detail: str,
-                 server_down: bool = False) -> None:
+                 server_down: bool = False, maybe_sent: bool = False) -> None:
         self.recipients = list(recipients)
         # True when no message can get through (no connection, login
         # refused), False when only this message or recipient must wait.
         self.server_down = server_down
+        # True when the link was lost after the message was handed over,
+        # before the server said it had it: sent again, it may arrive twice.
+        self.maybe_sent = maybe_sent
         super().__init__(
             f"sending to {', '.join(recipients) or 'the server'} failed "
             f"for now: {detail}")

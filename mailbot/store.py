@@ -566,9 +566,13 @@ class Store:
 
     def pending_outgoing(self, now: datetime) -> list[Document]:
         due = stamp(now)
+        return [doc for doc in self.unsent_outgoing()
+                if doc["not_before"] <= due]
+
+    def unsent_outgoing(self) -> list[Document]:
+        """Every message queued and not yet sent, due or not."""
         found = [self.outgoing.get(doc_id) for doc_id in sorted(self._pending)]
-        return [doc for doc in found
-                if doc is not None and doc["not_before"] <= due]
+        return [doc for doc in found if doc is not None]
 
     def all_outgoing(self) -> list[Document]:
         return self.outgoing.all()

@@ -433,6 +433,11 @@ class SmtpRecorder:
     data_reply: str | None = None
     # Said once to the next MAIL FROM, e.g. "421 4.4.2 Idle too long".
     next_mail_reply: str | None = None
+    # Said to every MAIL FROM while set, e.g. "553 5.7.1 Sender refused".
+    mail_reply: str | None = None
+    # Keep the next message, then drop the connection without a reply: the
+    # sender cannot know the message arrived.
+    drop_after_data: bool = False
     auth_required: bool = False
     logins: list[str] = field(default_factory=list)
 
@@ -442,6 +447,8 @@ class SmtpRecorder:
         if self.next_mail_reply is not None:
             reply, self.next_mail_reply = self.next_mail_reply, None
             return reply
+        if self.mail_reply is not None:
+            return self.mail_reply
         if self.auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
@@ -467,6 +474,9 @@ class SmtpRecorder:
         self.received.append(Received(str(envelope.mail_from),
                                       list(envelope.rcpt_tos), content,
                                       over_tls))
+        if self.drop_after_data and server.transport is not None:
+            self.drop_after_data = False
+            server.transport.abort()
         return "250 OK"
 
 

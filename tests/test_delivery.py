@@ -16,6 +16,7 @@ import pytest
 from harness import ROOT, Harness, example_config, sample
 from servers import SmtpServer
 
+from mailbot import digest
 from mailbot.clock import ManualClock
 from mailbot.compose import Composer, Draft
 from mailbot.delivery import deliver_pending
@@ -91,6 +92,84 @@ def test_a_permanent_refusal_marks_the_address(tmp_path: Path,
     digest = [r for r in smtp_server.received
               if r.rcpt_tos == ["coordinator@dsa.example.org"]][-1]
     assert ALAN.encode() in digest.content
+    bot.close()
+
+
+def test_a_message_refused_whole_is_failed_and_shown_to_staff(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # Guards a bug found so: a 5xx to the message itself (no recipient
+    # named) was recorded as sent, and the digest said nothing failed.
+    bot = smtp_harness(tmp_path, smtp_server)
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert statuses(bot) == {"sent": 10}
+
+    smtp_server.handler.data_reply = "554 5.6.0 Message rejected"
+    bot.at("2027-01-12 10:00")
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    assert statuses(bot) == {"sent": 10, "failed": 1}
+    assert bot.bot.store.undeliverable() == []  # no address is to blame
+
+    smtp_server.handler.data_reply = None
+    bot.at("2027-01-13 09:00")
+    bot.cycle()
+    digest = [r for r in smtp_server.received
+              if r.rcpt_tos == ["coordinator@dsa.example.org"]][-1]
+    text = email.message_from_bytes(digest.content, policy=policy.default)
+    body = text.get_body(("plain",))
+    assert body is not None
+    said = " ".join(body.get_content().split())  # lines are wrapped
+    assert f"comment-receipt to {ALAN}" in said
+    assert "554 5.6.0 Message rejected" in said
+
+
+def test_mail_the_server_refuses_to_take_from_us_waits_and_is_shown(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # Our sender address refused (a 5xx to MAIL FROM): every message would
+    # be, so none is failed; they wait, and the digest says so.
+    bot = smtp_harness(tmp_path, smtp_server)
+    smtp_server.handler.mail_reply = "553 5.7.1 Sender address rejected"
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert statuses(bot) == {"pending": 10}
+    context = digest.context(bot.bot.store, bot.clock.now(), None)
+    (waiting,) = [s["items"] for s in context["sections"]
+                  if s["title"].startswith("Mail still being tried")]
+    # Those tried (each sending round stops at the first refusal).
+    assert 1 <= len(waiting) < 10
+    assert all("tried 1 times" in w and "553 5.7.1" in w for w in waiting)
+
+    smtp_server.handler.mail_reply = None
+    bot.at("2027-01-12 09:45")
+    bot.cycle()
+    assert statuses(bot) == {"sent": 10}
+    assert len(smtp_server.received) == 10
+
+
+def test_a_link_lost_after_the_message_was_handed_over_is_logged(
+        tmp_path: Path, smtp_server: SmtpServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Guards a gap found so: the server kept the message and dropped the
+    # link before its reply; the message went again, as it must (it may
+    # not have arrived), but the log did not say it may arrive twice.
+    bot = smtp_harness(tmp_path, smtp_server)
+    smtp_server.handler.drop_after_data = True
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    (dropped,) = [o for o in bot.bot.store.outgoing.all()
+                  if o["status"] == "pending"]
+    unsigned = dropped["message_id"].split(".", 1)[1]  # the log redacts
+    assert (f"{unsigned} to m.lindsay@glenbrae-hs.fife.example.sch.uk may "
+            "have reached the server") in caplog.text
+    assert "it may arrive twice" in caplog.text
+
+    bot.at("2027-01-12 09:45")
+    bot.cycle()
+    assert statuses(bot) == {"sent": 10}
+    ids = [str(email.message_from_bytes(r.content)["Message-ID"]).strip()
+           for r in smtp_server.received]
+    assert ids.count(dropped["message_id"]) == 2 and len(set(ids)) == 10
     bot.close()
 
 

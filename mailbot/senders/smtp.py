@@ -7,7 +7,11 @@ that loop) survives from one message to the next.
 How the server's answers become mailbot's errors:
 
     4xx reply, timeout, refused or dropped connection  TransientSendError
-    5xx reply                                           PermanentSendError
+    5xx to the greeting, EHLO or our sender address     TransientSendError
+                                                        (every message would
+                                                        be refused: queued
+                                                        for a fix)
+    5xx to the message (DATA)                           PermanentSendError
     some recipients refused (5xx), others accepted     sent to the accepted
                                                         ones, then
                                                         PermanentSendError
@@ -30,10 +34,14 @@ from collections.abc import Iterable
 import aiosmtplib
 from aiosmtplib import (
     SMTPAuthenticationError,
+    SMTPConnectResponseError,
     SMTPException,
+    SMTPHeloError,
     SMTPRecipientRefused,
     SMTPResponseException,
     SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
 )
 
 from mailbot import oauth
@@ -121,7 +129,17 @@ class SmtpSender:
                           self.where)
                 raise TransientSendError(recipients, detail,
                                          server_down=True) from exc
-            # Refused at MAIL FROM or DATA: the message, not its recipients.
+            if isinstance(exc, (SMTPConnectResponseError, SMTPHeloError,
+                                SMTPSenderRefused)):
+                # Refused before any message was named (a greeting or EHLO
+                # refused, our sender address refused): every message would
+                # be, so they stay queued until the server or the config is
+                # put right, and the digest shows them waiting.
+                log.error("%s refuses to take mail from mailbot: %s",
+                          self.where, detail)
+                raise TransientSendError(recipients, detail,
+                                         server_down=True) from exc
+            # Refused at DATA: this message, not its recipients.
             raise PermanentSendError([], detail) from exc
         except (SMTPException, OSError) as exc:
             # Timeouts, refused and dropped connections, missing STARTTLS:
@@ -167,7 +185,15 @@ class SmtpSender:
             await self._reset()
             raise PermanentSendError(list(refused), _replies(refused))
 
-        await smtp.data(data)
+        try:
+            await smtp.data(data)
+        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
+            # Lost once the message was on its way: the server may have it.
+            self._forget()
+            raise TransientSendError(
+                recipients, f"{self.where}: {type(exc).__name__}: {exc} "
+                "while handing the message over", server_down=True,
+                maybe_sent=True) from exc
         if refused:
             accepted = [a for a in recipients if a not in refused]
             log.warning("%s: sent to %s but refused for %s", self.where,
