@@ -231,8 +231,7 @@ class JournalStorage(Storage):
         if text is None or not text.strip():
             # A record is new only until its first backup: a snapshot is
             # always replaced whole, so one gone or emptied since was lost.
-            if any(backup_of(self.path, n).exists()
-                   for n in range(1, BACKUPS + 1)):
+            if self._has_backups():
                 raise DamagedRecordError(
                     self.path, "missing" if text is None else "empty")
             return None
@@ -243,6 +242,8 @@ class JournalStorage(Storage):
             raise DamagedRecordError(self.path, str(exc)) from exc
         if not isinstance(data, dict):
             raise DamagedRecordError(self.path, "not a JSON object")
+        if not data and self._has_backups():
+            raise DamagedRecordError(self.path, "holds no record")
         return data
 
     def _replay(self, data: dict[str, dict[str, Any]]
@@ -252,9 +253,11 @@ class JournalStorage(Storage):
         except FileNotFoundError:
             return data
         good = 0
-        for number, line in enumerate(raw.splitlines(keepends=True), 1):
-            if not line.endswith(b"\n"):
-                break  # torn: the crash came before this commit finished
+        # At newlines alone (a JSON line holds no other line break, and a
+        # stray CR from damage must not pass for the end of one). What
+        # follows the last newline is a commit torn by a crash.
+        *whole, torn = raw.split(b"\n")
+        for number, line in enumerate(whole, 1):
             try:
                 _apply(data, json.loads(line)["c"])
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -267,13 +270,17 @@ class JournalStorage(Storage):
                     f"{self.journal}); what was recorded after them is then "
                     "missing, and the mail it came from is in the mailbox's "
                     "handled and set-aside folders") from exc
-            good += len(line)
-        if good < len(raw):
+            good += len(line) + 1
+        if torn:
             log.warning("%s: ignoring %d bytes of an unfinished commit",
-                        self.journal, len(raw) - good)
+                        self.journal, len(torn))
         self._good_bytes = good
         self._journal_bytes = len(raw)
         return data
+
+    def _has_backups(self) -> bool:
+        return any(backup_of(self.path, n).exists()
+                   for n in range(1, BACKUPS + 1))
 
     def _rotate_backups(self) -> None:
         if not self.path.exists():

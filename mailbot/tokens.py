@@ -22,6 +22,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbot.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
@@ -125,5 +127,8 @@ def load_key(path: Path) -> bytes:
                     "chmod 600 it", path)
     key = data.strip()
     if len(key) < 32:
-        raise ValueError(f"{path}: the key is too short (at least 32 characters)")
+        raise ConfigError(path, "", "the key is too short (at least 32 "
+                          "characters): put back the one mailbot made, from "
+                          "a backup; a new one (remove the file) leaves the "
+                          "references in mail already sent unreadable")
     return key

@@ -474,7 +474,9 @@ def _started_three_times(path: Path) -> None:
         store.close()
 
 
-def test_a_damaged_commit_before_others_stops_start_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", [b"X", b"\r"])
+def test_a_damaged_commit_before_others_stops_start_up(
+        tmp_path: Path, damage: bytes) -> None:
     # Guards a bug found so: a whole journal line that could not be read
     # was taken for a torn last commit, and it and every commit after it
     # were dropped without a word; the mail they recorded was already
@@ -488,7 +490,9 @@ def test_a_damaged_commit_before_others_stops_start_up(tmp_path: Path) -> None:
     lines = journal_of(path).read_bytes().splitlines(keepends=True)
     second = next(n for n, line in enumerate(lines) if b"maildir:2" in line)
     kept = sum(map(len, lines[:second]))
-    lines[second] = b"X" + lines[second][1:]
+    # A byte changed: a letter, or a carriage return, which a reader
+    # splitting at any line break took for the end of a torn commit.
+    lines[second] = damage + lines[second][1:]
     journal_of(path).write_bytes(b"".join(lines))
 
     with pytest.raises(DamagedRecordError) as caught:
@@ -501,9 +505,10 @@ def test_a_damaged_commit_before_others_stops_start_up(tmp_path: Path) -> None:
     assert [m["key"] for m in Store(path).all_messages()] == ["maildir:1"]
 
 
-@pytest.mark.parametrize("damage", ["removed", "emptied"])
+@pytest.mark.parametrize(("damage", "said"), [
+    ("removed", "missing"), ("emptied", "empty"), ("{}", "holds no record")])
 def test_a_snapshot_gone_beside_its_backups_stops_start_up(
-        tmp_path: Path, damage: str) -> None:
+        tmp_path: Path, damage: str, said: str) -> None:
     # Guards a bug found so: with the snapshot removed or emptied, start-up
     # made a new, empty record, and later starts rotated every good
     # backup out.
@@ -512,12 +517,10 @@ def test_a_snapshot_gone_beside_its_backups_stops_start_up(
     if damage == "removed":
         path.unlink()
     else:
-        path.write_bytes(b"")
+        path.write_text("" if damage == "emptied" else damage)
     backups = {n: backup_of(path, n).read_bytes() for n in (1, 2)}
 
-    with pytest.raises(DamagedRecordError,
-                       match="missing" if damage == "removed" else "empty") \
-            as caught:
+    with pytest.raises(DamagedRecordError, match=said) as caught:
         Store(path)
     assert f"the last good backup is {backup_of(path, 1)}" in str(caught.value)
     assert {n: backup_of(path, n).read_bytes() for n in (1, 2)} == backups

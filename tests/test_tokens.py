@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbot.errors import ConfigError
 from mailbot.tokens import Reference, Tokens, load_key, subject_tag
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -80,5 +81,5 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "mailbot.key"
     path.write_text("short\n")
     path.chmod(0o600)
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(ConfigError, match="too short"):
         load_key(path)
