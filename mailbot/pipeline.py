@@ -167,7 +167,6 @@ class Pipeline:
         key = raw.key
         before = self.store.message_by_key(key)
         if before is not None and before.get("fingerprint") \
-                and not raw.unreadable \
                 and before["fingerprint"] != _fingerprint(raw, parsed):
             # Another message under a name used before (a Maildir file
             # name given twice): recorded under a key of its own.
@@ -260,7 +259,7 @@ class Pipeline:
             # a copy of its own copy.
             "message_id": "" if duplicate else message_id,
             **({"duplicate_of_message_id": message_id} if duplicate else {}),
-            "fingerprint": "" if raw.unreadable else _fingerprint(raw, parsed),
+            "fingerprint": _fingerprint(raw, parsed),
             "content": content_digest(parsed) if parsed else "",
             "from": parsed.sender.email if parsed else "",
             "subject": parsed.subject if parsed else "",
@@ -303,7 +302,11 @@ def _content(parsed: mail.Incoming) -> str:
 
 
 def _fingerprint(raw: RawMail, parsed: mail.Incoming | None) -> str:
-    """SHA-256 of the message's bytes (worked out once, when parsed)."""
+    """SHA-256 of the message's bytes (worked out once, when parsed); for
+    a message the source did not read, of why (its size with it)."""
+    if raw.unreadable:
+        return "unread:" + hashlib.sha256(
+            raw.unreadable.encode()).hexdigest()[:32]
     if parsed is not None and parsed.fingerprint:
         return parsed.fingerprint
     return hashlib.sha256(raw.data).hexdigest()

@@ -156,6 +156,17 @@ def test_a_file_name_given_twice_is_two_messages(tmp_path: Path) -> None:
     bot.cycle()
     assert len(bot.school("Glenbrae Primary School")["comments"]) == 2
     assert not (new / "note.eml").exists()
+
+    # Nor is one too large to read under that name taken for either, and
+    # a message after it under the name again is read.
+    (new / "note.eml").touch()
+    os.truncate(new / "note.eml", mail.MAX_MESSAGE_BYTES + 1)
+    bot.cycle()
+    [aside] = bot.export()["set_aside"]
+    assert "larger than mailbot reads" in aside["reason"]
+    (new / "note.eml").write_bytes(make_mail(ALAN, "Note", "A third note."))
+    bot.cycle()
+    assert len(bot.school("Glenbrae Primary School")["comments"]) == 3
     bot.close()
 
 

@@ -164,7 +164,8 @@ def test_maildir_a_file_that_cannot_be_read_holds_up_no_other(
     monkeypatch.setattr(Path, "read_bytes", refuse)
     first, second = source.fetch()
 
-    assert first.unreadable == "the file cannot be read: Permission denied"
+    assert first.unreadable == (f"the file of {len(raw_message(1))} bytes "
+                                "cannot be read: Permission denied")
     assert second.data == raw_message(2)
     source.set_aside(first.key)  # a rename needs no read permission
     assert [p.name for p in (inbox / ".Set aside" / "cur").iterdir()] == [

@@ -183,6 +183,7 @@ class MaildirSource:
     def _read(self, maildir: Path) -> Iterator[RawMail]:
         for entry in self._entries(maildir):
             key = PREFIX + unique_name(entry.name)
+            size = -1
             try:
                 size = entry.stat().st_size
                 if size > MAX_MESSAGE_BYTES:
@@ -194,8 +195,8 @@ class MaildirSource:
                 continue
             except OSError as exc:
                 # Only this message: the others behind it are still read.
-                yield RawMail(key, b"", f"the file cannot be read: "
-                                        f"{exc.strerror or exc}")
+                yield RawMail(key, b"", f"the file of {size:,} bytes cannot "
+                                        f"be read: {exc.strerror or exc}")
                 continue
             yield RawMail(key, data)
 
