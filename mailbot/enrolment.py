@@ -10,10 +10,12 @@ their reply is merged into the draft until it is complete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from tinydb.table import Document
 
 from mailbot import nomination
 from mailbot.classify import NOMINATION, Understanding
@@ -217,23 +219,35 @@ class Enrolment:
 
     def _too_many_nominations(self, parsed: Nomination, mail: Incoming
                               ) -> Outcome | None:
-        # Anyone may nominate, and every school named is written to: a run
-        # of nominations from one sender, or naming one lead, is more
-        # likely a robot or a prank than clusters, and a person decides.
+        # Anyone may nominate, and every person named is written to: a run
+        # of nominations from one sender, or naming the same people, is
+        # more likely a robot or a prank than clusters; a person decides.
         limit = self.flow.rules.nominations_per_sender_per_day
         since = stamp(self.clock.now() - timedelta(days=1))
-        sender, lead = mail.sender.email, parsed.lead_email
+        sender = mail.sender.email
+        named = _people(parsed.lead_email,
+                        (s.contact_email for s in parsed.schools))
         recent = [c for c in self.store.all_clusters()
                   if c.get("created_at", "") > since
                   and (c.get("nominated_by") == sender
-                       or (lead and c["lead"].get("email") == lead))]
+                       or named & self._people_of(c))]
         if len(recent) < limit:
             return None
         return Outcome(SET_ASIDE, NOMINATION,
                        f"{len(recent)} clusters were nominated in the last 24 "
-                       f"hours by {sender} or with {lead or 'this lead'} as "
-                       f"lead, as many as rules/programme.toml allows "
-                       f"([nomination] per_sender_per_day = {limit})")
+                       f"hours by {sender} or naming the same people, as many "
+                       "as rules/programme.toml allows ([nomination] "
+                       f"per_sender_per_day = {limit})")
+
+    def _people_of(self, cluster: Document) -> set[str]:
+        """The lead and school contacts a cluster names, recorded or (while
+        it waits for details) in its draft."""
+        schools = [s.get("contact_email")
+                   for s in self.store.schools_of(cluster.doc_id)]
+        drafted = [s.get("contact_email")
+                   for s in (cluster.get("draft") or {}).get("schools", [])]
+        return _people((cluster.get("lead") or {}).get("email"),
+                       (*schools, *drafted))
 
     def _too_many_schools(self, parsed: Nomination) -> Outcome | None:
         # Inviting hundreds of schools on the word of one email is for a
@@ -252,6 +266,10 @@ class Enrolment:
         return any(c["status"] != INCOMPLETE for c in self.store.clusters_named(name))
 
 
+
+
+def _people(lead: str | None, contacts: Iterable[str | None]) -> set[str]:
+    return {a.lower() for a in (lead, *contacts) if a}
 
 
 def nomination_to_dict(parsed: Nomination) -> dict[str, Any]:

@@ -704,14 +704,21 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
     reasons = [m["reason"] for m in bot.export()["set_aside"]]
     assert len(reasons) == 2 and all(
         "3 clusters were nominated in the last 24 hours by "
-        f"{robot} or with {victim} as lead" in r for r in reasons)
+        f"{robot} or naming the same people" in r for r in reasons)
 
-    # Another sender naming the same lead is held back too; a day later
-    # the sender may nominate again.
+    # Other senders naming the same lead, or the same school contact, are
+    # held back too; a day later the sender may nominate again.
+    bot.deliver(make_mail("third@spam.example.com", "Cluster nomination",
+                          listed_nomination(names[5], "lead@x.example.org", 1)
+                          .replace("Vic Tim - lead@x.example.org",
+                                   f"Vic Tim - {victim.upper()}")))
     bot.deliver(make_mail("other@spam.example.com", "Cluster nomination",
                           listed_nomination(names[5], victim, 2)))
     bot.cycle()
     assert len(bot.export()["clusters"]) == 3
+    reasons = [m["reason"] for m in bot.export()["set_aside"]]
+    assert len(reasons) == 4 and all("naming the same people" in r
+                                     for r in reasons)
     bot.at("2027-01-13 10:30")
     bot.deliver(make_mail(robot, "Cluster nomination",
                           listed_nomination(names[6], victim, 2)))
