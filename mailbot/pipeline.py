@@ -56,6 +56,7 @@ from mailbot.quoting import new_text_of
 from mailbot.results import comment_tags_of, reading_of, visit_reply_of
 from mailbot.senders import Sender
 from mailbot.sources import MailSource, RawMail
+from mailbot.sources.imap import renumbered
 from mailbot.store import Store, stamp
 from mailbot.supports import Supports  # the matrix of supports
 from mailbot.sweep import sweep
@@ -166,7 +167,14 @@ class Pipeline:
         """Handle one message into the open batch, not yet committed."""
         key = raw.key
         before = self.store.message_by_key(key)
-        if before is not None and before.get("fingerprint") \
+        if before is None and not self.replaying:
+            # A mailbox renumbered (a new UIDVALIDITY) before the move of
+            # messages already handled: the same bytes under a new key are
+            # the same message, and go where it was to go.
+            same = self.store.message_by_fingerprint(_fingerprint(raw, parsed))
+            if same is not None and renumbered(same["key"], key):
+                before = same
+        elif before is not None and before.get("fingerprint") \
                 and before["fingerprint"] != _fingerprint(raw, parsed):
             # Another message under a name used before (a Maildir file
             # name given twice): recorded under a key of its own.

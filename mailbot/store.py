@@ -129,6 +129,7 @@ class Store:
         """Build the lookups that each message needs from what is stored."""
         self._message_keys: dict[str, int] = {}
         self._message_ids: dict[str, int] = {}
+        self._message_prints: dict[str, int] = {}
         for doc in self.messages.all():
             self._index_message(doc.doc_id, doc)
         self._outgoing_keys: dict[str, int] = {}
@@ -213,6 +214,8 @@ class Store:
         self._message_keys[doc["key"]] = doc_id
         if doc.get("message_id"):
             self._message_ids[doc["message_id"]] = doc_id
+        if doc.get("fingerprint"):
+            self._message_prints[doc["fingerprint"]] = doc_id
 
     def _index_outgoing(self, doc_id: int, doc: Mapping[str, Any]) -> None:
         self._outgoing_keys[doc["key"]] = doc_id
@@ -518,6 +521,13 @@ class Store:
 
     def message_by_key(self, key: str) -> Document | None:
         return self._indexed(self.messages, self._message_keys, "key", key)
+
+    def message_by_fingerprint(self, fingerprint: str) -> Document | None:
+        """The latest message recorded with these very bytes."""
+        if not fingerprint:
+            return None
+        return self._indexed(self.messages, self._message_prints,
+                             "fingerprint", fingerprint)
 
     def message_by_id(self, message_id: str) -> Document | None:
         if not message_id:

@@ -196,11 +196,52 @@ def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
     bot.close()
 
 
-def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
+def test_a_renumbering_mid_fetch_reads_handled_messages_as_themselves(
         dovecot: DovecotMailbox, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: renumbered while the messages handled so far
+    # waited for their move, the inbox was read again, and those messages
+    # were recorded again as duplicates and moved to the handled folder,
+    # the set-aside ones among them.
     monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
-    append_all(dovecot, [auto_reply(n) for n in range(6)])
+    monkeypatch.setattr("mailbot.sources.imap.BATCH", 2)  # fetches of two
+    bulk = make_mail("News <news@edtech.example.com>", "Newsletter",
+                     "Ten apps.", Message_ID="<news@edtech.example.com>",
+                     Precedence="bulk")
+    append_all(dovecot, [auto_reply(0), bulk,
+                         *(auto_reply(n) for n in range(2, 6))])
+    bot = harness(dovecot, tmp_path)
+    bot.bot.pipeline.source = BeforeMove(bot.bot.pipeline.source, 3,
+                                         dovecot.renumber)
+
+    bot.cycle()
+
+    kinds = [r["kind"] for r in bot.bot.store.all_messages()]
+    assert len(kinds) == 6 and "duplicate" not in kinds
+    assert [header_message_id(m) for m in dovecot.folder_messages(
+        "Set aside")] == ["<news@edtech.example.com>"]
+    assert sorted(header_message_id(m) for m in dovecot.folder_messages(
+        "Handled")) == sorted(f"<reply-{n}@school.example.org>"
+                              for n in (0, 2, 3, 4, 5))
+    assert dovecot.folder_messages("INBOX") == []
+    bot.close()
+
+
+def test_messages_handled_but_not_moved_before_a_renumbering_go_where_due(
+        dovecot: DovecotMailbox, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: after a renumbering, messages handled but not
+    # yet moved were taken for copies of themselves: recorded again as
+    # duplicates and moved to the handled folder, set-aside ones too, and
+    # one without a Message-ID handled a second time.
+    monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
+    bulk = make_mail("News <news@edtech.example.com>", "Newsletter",
+                     "Ten apps.", Message_ID="<news@edtech.example.com>",
+                     Precedence="bulk")
+    no_id = b"".join(line for line in auto_reply(9).splitlines(keepends=True)
+                     if not line.startswith(b"Message-ID:"))
+    raws = [auto_reply(0), bulk, no_id, *(auto_reply(n) for n in range(3, 6))]
+    append_all(dovecot, raws)
     bot = harness(dovecot, tmp_path)
 
     def crash() -> None:
@@ -216,14 +257,19 @@ def test_a_message_handled_but_not_moved_before_a_renumbering_is_not_repeated(
     bot.cycle()
 
     # The first batch was committed, then the crash came before any of it
-    # was moved: its three messages came back under new keys and were
-    # known by their Message-IDs: moved, not handled again. The other
-    # three were never committed and were handled as new.
-    duplicates = [r for r in bot.bot.store.all_messages()
-                  if r["kind"] == "duplicate"]
-    assert [r["duplicate_of_message_id"] for r in duplicates] == [
-        f"<reply-{n}@school.example.org>" for n in range(3)]
-    assert_each_handled_once(bot, dovecot, 6)
+    # was moved: its three messages came back under new keys, were known
+    # by their bytes, and went where they were to go. The other three were
+    # never committed and were handled as new.
+    records = bot.bot.store.all_messages()
+    assert len(records) == 6
+    assert [r["kind"] for r in records].count("duplicate") == 0
+    def lf(messages: list[bytes]) -> list[bytes]:
+        return sorted(m.replace(b"\r\n", b"\n") for m in messages)
+
+    assert dovecot.folder_messages("INBOX") == []
+    assert lf(dovecot.folder_messages("Set aside")) == lf([bulk])
+    assert lf(dovecot.folder_messages("Handled")) == lf(
+        [r for r in raws if r != bulk])
     bot.close()
 
 

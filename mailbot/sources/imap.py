@@ -502,6 +502,15 @@ def _runs(uids: list[int]) -> Iterator[str]:
         yield f"{start}:{end}" if end != start else str(start)
 
 
+def renumbered(old_key: str, new_key: str) -> bool:
+    """Whether two keys are IMAP keys of one folder under two numberings
+    (UIDVALIDITY): a message found under both is one message, read again."""
+    try:
+        return _split_key(old_key)[0] != _split_key(new_key)[0]
+    except ValueError:
+        return False
+
+
 def _split_key(key: str) -> tuple[int, int]:
     try:
         prefix, validity, uid = key.split(":")
