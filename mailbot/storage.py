@@ -262,14 +262,8 @@ class JournalStorage(Storage):
                 _apply(data, json.loads(line)["c"])
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 # Whole, so not torn by a crash: written and then damaged.
-                # The commits before it are a record as it once was.
-                raise DamagedRecordError(
-                    self.journal, f"commit {number} cannot be read: {exc}",
-                    f"the {number - 1} commits before it can be kept by "
-                    f"cutting the journal there (truncate -s {good} "
-                    f"{self.journal}); what was recorded after them is then "
-                    "missing, and the mail it came from is in the mailbox's "
-                    "handled and set-aside folders") from exc
+                raise self.damaged_commit(number, good,
+                                          f"cannot be read: {exc}") from exc
             good += len(line) + 1
         if torn:
             log.warning("%s: ignoring %d bytes of an unfinished commit",
@@ -277,6 +271,36 @@ class JournalStorage(Storage):
         self._good_bytes = good
         self._journal_bytes = len(raw)
         return data
+
+    def damaged_commit(self, number: int, offset: int, detail: str
+                       ) -> DamagedRecordError:
+        """The error for journal commit `number` (at byte `offset`): the
+        commits before it are a record as it once was."""
+        return DamagedRecordError(
+            self.journal, f"commit {number} {detail}",
+            f"the {number - 1} commits before it can be kept by cutting the "
+            f"journal there (truncate -s {offset} {self.journal}); what was "
+            "recorded after them is then missing, and the mail it came from "
+            "is in the mailbox's handled and set-aside folders")
+
+    def last_commit_of(self, table: str, doc_id: str) -> tuple[int, int] | None:
+        """The number and byte offset of the last journal commit that wrote
+        a document, or None if the journal does not hold it (for saying
+        where a document that makes no sense came from)."""
+        try:
+            raw = self.journal.read_bytes()
+        except OSError:
+            return None
+        found, offset = None, 0
+        for number, line in enumerate(raw.split(b"\n")[:-1], 1):
+            try:
+                changes = json.loads(line)["c"]
+            except (ValueError, KeyError, TypeError, RecursionError):
+                break
+            if any(c[:2] == [table, doc_id] for c in changes):
+                found = (number, offset)
+            offset += len(line) + 1
+        return found
 
     def _has_backups(self) -> bool:
         return any(backup_of(self.path, n).exists()

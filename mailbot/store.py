@@ -82,7 +82,7 @@ class Store:
         self._lock_file: Any = None
         self._storage = JournalStorage(path)
         raw = self._storage.read() or {}
-        _check_shape(path, raw)
+        _check_shape(self._storage, raw)
         raw, passed = migrations.migrate(raw)
         if passed:
             self._storage.write(raw)
@@ -690,22 +690,26 @@ def _found(doc: Document | None, what: str, doc_id: int) -> Document:
     return doc
 
 
-def _check_shape(path: Path, raw: dict[str, Any]) -> None:
+def _check_shape(storage: JournalStorage, raw: dict[str, Any]) -> None:
     """Refuse a record that is JSON but not mailbot's, before any message is
-    handled against it."""
+    handled against it; name the journal commit that wrote the document
+    that makes no sense, if one did, or else the snapshot."""
     for table, docs in raw.items():
         if not isinstance(docs, dict) or not all(
                 isinstance(doc, dict) for doc in docs.values()):
-            raise DamagedRecordError(path, f"table {table!r} is not a set of "
-                                     "records")
+            raise DamagedRecordError(storage.path, f"table {table!r} is not "
+                                     "a set of records")
     for table, docs in raw.items():
         fields = _REQUIRED.get(table.split(".")[0], set())
         for doc_id, doc in docs.items():
             missing = fields - set(doc)
             if missing:
-                raise DamagedRecordError(
-                    path, f"{table.split('.')[0]} {doc_id} has no "
-                    + ", ".join(sorted(missing)))
+                detail = (f"{table.split('.')[0]} {doc_id} has no "
+                          + ", ".join(sorted(missing)))
+                commit = storage.last_commit_of(table, doc_id)
+                if commit is not None:
+                    raise storage.damaged_commit(*commit, f"wrote {detail}")
+                raise DamagedRecordError(storage.path, detail)
 
 
 # -- privacy ---------------------------------------------------------------

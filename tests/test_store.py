@@ -543,3 +543,30 @@ def test_a_compaction_the_disk_refuses_leaves_the_commit_made(
     store.commit()  # no error: the commit itself is on disk
     assert store.message_by_key("maildir:1") is not None
     assert Store(path).message_by_key("maildir:1") is not None
+
+
+def test_a_commit_that_writes_a_record_of_no_sense_is_named(
+        tmp_path: Path) -> None:
+    # Guards a bug found so: a journal line of the right form holding a
+    # cluster without its fields blamed the snapshot, whose restore would
+    # have thrown the whole journal away for one line.
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    cluster_id = store.add_cluster({"name": "Glenbrae Cluster",
+                                    "status": "active", "lead": {}})
+    store.commit()
+    store.close()
+    good = journal_of(path).stat().st_size
+    commits = len(journal_of(path).read_bytes().splitlines())
+    with open(journal_of(path), "ab") as journal:
+        journal.write(json.dumps({"c": [["clusters.00000", str(cluster_id),
+                                         {"name": 5}]]}).encode() + b"\n")
+
+    with pytest.raises(DamagedRecordError) as caught:
+        Store(path)
+    said = str(caught.value)
+    assert said.startswith(f"{journal_of(path)} is damaged (commit "
+                           f"{commits + 1} wrote clusters {cluster_id} has no")
+    assert f"truncate -s {good} {journal_of(path)}" in said
+    os.truncate(journal_of(path), good)
+    assert Store(path).cluster(cluster_id)["name"] == "Glenbrae Cluster"
