@@ -97,9 +97,6 @@ class Pipeline:
         # Handled since the last commit, in order: moved after it.
         self._batch: list[_Handled] = []
         self._unmoved = 0  # committed, their moves asked for, not flushed
-        # Handling what staff asked to replay: no Message-ID makes it a
-        # duplicate (setaside.replay).
-        self.replaying = False
 
     def poll(self) -> int:
         """Handle every waiting message, then send; returns how many."""
@@ -167,7 +164,7 @@ class Pipeline:
         """Handle one message into the open batch, not yet committed."""
         key = raw.key
         before = self.store.message_by_key(key)
-        if before is None and not self.replaying:
+        if before is None and not self.flow.replaying:
             # A mailbox renumbered (a new UIDVALIDITY) before the move of
             # messages already handled: the same bytes under a new key are
             # the same message, and go where it was to go.
@@ -226,7 +223,7 @@ class Pipeline:
                         parsed.message_id if parsed else "", False)
 
     def _understand(self, parsed: mail.Incoming) -> Outcome:
-        earlier = None if self.replaying \
+        earlier = None if self.flow.replaying \
             else self.store.message_by_id(parsed.message_id)
         if earlier is not None:
             if earlier.get("content") in (None, "", content_digest(parsed)):

@@ -251,8 +251,11 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
 
     again = Pipeline(store, _NoMailbox(), pipeline.sender, pipeline.flow,
                      pipeline.classifier, clock)
-    again.replaying = True
-    again.handle(RawMail(key, data))
+    pipeline.flow.replaying = True
+    try:
+        again.handle(RawMail(key, data))
+    finally:
+        pipeline.flow.replaying = False
     new = store.message_by_key(key)
     assert new is not None, f"the pipeline recorded nothing for {key}"
 

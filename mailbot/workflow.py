@@ -80,6 +80,9 @@ class Workflow:
         self.composer = composer
         self.clock = clock
         self.hours = hours
+        # Handling a message staff asked to replay (setaside.replay): its
+        # Message-ID makes it no duplicate, and no daily bound holds it.
+        self.replaying = False
         self.enrolment = Enrolment(self)
 
     # -- the queue ------------------------------------------------------

@@ -724,6 +724,12 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
                           listed_nomination(names[6], victim, 2)))
     bot.cycle()
     assert bot.export()["clusters"][-1]["name"] == names[6]
+
+    # Staff who replay one held back have decided: it is recorded.
+    held = bot.export()["set_aside"][0]["id"]
+    new = setaside.replay(bot.bot.pipeline, held)
+    assert (new["outcome"], new["kind"]) == ("handled", "nomination")
+    assert bot.export()["clusters"][-1]["name"] == names[3]
     bot.close()
 
 
