@@ -102,6 +102,20 @@ def test_imap_wait_ends_when_the_connection_drops(
         assert len(list(source.fetch())) == 1
 
 
+def test_imap_wait_pauses_only_briefly_after_quick_drops(
+        dovecot: DovecotMailbox) -> None:
+    # Guards a gap found so: after two connections dropped at once (two
+    # quick restarts of the server), IDLE was given up for the rest of the
+    # wait, and new mail waited for the next poll.
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        list(source.fetch())
+        for _ in range(2):
+            later(0.3, dovecot.kick)
+            assert timed(lambda: source.wait(60)) < 10
+        dovecot.deliver(raw_message(1))
+        assert len(list(source.fetch())) == 1
+
+
 @pytest.fixture(scope="module")
 def idle_less_dovecot() -> Iterator[DovecotServer]:
     server = DovecotServer(capability="IMAP4rev1 LITERAL+ MOVE UIDPLUS")

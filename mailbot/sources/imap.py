@@ -207,11 +207,13 @@ class ImapSource:
         log.info("%s: connection lost while waiting for mail", self.where)
         self._quick_drops = self._quick_drops + 1 if after < 1 else 0
         if self._quick_drops >= 2:
-            # Not a restart but a habit: do not go round in a tight loop.
-            if self._quick_drops == 2:
-                log.warning("%s: the server ends IDLE at once; waiting "
-                            "without it", self.where)
-            self._waker.sleep(deadline - time.monotonic())
+            # Two restarts in a row, or a habit: do not go round in a tight
+            # loop, but do not give up on IDLE for long either.
+            pause = backoff(self._quick_drops - 1)
+            log.warning("%s: the server ended IDLE at once %d times in a "
+                        "row; trying again in %.0f s", self.where,
+                        self._quick_drops, pause)
+            self._waker.sleep(min(pause, deadline - time.monotonic()))
 
     def close(self) -> None:
         if self._queued:
