@@ -34,7 +34,10 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     schools = store.all_schools()
 
     def cluster_name(cluster_id: int) -> str:
-        return str(clusters[cluster_id].get("name") or "(no name yet)")
+        cluster = clusters.get(cluster_id)
+        if cluster is None:  # a record edited by hand: shown, not a crash
+            return f"cluster #{cluster_id}, not in the record"
+        return str(cluster.get("name") or "(no name yet)")
 
     new = [f"{c['name']} ({c['local_authority']}): "
            f"{len(store.schools_of(c.doc_id))} schools, lead "

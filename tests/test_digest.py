@@ -11,6 +11,8 @@ import pytest
 from harness import Harness, example_config, make_mail, sample
 
 from mailbot import digest, sweep
+from mailbot.storage import journal_of
+from mailbot.store import Store
 
 
 @pytest.fixture
@@ -68,3 +70,23 @@ def test_a_long_section_is_cut_with_a_line_saying_where_the_rest_are(
     assert "stranger0@" in items[0]
     assert items[-1] == ("... and 7 more: `mailbot set-aside list` on the "
                          "server lists them all")
+
+
+def test_a_school_whose_cluster_is_gone_is_shown_not_a_crash(
+        bot: Harness) -> None:
+    # Guards a bug found so: a record edited by hand, its cluster removed
+    # and its schools left, made `digest --preview` fail with a KeyError.
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    bot.close()
+    path = bot.config.store_path
+    with open(journal_of(path), "ab") as journal:
+        journal.write(b'{"c":[["clusters.00000","1",null]]}\n')
+    store = Store(path)
+    context = digest.context(store, bot.clock.now(), None)
+    [comment] = [s["items"] for s in context["sections"]
+                 if s["title"] == "Comments received"][0]
+    assert comment.startswith(
+        "Glenbrae Primary School (cluster #1, not in the record): ")
