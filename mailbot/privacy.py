@@ -828,9 +828,12 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
         fields = scrub(dict(message))
         fields["subject"] = ERASED
         # Digests of what they wrote: they could confirm a guess of it.
-        for digest in ("fingerprint", "content"):
-            if fields.get(digest):
-                fields[digest] = ""
+        # "erased" is no content's digest: a message that reuses this one's
+        # Message-ID is set aside, not taken for a copy.
+        if fields.get("fingerprint"):
+            fields["fingerprint"] = ""
+        if fields.get("content"):
+            fields["content"] = "erased"
         replace_personal(store, "messages", message.doc_id,
                          _changed(message, fields))
     for message in found.mentioned_in:

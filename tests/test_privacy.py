@@ -221,7 +221,7 @@ def test_erasure_leaves_the_history_and_nothing_of_the_person(
             if m["from"] == placeholder} == {"[erased]"}
     # Nor the digests of what she wrote, which could confirm a guess of it.
     assert {(m["fingerprint"], m["content"]) for m in store.all_messages()
-            if m["from"] == placeholder} == {("", "")}
+            if m["from"] == placeholder} == {("", "erased")}
     # Her name and address in someone else's text are replaced too.
     eastfield = store.schools_with_contact(QUINN)[0]
     (quinn_said,) = store.comments_of(eastfield.doc_id)
@@ -381,6 +381,26 @@ def glenbrae(bot: Harness) -> Harness:
     bot.cycle()
     assert bot.bot.store.schools_with_contact(ALAN)
     return bot
+
+
+def test_after_erasure_a_message_reusing_a_message_id_is_still_seen(
+        glenbrae: Harness) -> None:
+    # Guards a gap found so: the erasure blanked the digest of what the
+    # person wrote, and a different message that reused the Message-ID of
+    # one of theirs was then ignored as a copy of it.
+    glenbrae.deliver(make_mail(f"Alan Reid <{ALAN}>", "Our club",
+                               "Our coding club meets on Tuesdays.",
+                               Message_ID="<notice@mis.example.org>"))
+    glenbrae.cycle()
+    assert privacy.erase(glenbrae.bot.store, glenbrae.config, ALAN,
+                         glenbrae.clock.now(), apply=True).done
+    glenbrae.deliver(make_mail("Fiona Baird <headteacher@kirkton-ps.fife."
+                               "example.sch.uk>", "Our wifi",
+                               "The wifi in the hall drops.",
+                               Message_ID="<notice@mis.example.org>"))
+    glenbrae.cycle()
+    (aside,) = glenbrae.export()["set_aside"]
+    assert "but another message" in aside["reason"]
 
 
 def kept_then_erased(bot: Harness, raw: bytes) -> privacy.Erasure:
