@@ -78,8 +78,8 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
     failed = [f"{o['kind']} to {', '.join(o['to'])}: {o.get('error')}"
               for o in store.failed_outgoing()
               if o.get("sent_at", "") > after]
-    # Tried and refused for now, whenever first queued: until it goes,
-    # each digest shows it.
+    # Tried and not sent (refused for now, or no server to take it),
+    # whenever first queued: until it goes, each digest shows it.
     retrying = [f"{o['kind']} to {', '.join(o['to'])}: tried {o['attempts']} "
                 f"times, next {long_time(o['not_before'])}: {o.get('error')}"
                 for o in store.unsent_outgoing() if o.get("attempts")]
@@ -97,8 +97,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
         ("Validators assigned", "None since the last digest.", given),
         ("Undeliverable addresses", "None.", bounced),
         ("Mail that could not be sent", "None.", failed),
-        ("Mail still being tried (the server refused it for now)", "None.",
-         retrying),
+        ("Mail not sent yet, still being tried", "None.", retrying),
         ("Addresses not answered again today (too many replies; a robot?)",
          "None.", limited),
         ("Staff commands refused (nothing was changed for these)", "None.",

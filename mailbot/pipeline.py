@@ -164,7 +164,7 @@ class Pipeline:
         """Handle one message into the open batch, not yet committed."""
         key = raw.key
         before = self.store.message_by_key(key)
-        if before is None and not self.flow.replaying:
+        if before is None and not raw.unreadable and not self.flow.replaying:
             # A mailbox renumbered (a new UIDVALIDITY) before the move of
             # messages already handled: the same bytes under a new key are
             # the same message, and go where it was to go.
@@ -277,7 +277,7 @@ class Pipeline:
         })
 
     def _move(self, key: str, outcome: str) -> None:
-        if outcome == SET_ASIDE:
+        if outcome in (SET_ASIDE, setaside.REPLAYED):  # replayed: was aside
             self.source.set_aside(key)
         elif outcome in (HANDLED, IGNORED):
             self.source.mark_handled(key)
@@ -297,10 +297,13 @@ def content_digest(parsed: mail.Incoming) -> str:
 
 def _content(parsed: mail.Incoming) -> str:
     digest = hashlib.sha256()
+    # The text past TEXT_LIMIT and attachments too large to read count by
+    # their size, which is all that is known of them.
     for part in (parsed.sender.email, parsed.subject,
                  parsed.date.isoformat() if parsed.date else "",
-                 parsed.text, parsed.html,
-                 *(f"{a.filename}:{hashlib.sha256(a.data).hexdigest()}"
+                 parsed.text, str(parsed.omitted), parsed.html,
+                 *(f"{a.filename}:{a.content_type}:{a.unread}:"
+                   f"{hashlib.sha256(a.data).hexdigest()}"
                    for a in parsed.attachments)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()[:32]

@@ -791,6 +791,9 @@ def _add_queued_naming(store: Store, found: _Found,
             found.outgoing.append(item)
 
 
+ERASED_DIGEST = "erased"
+
+
 def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
                      theirs: set[str], now: datetime) -> None:
     address = found.address
@@ -828,12 +831,11 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
         fields = scrub(dict(message))
         fields["subject"] = ERASED
         # Digests of what they wrote: they could confirm a guess of it.
-        # "erased" is no content's digest: a message that reuses this one's
-        # Message-ID is set aside, not taken for a copy.
-        if fields.get("fingerprint"):
-            fields["fingerprint"] = ""
-        if fields.get("content"):
-            fields["content"] = "erased"
+        # "erased" is no message's digest: a message under this one's name
+        # or Message-ID is taken for another, not for this one.
+        for digest in ("fingerprint", "content"):
+            if fields.get(digest):
+                fields[digest] = ERASED_DIGEST
         replace_personal(store, "messages", message.doc_id,
                          _changed(message, fields))
     for message in found.mentioned_in:

@@ -216,11 +216,12 @@ class _NoMailbox:
 def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
     """Handle a waiting message again, as if new; returns its new record.
 
-    The caller holds the record's lock (`open_mailbot`). The earlier
-    record keeps its Message-ID only as `original_message_id`, so that the
-    pipeline does not skip the message as a duplicate, and ends marked
-    "replayed" with the new outcome. Replies go out at once when they can,
-    else at the daemon's next poll.
+    The caller holds the record's lock (`open_mailbot`). The message is
+    handled with the workflow's `replaying` set: no Message-ID makes it a
+    duplicate, and no daily bound holds it back. The earlier record keeps
+    its Message-ID only as `original_message_id` (the new record has it
+    now) and ends marked "replayed" with the new outcome. Replies go out
+    at once when they can, else at the daemon's next poll.
     """
     from mailbot.pipeline import Pipeline  # here: the pipeline imports us
 

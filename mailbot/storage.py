@@ -201,10 +201,12 @@ class JournalStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
         with open(self.journal, "wb", opener=_private) as out:
+            # Empty from here, whatever fails next: the next append must
+            # not pad it back to its old length.
+            self._good_bytes = self._journal_bytes = self._compact_after = 0
             os.fchmod(out.fileno(), 0o600)  # one made by an older version
             os.fsync(out.fileno())
         self._snapshot_bytes = self.path.stat().st_size
-        self._good_bytes = self._journal_bytes = self._compact_after = 0
         log.debug("record compacted into %s (%d bytes)", self.path,
                   self._snapshot_bytes)
 

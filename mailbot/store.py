@@ -523,7 +523,8 @@ class Store:
         return self._indexed(self.messages, self._message_keys, "key", key)
 
     def message_by_fingerprint(self, fingerprint: str) -> Document | None:
-        """The latest message recorded with these very bytes."""
+        """The message last recorded with these very bytes (None if its
+        digest was erased since)."""
         if not fingerprint:
             return None
         return self._indexed(self.messages, self._message_prints,
@@ -623,15 +624,18 @@ class Store:
     def note_trouble(self, what: str, exc: Exception, now: datetime) -> None:
         """Record, and commit, that `what` (e.g. "reminders for Glenbrae
         Cluster (#1)") failed with `exc`: the digest shows it until it
-        works again. Written only when it changes: the same failure at
-        every sweep writes nothing."""
+        works again. Written only when the failure or its message changes.
+        A report only: if the disk refuses it, the log has said it."""
         error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         troubles = dict(self.get_meta(TROUBLES, {}))
         since = troubles.get(what, {}).get("since", stamp(now))
         if troubles.get(what) != {"since": since, "error": error}:
             troubles[what] = {"since": since, "error": error}
             self.set_meta(TROUBLES, troubles)
-            self.commit()
+            try:
+                self.commit()
+            except Exception:
+                log.exception("could not record that %s failed", what)
 
     def clear_trouble(self, what: str) -> None:
         """`what` worked: forget that it failed (written at the next

@@ -135,7 +135,7 @@ def test_mail_the_server_refuses_to_take_from_us_waits_and_is_shown(
     assert statuses(bot) == {"pending": 10}
     context = digest.context(bot.bot.store, bot.clock.now(), None)
     (waiting,) = [s["items"] for s in context["sections"]
-                  if s["title"].startswith("Mail still being tried")]
+                  if s["title"].startswith("Mail not sent yet")]
     # Those tried (each sending round stops at the first refusal).
     assert 1 <= len(waiting) < 10
     assert all("tried 1 times" in w and "553 5.7.1" in w for w in waiting)

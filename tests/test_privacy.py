@@ -221,7 +221,7 @@ def test_erasure_leaves_the_history_and_nothing_of_the_person(
             if m["from"] == placeholder} == {"[erased]"}
     # Nor the digests of what she wrote, which could confirm a guess of it.
     assert {(m["fingerprint"], m["content"]) for m in store.all_messages()
-            if m["from"] == placeholder} == {("", "erased")}
+            if m["from"] == placeholder} == {("erased", "erased")}
     # Her name and address in someone else's text are replaced too.
     eastfield = store.schools_with_contact(QUINN)[0]
     (quinn_said,) = store.comments_of(eastfield.doc_id)
@@ -401,6 +401,26 @@ def test_after_erasure_a_message_reusing_a_message_id_is_still_seen(
     glenbrae.cycle()
     (aside,) = glenbrae.export()["set_aside"]
     assert "but another message" in aside["reason"]
+
+
+def test_after_erasure_another_message_under_a_used_name_is_read(
+        glenbrae: Harness) -> None:
+    # Guards a bug found so: the erasure blanked the digest of the bytes of
+    # the person's messages, and a different message delivered later under
+    # the same Maildir file name was taken for one of them and moved unread.
+    new = glenbrae.config.mailbox.path / "new"
+    (new / "note.eml").write_bytes(make_mail(
+        f"Alan Reid <{ALAN}>", "Our club", "Our coding club meets weekly."))
+    glenbrae.cycle()
+    assert privacy.erase(glenbrae.bot.store, glenbrae.config, ALAN,
+                         glenbrae.clock.now(), apply=True).done
+    (new / "note.eml").write_bytes(make_mail(
+        "Fiona Baird <headteacher@kirkton-ps.fife.example.sch.uk>",
+        "Our wifi", "The wifi in the hall drops."))
+    glenbrae.cycle()
+    texts = [c["text"] for c in glenbrae.school("Kirkton Primary School")[
+        "comments"]]
+    assert any("wifi in the hall" in t for t in texts)
 
 
 def kept_then_erased(bot: Harness, raw: bytes) -> privacy.Erasure:

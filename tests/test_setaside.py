@@ -146,6 +146,24 @@ def test_another_message_under_a_message_id_used_before_is_set_aside(
     assert len(texts) == 2 and "wifi in the hall" in texts[1]
 
 
+def test_a_replayed_message_still_in_the_inbox_goes_to_the_set_aside_folder(
+        bot: Harness) -> None:
+    # Guards a bug found so: found again in the inbox (its move had not
+    # happened before a stop), a message whose record said "replayed" was
+    # moved nowhere, and read again at every poll.
+    bot.deliver(sample("09-newsletter"))
+    bot.cycle()
+    (entry,) = bot.export()["set_aside"]
+    inbox = bot.config.mailbox.path
+    (moved,) = (inbox / ".Set aside" / "cur").iterdir()
+    moved.rename(inbox / "new" / moved.name.split(":")[0])
+    replay(bot, entry["id"])
+    bot.cycle()
+    assert list((inbox / "new").iterdir()) == []
+    assert [p.name.split(":")[0] for p in (inbox / ".Set aside" / "cur")
+            .iterdir()] == [moved.name.split(":")[0]]
+
+
 def test_a_message_that_fails_again_is_set_aside_again_with_a_new_id(
         bot: Harness) -> None:
     bot.deliver(sample("04-comment-reply"), sample("09-newsletter"))

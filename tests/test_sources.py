@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import mailbox
 import os
@@ -170,6 +171,26 @@ def test_maildir_a_file_that_cannot_be_read_holds_up_no_other(
     source.set_aside(first.key)  # a rename needs no read permission
     assert [p.name for p in (inbox / ".Set aside" / "cur").iterdir()] == [
         "1700000100.M1P1.host:2,"]
+
+
+def test_maildir_a_read_that_fails_for_now_fails_the_poll_not_the_message(
+        inbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: any error but a missing file set the message
+    # aside unread, for good, even one the next poll would not meet.
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    read_bytes = Path.read_bytes
+    failures = [OSError(errno.EMFILE, "Too many open files")]
+
+    def once(path: Path) -> bytes:
+        if failures:
+            raise failures.pop()
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", once)
+    with pytest.raises(OSError, match="Too many open files"):
+        list(source.fetch())
+    assert [m.data for m in source.fetch()] == [raw_message(1)]
 
 
 def test_maildir_what_is_not_a_file_is_left_and_said_once(

@@ -570,3 +570,34 @@ def test_a_commit_that_writes_a_record_of_no_sense_is_named(
     assert f"truncate -s {good} {journal_of(path)}" in said
     os.truncate(journal_of(path), good)
     assert Store(path).cluster(cluster_id)["name"] == "Glenbrae Cluster"
+
+
+def test_a_compaction_failing_once_the_journal_is_emptied_pads_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug found so: when the disk failed just after the journal
+    # was emptied, the next commit padded it back to its old length with
+    # NUL bytes, and the next start-up refused the record as damaged.
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    store.record_message(message(1))
+    store.commit()
+    monkeypatch.setattr("mailbot.storage.MIN_JOURNAL_BYTES", 0)
+    fchmod = os.fchmod
+    failures = [OSError(errno.EIO, "Input/output error")]
+
+    def once(fd: int, mode: int) -> None:
+        if failures:
+            raise failures.pop()
+        fchmod(fd, mode)
+
+    monkeypatch.setattr("mailbot.storage.os.fchmod", once)
+    store.record_message(message(2))
+    store.commit()  # folded into the snapshot, then the failure
+    monkeypatch.setattr("mailbot.storage.MIN_JOURNAL_BYTES", 1 << 30)
+    store.record_message(message(3))
+    store.commit()
+    store.close()
+
+    assert b"\0" not in journal_of(path).read_bytes()
+    assert [m["key"] for m in Store(path).all_messages()] == [
+        "maildir:1", "maildir:2", "maildir:3"]

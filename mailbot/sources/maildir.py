@@ -9,6 +9,7 @@ move is made at once (`flush()` has nothing to do).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -29,6 +30,11 @@ PREFIX = "maildir:"
 WATCH_SECONDS = 1.0
 # A file name in cur/ is "<unique name>:2,<flags>"; in new/ it has no info.
 INFO_SEP = ":"
+# Errors that reading a file again will not cure: the message is set
+# aside unread. Any other (no file handles left, a disk error) fails the
+# poll, and the next one reads the message again.
+_NEVER_READABLE = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR,
+                             errno.ELOOP, errno.ENXIO, errno.EINVAL})
 
 
 def unique_name(file_name: str) -> str:
@@ -194,6 +200,8 @@ class MaildirSource:
                 log.warning("%s vanished before it could be read", entry.path)
                 continue
             except OSError as exc:
+                if exc.errno not in _NEVER_READABLE:
+                    raise  # for now (no file handles left, say): next poll
                 # Only this message: the others behind it are still read.
                 yield RawMail(key, b"", f"the file of {size:,} bytes cannot "
                                         f"be read: {exc.strerror or exc}")
