@@ -24,6 +24,7 @@ from mailbot.store import (
 # Lines shown of one section: past them, one line says where the rest are
 # (a first digest after months of set-aside mail would run to hundreds).
 MAX_ITEMS = 50
+ASIDE_TITLE = "Mail set aside for a person (mailbot set-aside show ID)"
 
 
 def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
@@ -106,8 +107,7 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
          "None.", new_addresses),
         ("Refused: wrote about another school (nothing was changed)", "None.",
          other_school),
-        ("Mail set aside for a person (mailbot set-aside show ID)",
-         "Nothing new.", aside),
+        (ASIDE_TITLE, "Nothing new.", aside),
     ]
     return {
         "day": today,
@@ -120,18 +120,18 @@ def context(store: Store, now: datetime, since: str | None) -> dict[str, Any]:
                    "schools": len(schools),
                    "complete": sum(1 for s in schools
                                    if s["status"] in COMPLETE_STATUSES)},
-        "sections": [{"title": t, "empty": e,
-                      "items": _at_most(items, MAX_ITEMS, t.startswith(
-                          "Mail set aside"))}
+        "sections": [{"title": t, "empty": e, "items": _at_most(
+                          items, MAX_ITEMS, "mailbot set-aside list"
+                          if t == ASIDE_TITLE else "mailbot export")}
                      for t, e, items in sections],
     }
 
 
-def _at_most(items: list[str], limit: int, set_aside: bool) -> list[str]:
-    """The first `limit` items, and a line saying where the rest are."""
+def _at_most(items: list[str], limit: int, where: str) -> list[str]:
+    """The first `limit` items, and a line saying which command lists the
+    rest."""
     if len(items) <= limit:
         return items
-    where = "mailbot set-aside list" if set_aside else "mailbot export"
     rest = (f"... and {len(items) - limit} more: `{where}` on the server "
             "lists them all")
     return [*items[:limit], rest]

@@ -534,31 +534,17 @@ def sweep(flow: Workflow) -> None:
     for cluster in store.all_clusters():
         if cluster.get("status") == INCOMPLETE:
             continue
-        what = f"progress reports for {cluster_label(cluster)}"
-        try:
+        with store.attempt(f"progress reports for {cluster_label(cluster)}",
+                           now):
             ensure_started(store, cluster)
             cluster = store.cluster(cluster.doc_id)
             if flow.hours.is_working(now, cluster.get("local_authority")):
                 report_if_due(flow, cluster, now)
                 nudge_stalled(flow, cluster, now)
-        except Exception as exc:
-            store.rollback()
-            log.exception("progress of cluster %s failed", cluster.doc_id)
-            store.note_trouble(what, exc, now)
-            continue
-        store.clear_trouble(what)
-        store.commit()
     for step, what in ((validator_digests, "validators' digests"),
                        (area_summaries, "area summaries")):
-        try:
+        with store.attempt(what, now):
             step(flow, now)
-        except Exception as exc:
-            store.rollback()
-            log.exception("%s failed", step.__name__)
-            store.note_trouble(what, exc, now)
-            continue
-        store.clear_trouble(what)
-        store.commit()
 
 
 def report_if_due(flow: Workflow, cluster: Document, now: datetime) -> bool:

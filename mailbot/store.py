@@ -21,7 +21,8 @@ import logging
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -636,6 +637,21 @@ class Store:
                 self.commit()
             except Exception:
                 log.exception("could not record that %s failed", what)
+
+    @contextmanager
+    def attempt(self, what: str, now: datetime) -> Iterator[None]:
+        """Work on the record that one failure must not stop the rest of:
+        committed if it ends well; else undone, logged and noted for the
+        digest (note_trouble), and not raised."""
+        try:
+            yield
+        except Exception as exc:
+            self.rollback()
+            log.exception("%s failed", what)
+            self.note_trouble(what, exc, now)
+        else:
+            self.clear_trouble(what)
+            self.commit()
 
     def clear_trouble(self, what: str) -> None:
         """`what` worked: forget that it failed (written at the next

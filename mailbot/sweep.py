@@ -30,22 +30,14 @@ def sweep(flow: Workflow, mailbox: MailSource | None = None) -> None:
     `mailbox` too, when given)."""
     store = flow.store
     for cluster in store.all_clusters():
-        what = f"reminders and validator for {cluster_label(cluster)}"
-        try:
+        with store.attempt("reminders and validator for "
+                           f"{cluster_label(cluster)}", flow.clock.now()):
             if cluster["status"] == ACTIVE:
                 for school in store.schools_of(cluster.doc_id):
                     if school["status"] == INVITED:
                         remind(flow, cluster, school)
             if cluster["status"] in (ACTIVE, AWAITING_VALIDATOR):
                 flow.assign_validator_if_ready(cluster.doc_id)
-        except Exception as exc:
-            store.rollback()
-            log.exception("sweep of cluster %s (%s) failed", cluster.doc_id,
-                          cluster.get("name"))
-            store.note_trouble(what, exc, flow.clock.now())
-            continue
-        store.clear_trouble(what)
-        store.commit()
     send_digest_if_due(flow)
     store.commit()
     # progress.py: reports at 3, 6 and 9 months, digests, stall nudges.

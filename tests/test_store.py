@@ -118,14 +118,19 @@ def test_a_second_owner_is_refused(tmp_path: Path) -> None:
     second.close()
 
 
-def test_each_start_keeps_a_backup_and_three_at_most(tmp_path: Path) -> None:
-    path = tmp_path / "record.json"
-    for n in range(1, 6):
+def started(path: Path, times: int) -> None:
+    """A record with a message from each of `times` daemon starts."""
+    for n in range(1, times + 1):
         store = Store(path)
         store.lock()
         store.record_message(message(n))
         store.commit()
         store.close()
+
+
+def test_each_start_keeps_a_backup_and_three_at_most(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    started(path, 5)
     backups = sorted(p.name for p in tmp_path.glob("record.json.[0-9]"))
     assert backups == ["record.json.1", "record.json.2", "record.json.3"]
     newest = json.loads((tmp_path / "record.json.1").read_text())
@@ -463,17 +468,6 @@ def test_a_commit_nested_too_deep_to_read_stops_start_up_with_advice(
         JournalStorage(path).read()
 
 
-def _started_three_times(path: Path) -> None:
-    """A record with a message from each of three daemon starts, and so
-    two backups."""
-    for n in range(1, 4):
-        store = Store(path)
-        store.lock()
-        store.record_message(message(n))
-        store.commit()
-        store.close()
-
-
 @pytest.mark.parametrize("damage", [b"X", b"\r"])
 def test_a_damaged_commit_before_others_stops_start_up(
         tmp_path: Path, damage: bytes) -> None:
@@ -513,7 +507,7 @@ def test_a_snapshot_gone_beside_its_backups_stops_start_up(
     # made a new, empty record, and later starts rotated every good
     # backup out.
     path = tmp_path / "mailbot.json"
-    _started_three_times(path)
+    started(path, 3)  # and so two backups
     if damage == "removed":
         path.unlink()
     else:

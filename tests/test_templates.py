@@ -347,18 +347,26 @@ def test_check_renders_every_template_with_the_examples(composer):
     composer.check(variants)
 
 
+def broken_reminder(tmp_path, edit):
+    """A copy of the templates whose reminder.txt lines `edit` changed in
+    place; the composer over it, and that file."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    reminder = folder / "reminder.txt"
+    lines = reminder.read_text().splitlines()
+    edit(lines)
+    reminder.write_text("\n".join(lines) + "\n")
+    return Composer(folder, SENDER, ADDRESS, GLOBALS), reminder
+
+
 @pytest.mark.parametrize("broken, problem", [
     ("{{ school.nme }}", "has no attribute 'nme'"),
     ("{% if %}", "Expected an expression"),
 ])
 def test_check_names_the_file_and_line_of_a_mistake(tmp_path, broken, problem):
-    folder = tmp_path / "templates"
-    shutil.copytree(TEMPLATES, folder)
-    reminder = folder / "reminder.txt"
-    lines = reminder.read_text().splitlines()
-    lines.insert(6, broken)  # after the subject, on every path
-    reminder.write_text("\n".join(lines) + "\n")
-    composer = Composer(folder, SENDER, ADDRESS, GLOBALS)
+    # After the subject, on every path.
+    composer, reminder = broken_reminder(
+        tmp_path, lambda lines: lines.insert(6, broken))
     with pytest.raises(ConfigError) as caught:
         composer.check(examples.contexts())
     assert caught.value.path == str(reminder)
@@ -367,16 +375,13 @@ def test_check_names_the_file_and_line_of_a_mistake(tmp_path, broken, problem):
 
 
 def test_check_renders_the_branch_the_main_example_does_not_take(tmp_path):
-    folder = tmp_path / "templates"
-    shutil.copytree(TEMPLATES, folder)
-    reminder = folder / "reminder.txt"
-    lines = reminder.read_text().splitlines()
-    # The subject of a reminder not yet overdue; the main example is one
-    # overdue.
-    assert lines[4].startswith("Subject: Reminder:")
-    lines[4] = "Subject: Reminder: due {{ deadline|nosuchfilter }}"
-    reminder.write_text("\n".join(lines) + "\n")
-    composer = Composer(folder, SENDER, ADDRESS, GLOBALS)
+    def edit(lines):
+        # The subject of a reminder not yet overdue; the main example is
+        # one overdue.
+        assert lines[4].startswith("Subject: Reminder:")
+        lines[4] = "Subject: Reminder: due {{ deadline|nosuchfilter }}"
+
+    composer, reminder = broken_reminder(tmp_path, edit)
     with pytest.raises(ConfigError) as caught:
         composer.check(examples.variants())
     assert caught.value.path == str(reminder)

@@ -189,7 +189,7 @@ class MaildirSource:
     def _read(self, maildir: Path) -> Iterator[RawMail]:
         for entry in self._entries(maildir):
             key = PREFIX + unique_name(entry.name)
-            size = -1
+            size = None
             try:
                 size = entry.stat().st_size
                 if size > MAX_MESSAGE_BYTES:
@@ -203,8 +203,9 @@ class MaildirSource:
                 if exc.errno not in _NEVER_READABLE:
                     raise  # for now (no file handles left, say): next poll
                 # Only this message: the others behind it are still read.
-                yield RawMail(key, b"", f"the file of {size:,} bytes cannot "
-                                        f"be read: {exc.strerror or exc}")
+                of = f" of {size:,} bytes" if size is not None else ""
+                yield RawMail(key, b"", f"the file{of} cannot be read: "
+                                        f"{exc.strerror or exc}")
                 continue
             yield RawMail(key, data)
 
