@@ -44,7 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, suppress
 from dataclasses import dataclass
 
-from mailbot import guard, mail, setaside
+from mailbot import guard, mail, setaside, tagging
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
 from mailbot.commands import Commands, is_command_mail
@@ -422,6 +422,9 @@ def _size(waiting: Iterable[tuple[list[RawMail], object]]) -> int:
 
 
 def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
+    # The workers are forked from this process at their first chunk: what
+    # it has built, they have, instead of building it each.
+    tagging.default_tagger()
     try:
         return ProcessPoolExecutor(
             max_workers=PARSE_WORKERS, mp_context=multiprocessing.get_context("fork"),

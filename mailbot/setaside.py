@@ -68,7 +68,8 @@ def _digest(key: str) -> str:
 
 def keep(store: Store, key: str, data: bytes) -> Path | None:
     """Keep a copy of a message being set aside, recorded under `key`;
-    None if the disk refused.
+    None if the disk refused. The store's next commit, which records the
+    message, makes the copy durable first.
 
     A copy that cannot be written only means the message cannot be
     replayed: the original is still in the mailbox's set-aside folder.
@@ -80,8 +81,6 @@ def keep(store: Store, key: str, data: bytes) -> Path | None:
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(temp, target)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -90,6 +89,7 @@ def keep(store: Store, key: str, data: bytes) -> Path | None:
         log.error("%s: no copy kept for replay in %s: %s", key,
                   target.parent, exc)
         return None
+    store.sync_with_commit(target)
     return target
 
 

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,9 @@ class Store:
         self._mark: int | None = None
         self._since_mark: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._ids_at_mark: dict[str, int] = {}
+        # Files written for what is not committed yet (copies of mail set
+        # aside): made durable just before the commit that records them.
+        self._unsynced: list[Path] = []
         self._open_tables()
         self._ids_at_commit = self._last_ids()
         if passed:
@@ -262,6 +265,7 @@ class Store:
         or, if the disk refuses, forget them, so that memory never runs
         ahead of the file (a message whose record could not be written is
         not moved on). Ends the savepoint, if any."""
+        self._sync_files()
         if not self._undo:
             self._end_savepoint()
             return
@@ -278,6 +282,33 @@ class Store:
         self._undo.clear()
         self._end_savepoint()
         self._ids_at_commit = self._last_ids()
+
+    def sync_with_commit(self, path: Path) -> None:
+        """Have the next commit make `path`, a file written for what it
+        records, durable before it writes: one wait for the disk per commit
+        rather than one per file (a commit holds many messages)."""
+        self._unsynced.append(path)
+
+    def _sync_files(self) -> None:
+        """fsync the files of the coming commit, then their folders. One
+        the disk refuses is removed, with an error logged: what it held
+        may not be what was written. The commit goes on without it."""
+        paths, self._unsynced = self._unsynced, []
+        folders: set[Path] = set()
+        for path in paths:
+            try:
+                _fsync(path, os.O_RDONLY)
+                folders.add(path.parent)
+            except OSError as exc:
+                log.error("%s: not kept, the disk refused it: %s", path, exc)
+                with suppress(OSError):
+                    path.unlink(missing_ok=True)
+        for folder in folders:
+            try:
+                _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as exc:
+                log.error("%s: its new files may not outlast a power cut: %s",
+                          folder, exc)
 
     def rollback(self) -> None:
         """Undo every change not yet committed (after an error mid-message,
@@ -698,6 +729,14 @@ class _Existing:
 
     def __call__(self) -> JournalStorage:
         return self.storage
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _domain(address: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mailbot.errors import ConfigError
-from mailbot.phrases import PhraseIndex, PhraseSet
+from mailbot.phrases import PhraseIndex, PhraseSet, fold
 from mailbot.rules import read_rules_file
 from mailbot.selfreview import MAX_TEXT_CHARS, Criterion, tidy
 
@@ -106,6 +106,9 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+")
 # tagged on its own ("strong in coding but we need more devices").
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|whereas|whilst"
                        r"|while|except)\b", re.IGNORECASE)
+# Its words, looked for before splitting: most sentences hold none.
+_CONTRAST_WORDS = ("but", "however", "though", "whereas", "whilst", "while",
+                   "except")
 _HEADING_PARTS = re.compile(r"\s*(?:/|&|,|\band\b|\bor\b)\s*")
 _HEADING_FILLER = frozenset({"our", "possible", "key", "main", "current",
                              "the", "some", "school", "schools", "school's",
@@ -156,7 +159,7 @@ class Tagger:
         """
         clauses = list(itertools.islice(
             ((section, clause) for section, sentence in self._sentences(text)
-             for clause in _CONTRAST.split(sentence)), MAX_CLAUSES))
+             for clause in _clauses(sentence)), MAX_CLAUSES))
         count = len(self.criteria)
         tags: list[Tag] = []
         for n, found in self.index.search_each([c for _, c in clauses]):
@@ -247,6 +250,17 @@ class Tagger:
                 paragraph.append(line)
             seen = section is not None
         yield from _split(section, paragraph)
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence split at its contrast words: _CONTRAST.split, quicker
+    where the sentence, lowered, holds none of them (a lowered text is
+    searched with case only where that finds what searching without case
+    would: see phrases.fold)."""
+    lowered = fold(sentence)
+    if lowered is not None and not any(w in lowered for w in _CONTRAST_WORDS):
+        return [sentence]
+    return _CONTRAST.split(sentence)
 
 
 def _split(section: Kind | None, lines: list[str]

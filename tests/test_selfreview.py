@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailbot import tagging
 from mailbot.errors import ConfigError, SetAside
 from mailbot.mail import Attachment, parse
 from mailbot.quoting import new_text
@@ -730,6 +731,19 @@ def test_a_contrast_splits_a_sentence() -> None:
     assert [(t.criterion, t.kind, t.evidence) for t in tags] == [
         (C, "strength", "We are strong in coding"),
         (R, "weakness", "we need more devices.")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(["but", "BUT", "However", "though", "although",
+                     "whereas", "whilst", "while", "except", "butter",
+                     "bu\u0163", "whil\u017ft", "\u0130", "\u212a"]),
+    st.sampled_from([" ", ", ", "-", "\u2019", "_"]),
+    st.text(max_size=3)), max_size=12).map("".join))
+def test_a_sentence_is_split_where_the_contrast_regex_splits_it(
+        sentence: str) -> None:
+    # The quick look for contrast words before the split changes nothing.
+    assert tagging._clauses(sentence) == tagging._CONTRAST.split(sentence)
 
 
 def test_cues_of_both_kinds_make_a_weakness() -> None:

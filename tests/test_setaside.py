@@ -3,9 +3,11 @@ on the embedded default, and through the `mailbot set-aside` command."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,57 @@ def test_the_copy_is_named_by_a_hash_never_by_the_message(
     assert copy.read_bytes() == raw
     assert not (tmp_path.parent / "outside").exists()
     assert not (tmp_path / "outside").exists()
+
+
+def _synced_paths(monkeypatch: pytest.MonkeyPatch,
+                  refuse: str = "") -> list[str]:
+    """The paths os.fsync and os.fdatasync are asked to sync, in order;
+    fsync of a path ending with `refuse` fails as a failing disk would."""
+    calls: list[str] = []
+
+    def spy(real: Callable[[int], None]) -> Callable[[int], None]:
+        def sync(fd: int) -> None:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            calls.append(path)
+            if refuse and path.endswith(refuse) and real is real_fsync:
+                raise OSError(errno.EIO, "Input/output error")
+            real(fd)
+        return sync
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", spy(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", spy(os.fdatasync))
+    return calls
+
+
+def test_copies_are_on_disk_before_the_commit_that_records_them(
+        bot: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot.deliver(sample("09-newsletter"))
+    bot.deliver(make_mail("Someone <someone@elsewhere.example.com>",
+                          "Hello", "Who reads this?\n"))
+    synced = _synced_paths(monkeypatch)
+    bot.cycle()
+
+    copies = sorted(str(p) for p in (tmp_path / "set-aside").iterdir())
+    assert len(copies) == 2
+    journal = next(n for n, p in enumerate(synced) if p.endswith(".journal"))
+    # Both copies, then their folder, all before the journal's one sync.
+    assert sorted(synced[:journal]) == sorted(
+        [*copies, str(tmp_path / "set-aside")])
+
+
+def test_a_copy_the_disk_refuses_is_removed_and_the_commit_goes_on(
+        bot: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    bot.deliver(sample("09-newsletter"))
+    _synced_paths(monkeypatch, refuse=".eml")
+    bot.cycle()
+
+    (entry,) = bot.export()["set_aside"]
+    assert entry["from"] == NEWS
+    assert list((tmp_path / "set-aside").iterdir()) == []
+    assert "[no copy: cannot be replayed]" in setaside.listing(bot.bot.store)
+    assert "not kept, the disk refused it" in caplog.text
 
 
 def test_show_never_prints_terminal_controls(bot: Harness) -> None:
