@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from tinydb.storages import Storage
 
@@ -98,19 +98,27 @@ def last_good_backup(path: Path) -> Path | None:
     return None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _encoded(value: Any) -> bytes:
+    """`value` as JSON in UTF-8. Text holding lone surrogates (bytes that
+    were not UTF-8, kept so by Python, as in a file name) has no UTF-8
+    form: it is written with \\u escapes then, which read back the same."""
+    try:
+        return json.dumps(value, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def _dump(data: dict[str, dict[str, Any]], out: TextIO) -> None:
-    """What json.dump(data, out, ensure_ascii=False, separators=(",", ":"))
-    writes, table by table: json.dump runs the pure-Python encoder, several
-    times slower than the one json.dumps uses, and a table is of bounded
-    size (shards.py), so memory holds one table's text at a time."""
-    out.write("{")
+def _dump(data: dict[str, dict[str, Any]], out: BinaryIO) -> None:
+    """What json.dump(data, out, separators=(",", ":")) writes, but in
+    UTF-8 and table by table: json.dump runs the pure-Python encoder,
+    several times slower than the one json.dumps uses, and a table is of
+    bounded size (shards.py), so memory holds one table's text at a time."""
+    out.write(b"{")
     for n, (name, docs) in enumerate(data.items()):
-        out.write(f"{',' if n else ''}{_dumps(name)}:{_dumps(docs)}")
-    out.write("}")
+        out.write(b"," if n else b"")
+        out.write(_encoded(name) + b":" + _encoded(docs))
+    out.write(b"}")
 
 
 class JournalStorage(Storage):
@@ -159,7 +167,7 @@ class JournalStorage(Storage):
 
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
-        line = _dumps({"c": list(changes)}).encode("utf-8") + b"\n"
+        line = _encoded({"c": list(changes)}) + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
@@ -191,7 +199,7 @@ class JournalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".mailbot-",
                                    suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with os.fdopen(fd, "wb") as out:
                 _dump(data, out)
                 out.flush()
                 os.fsync(out.fileno())

@@ -743,3 +743,31 @@ def test_a_nomination_of_too_many_schools_is_set_aside(tmp_path: Path) -> None:
     [aside] = bot.export()["set_aside"]
     assert "lists 41 schools, more than" in aside["reason"]
     bot.close()
+
+
+def test_a_maildir_file_named_in_bytes_that_are_not_utf8_is_handled(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Guards a bug: its key could not be written to the record, so every
+    # poll failed at the commit and no message of its batch was handled.
+    bot = Harness(example_config(tmp_path), "2027-01-12 12:00")
+    try:
+        inbox = bot.config.mailbox.path
+        bot.deliver(sample("09-newsletter"))
+        (delivered,) = (inbox / "new").iterdir()
+        os.rename(delivered, os.fsencode(inbox / "new") + b"/1700.M1.h\xff\xfe")
+        bot.deliver(make_mail(ALAN, "Hello", "Who reads this?\n"))
+        bot.cycle()
+
+        assert "poll failed" not in caplog.text
+        assert list((inbox / "new").iterdir()) == []
+        assert len(bot.export()["set_aside"]) == 2
+        aside = os.listdir(os.fsencode(inbox / ".Set aside" / "cur"))
+        assert len(aside) == 2 and b"1700.M1.h\xff\xfe:2," in aside
+    finally:
+        bot.close()
+    # The record reads back whole.
+    again = Harness(example_config(tmp_path), "2027-01-12 12:05")
+    try:
+        assert len(again.export()["set_aside"]) == 2
+    finally:
+        again.close()

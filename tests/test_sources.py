@@ -108,6 +108,21 @@ def test_maildir_set_aside_keeps_flags_and_allows_spaces(inbox: Path) -> None:
         "maildir:1700000100.M1P1.host"]
 
 
+def test_maildir_a_file_in_new_with_flags_is_moved_with_them(
+        inbox: Path) -> None:
+    # Not how a delivery should name it, but read all the same: it must
+    # not stay in the inbox, "no longer there" at every poll.
+    source = MaildirSource(maildir_config(inbox))
+    put(inbox / "new", "1700000100.M1P1.host:2,S", raw_message(1))
+    (message,) = source.fetch()
+
+    source.mark_handled(message.key)
+
+    moved = inbox / ".Handled" / "cur" / "1700000100.M1P1.host:2,S"
+    assert moved.read_bytes() == raw_message(1)
+    assert list(source.fetch()) == []
+
+
 def test_maildir_restore_brings_a_message_back(inbox: Path) -> None:
     source = MaildirSource(maildir_config(inbox))
     put(inbox / "new", "1700000100.M1P1.host", raw_message(1))

@@ -395,6 +395,25 @@ def test_a_snapshot_is_the_record_as_json_writes_it(tmp_path: Path) -> None:
     assert len(data) > 3  # more than one shard of messages
 
 
+def test_text_that_has_no_utf8_form_is_written_and_read_back_the_same(
+        tmp_path: Path) -> None:
+    # Guards a bug: a Maildir file named with bytes that are not UTF-8
+    # gave a key holding lone surrogates, which no commit could write, so
+    # every poll failed and nothing in its batch was ever handled.
+    key = "maildir:1700000000.M1P1.host\udcff\udcfe"
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    store.record_message({**message(1), "key": key, "subject": "Café"})
+    store.commit()
+    assert Store(path).message_by_key(key)["subject"] == "Café"
+
+    storage = JournalStorage(path)
+    storage.read()
+    storage.compact()
+    assert json.loads(path.read_bytes())  # the snapshot is still JSON
+    assert Store(path).message_by_key(key)["subject"] == "Café"
+
+
 def test_clusters_are_found_by_their_lead_through_changes_and_undo(
         tmp_path: Path) -> None:
     """Finding a lead's clusters once read the whole table for every

@@ -214,13 +214,16 @@ class MaildirSource:
         candidate = maildir / "new" / name
         if candidate.exists():
             return candidate
-        try:
-            with os.scandir(maildir / "cur") as found:
-                for entry in found:
-                    if unique_name(entry.name) == name:
-                        return Path(entry.path)
-        except FileNotFoundError:
-            pass
+        # In cur/ with its flags; or in new/ with an info part it should
+        # not have there, but is read with all the same.
+        for sub in ("cur", "new"):
+            try:
+                with os.scandir(maildir / sub) as found:
+                    for entry in found:
+                        if unique_name(entry.name) == name:
+                            return Path(entry.path)
+            except FileNotFoundError:
+                pass
         return None
 
     def _move(self, key: str, source: Path, target: Path) -> None:
@@ -232,7 +235,7 @@ class MaildirSource:
 
         # A message from new/ enters cur/ with an empty info part; one
         # from cur/ keeps its flags.
-        file_name = found.name if found.parent.name == "cur" else name + ":2,"
+        file_name = found.name if INFO_SEP in found.name else name + ":2,"
         destination = target / "cur" / file_name
         if destination.exists():
             # Never replace another message: a rename would overwrite it.
