@@ -92,7 +92,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tinydb.table import Document
 
 from mailbot import authres, report, results, staffsheets
-from mailbot.compose import Draft
+from mailbot.compose import UK, Draft
 from mailbot.councils import canonical_council
 from mailbot.enrolment import (
     invitation_template,
@@ -835,10 +835,13 @@ class Commands:
         cluster = self.store.cluster(school["cluster_id"])
         template = invitation_template(school)
         now = self.flow.clock.now()
+        # Invitations go out in working hours, UK time, not on holidays,
+        # whenever staff ask for one again (enrolment.py does the same).
+        when = self.flow.hours.next_working(now, cluster.get("local_authority"))
         queued = self.flow.queue(Draft(
             key=f"invitation:{school.doc_id}:again:{mail.ref}",
             kind="invitation", template=template, to=(address,),
-            not_before=now, cluster_id=cluster.doc_id, school_id=school.doc_id,
+            not_before=when, cluster_id=cluster.doc_id, school_id=school.doc_id,
             context={"school": school_view(self.store, school),
                      "cluster": cluster_view(cluster),
                      "deadline": date.fromisoformat(school["deadline"])}))
@@ -847,7 +850,11 @@ class Commands:
                           "(see the log)")
         note = (" (that address has bounced before)"
                 if self.store.is_undeliverable(address) else "")
-        return (f"invitation to {school['name']} sent again to {address}{note}",
+        at = when.astimezone(UK)
+        sent = "sent again" if when <= now else (
+            f"to go again, in working hours ({at:%A} {at.day} "
+            f"{at:%B at %H:%M}),")
+        return (f"invitation to {school['name']} {sent} to {address}{note}",
                 cluster.doc_id, school.doc_id)
 
     def _file(self, mail: Incoming, args: dict[str, str],

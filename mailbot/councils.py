@@ -69,6 +69,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 # means "we cannot tell", not a guess.
 _AMBIGUOUS = ("dunbartonshire", "lanarkshire", "ayrshire", "lothian")
 
+# Councils whose names are also people's first names: in running prose
+# ("My colleague Angus and I") they name a council only after a word such
+# as "in" ("schools in Angus") or before a trailer ("Angus Council").
+_GIVEN_NAMES = {"angus", "moray"}
+_PLACE_WORDS = {"in", "of", "for", "across", "within", "from", "throughout"}
+
 # Words that may follow a council's name and still mean the council, as in
 # "Fife Council" or "Orkney Islands Council"; used by mentioned_council.
 _TRAILERS = {"council", "city", "islands", "area", "region", "local"}
@@ -135,6 +141,12 @@ def mentioned_council(text: str) -> str | None:
         if following and following.group(1)[0].isupper() \
                 and following.group(1).lower() not in _TRAILERS:
             continue
+        if _normalise(match.group()) in _GIVEN_NAMES:
+            before = re.search(r"(\w+)\W*$", text[:match.start()])
+            trailer = following and following.group(1).lower() in _TRAILERS
+            if not trailer and not (before and before.group(1).lower()
+                                    in _PLACE_WORDS):
+                continue
         council = _table()[_normalise(match.group())]
         if council:
             return council

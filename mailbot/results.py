@@ -27,13 +27,19 @@ from typing import TYPE_CHECKING, Any
 from tinydb.table import Document
 
 from mailbot import authres, selfreview, tagging, visitdate
-from mailbot.compose import Draft
+from mailbot.compose import UK, Draft
 from mailbot.errors import SetAside
 from mailbot.mail import Incoming
 from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
 from mailbot.quoting import new_text_of
 from mailbot.selfreview import Criterion, Reading, Results, Score
-from mailbot.store import AWARDED, SELF_REVIEW_COMPLETE, Store, stamp
+from mailbot.store import (
+    ALREADY_AWARDED,
+    AWARDED,
+    SELF_REVIEW_COMPLETE,
+    Store,
+    stamp,
+)
 from mailbot.views import cluster_view, school_view
 
 if TYPE_CHECKING:
@@ -424,9 +430,26 @@ def on_visit_reply(flow: Workflow, mail: Incoming, understood: Understanding
                        school.doc_id)
     text = new_text_of(mail).strip()
     result = outcome_of(f"{mail.subject}\n{text}")
+    # The visit's day is the UK's "today", not UTC's (00:00-01:00 BST).
+    when = visitdate.parse(text, flow.clock.now().astimezone(UK).date())
+    if result and school["status"] in (AWARDED, ALREADY_AWARDED):
+        # An outcome is recorded once: a later word in the thread
+        # ("the certificate is not yet printed", "awarded, as I said")
+        # neither congratulates again nor takes the award away.
+        return Outcome(SET_ASIDE, VISIT_REPLY,
+                       f"about {school['name']}'s visit, but the school is "
+                       "already a Digital School", school["cluster_id"],
+                       school.doc_id)
+    if result and when.day is not None:
+        # "4 March at 10am; I have not yet met the head": a date and
+        # words of an outcome. Not guessed: a person reads it.
+        said = visitdate.shown(when.stamp()) if when.found else when.problem
+        return Outcome(SET_ASIDE, VISIT_REPLY,
+                       f"about {school['name']}'s visit: reads both as a "
+                       f"visit date ({said}) and as an outcome ({result})",
+                       school["cluster_id"], school.doc_id)
     if result:
         return _outcome(flow, mail, school, result, text)
-    when = visitdate.parse(text, flow.clock.now().date())
     if when.found:
         return _visit_date(flow, mail, school, when)
     if when.problem:
@@ -465,6 +488,11 @@ def _visit_date(flow: Workflow, mail: Incoming, school: Document,
     now = flow.clock.now()
     at = when.stamp()
     before = _current_visit(school)
+    if before == at:
+        return Outcome(HANDLED, VISIT_REPLY,
+                       f"visit to {school['name']} on {visitdate.shown(at)}, "
+                       "as already recorded", school["cluster_id"],
+                       school.doc_id)
     flow.store.update_school(school.doc_id, {"visit_at": at,
                                              "visit_date_set_at": stamp(now)})
     flow.store.add_event(now, "visit-date", school_id=school.doc_id,
@@ -477,7 +505,10 @@ def _visit_date(flow: Workflow, mail: Incoming, school: Document,
     if contact:
         cluster = flow.store.cluster(school["cluster_id"])
         flow.queue(Draft(
-            key=f"visit-date:{school.doc_id}:{at}", kind="visit-date",
+            # Keyed by the message too: a visit moved back to a date
+            # it had before is news to the school again.
+            key=f"visit-date:{school.doc_id}:{at}:{mail.ref}",
+            kind="visit-date",
             template="visit-date", to=(str(contact),),
             cluster_id=cluster.doc_id, school_id=school.doc_id,
             context={"school": school_view(flow.store, school),

@@ -67,8 +67,12 @@ SHORT = {
 }
 _ACCEPT = re.compile(r"\b(accept|accepted|agree|agreed|approve|approved)\b",
                      re.IGNORECASE)
-_NEGATED = re.compile(r"\b(not|n't|don't|cannot|can't)\s+"
-                      r"(be\s+)?(accept|agree|approve)", re.IGNORECASE)
+# A negation before the verb in the same sentence ("won't accept", "I'm
+# unable to agree", "I do not yet approve") makes it no acceptance; the
+# mail is then set aside for a person, the safe side of a misreading.
+_NEGATED = re.compile(r"(?:\bnot\b|n't\b|\bcannot\b|\bunable\b|\bnever\b|"
+                      r"\brefuse\b)[^.!?\n]{0,60}?\b(?:accept|agree|approve)",
+                      re.IGNORECASE)
 _MENTORS = re.compile(r"^\s*(?:[-*•]\s*)?(?P<remove>remove\s+)?(?P<mentor>.+?)"
                       r"\s+(?:mentors|will mentor|to mentor)\s+(?P<mentee>.+?)"
                       r"\s+(?:in|for)\s+(?P<criterion>.+?)\s*[.;]?\s*$",
@@ -396,7 +400,9 @@ class Supports:
                            "the validator wrote about a matrix of supports "
                            "already accepted", cluster_id)
         text = new_text_of(mail)
-        accepts = bool(_ACCEPT.search(text)) and not _NEGATED.search(text)
+        # Outlook and phones write "don\u2019t": read it as "don't".
+        plain = text.replace("\u2019", "'").replace("\u02bc", "'")
+        accepts = bool(_ACCEPT.search(plain)) and not _NEGATED.search(plain)
         changed, problems = self.changes(cluster_id, record, mail, text)
         if problems:
             self._refuse(cluster_id, mail, problems)

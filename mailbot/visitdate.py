@@ -89,8 +89,10 @@ def parse(text: str, today: date) -> VisitDate:
         for match in pattern.finditer(text):
             if overlaps(match.start(), match.end()):
                 continue
-            taken.append((match.start(), match.end()))
             day, problem = _day(match, pattern, today)
+            if day is None and not problem:
+                continue  # "9.15", "10.05": a time, left for _time to read
+            taken.append((match.start(), match.end()))
             if problem:
                 problems.append(problem)
             elif day is not None:

@@ -291,6 +291,20 @@ def test_replace_contact_and_resend_invitation(bot: Harness) -> None:
     assert "2 done, 0 refused" in str(bot.sent("command-reply")[0]["Subject"])
 
 
+def test_an_invitation_sent_again_waits_for_working_hours(
+        bot: Harness) -> None:
+    # Guards a bug: it went at once, on a Saturday night.
+    before = len(bot.sent("invitation"))
+    send(bot, command_mail("resend invitation to Kirkton"), "2027-01-16 22:30")
+    assert len(bot.sent("invitation")) == before
+    said = body(bot.sent("command-reply", STAFF)[-1])
+    assert "to go again, in working hours (Monday 18 January at 08:" in said
+
+    bot.at("2027-01-18 10:00")
+    bot.cycle()
+    assert len(bot.sent("invitation")) == before + 1
+
+
 def test_send_file(bot: Harness) -> None:
     send(bot, command_mail("send file of Glenbrae Cluster"))
     [message] = bot.sent("command-reply", STAFF)

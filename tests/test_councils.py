@@ -100,6 +100,12 @@ def test_canonical_council_wants_exactly_one(value: str,
     ("Stirling High School is one of ours", None),
     ("the playing field borders the school", None),
     ("We are in Orkney Islands Council", "Orkney Islands"),
+    # A council that is also a first name (guards a bug: a colleague
+    # named Angus made a Fife cluster Angus's, and told Angus of it).
+    ("My colleague Angus and I have put this together", None),
+    ("Moray and I lead the cluster", None),
+    ("Angus Council schools", "Angus"),
+    ("schools across Moray", "Moray"),
 ])
 def test_mentioned_council_is_strict_in_prose(text: str,
                                               council: str | None) -> None:

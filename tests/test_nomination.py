@@ -131,6 +131,21 @@ def test_sample_03_outlook_html_and_tabs_footer_is_not_a_school() -> None:
     assert nomination.complete
 
 
+def test_a_colleague_named_as_a_council_is_not_the_council() -> None:
+    # Guards a bug: "Angus" the colleague made a Fife cluster Angus's, and
+    # Angus's council was sent the cluster's details.
+    nomination = parse_nomination(make_mail(
+        "Hi,\n\nMy colleague Angus and I have put together our cluster's "
+        "details. All our\nschools are in Fife.\n\n"
+        "Cluster name: Glenbrae Cluster\n"
+        "Lead contact: Morag Lindsay, m.lindsay@glenbrae-hs.fife.example.sch.uk"
+        "\n\nSchools:\n1. Glenbrae High School (secondary) - Morag Lindsay - "
+        "m.lindsay@glenbrae-hs.fife.example.sch.uk\n"
+        "2. Glenbrae Primary School (primary) - Alan Reid - "
+        "a.reid@glenbrae-ps.fife.example.sch.uk\n"))
+    assert nomination.local_authority == "Fife"
+
+
 def test_sample_10_incomplete_prose() -> None:
     nomination = parse_nomination(sample("10"))
     assert nomination.cluster_name is None

@@ -334,6 +334,76 @@ def test_not_yet_then_new_results_and_a_new_request(bot: Harness) -> None:
     assert bot.school(SCHOOL)["status"] == "visit_requested"
 
 
+def test_a_date_reply_saying_not_yet_of_something_else_records_no_outcome(
+        bot: Harness) -> None:
+    # Guards a bug: "not yet" anywhere in a reply giving the visit's date
+    # was taken as the visit's outcome, and the school was told so.
+    notice = ready_and_requested(bot)
+    bot.at("2027-02-03 09:00")
+    bot.deliver(reply_from_isla(notice, "Hello,\n\nThursday 4 March at 10am "
+                                "suits me. I have not yet met the head "
+                                "teacher, so I look forward to it.\n\nIsla"))
+    bot.cycle()
+    school = bot.school(SCHOOL)
+    assert school["visit_outcome"] is None
+    assert school["status"] == "visit_requested"
+    assert not bot.sent("visit-not-yet-outcome", ALAN)
+    (aside,) = bot.export()["set_aside"]
+    assert "both as a visit date" in aside["reason"]
+
+
+def test_an_award_is_congratulated_once_and_never_taken_back_by_a_reply(
+        bot: Harness) -> None:
+    # Guards two bugs: a second "awarded" in the thread congratulated the
+    # school again, and a later "not yet" took the award away.
+    notice = ready_and_requested(bot)
+    bot.at("2027-03-05 15:00")
+    bot.deliver(reply_from_isla(notice, "Digital School status awarded."))
+    bot.cycle()
+    bot.at("2027-03-06 10:00")
+    bot.deliver(reply_from_isla(notice, "Just to confirm: awarded. The "
+                                "certificate will follow by post."))
+    bot.cycle()
+    bot.at("2027-03-10 10:00")
+    bot.deliver(reply_from_isla(notice, "The certificate is not yet printed; "
+                                "it will follow."))
+    bot.cycle()
+    assert len(bot.sent("award-congratulations", ALAN)) == 1
+    assert bot.school(SCHOOL)["status"] == "awarded"
+    assert not bot.sent("visit-not-yet-outcome", ALAN)
+    assert [a["reason"].endswith("already a Digital School")
+            for a in bot.export()["set_aside"]] == [True, True]
+
+
+def test_a_visit_moved_back_to_its_first_date_is_told_again(
+        bot: Harness) -> None:
+    # Guards a bug: the notice of the first date counted as sent already.
+    notice = ready_and_requested(bot)
+    for when, text in (("2027-02-03 09:00", "Thursday 4 March at 10am."),
+                       ("2027-02-04 09:00", "Sorry, Friday 5 March at 10am."),
+                       ("2027-02-05 09:00", "Back to 4 March at 10am."),
+                       ("2027-02-06 09:00", "Confirming 4 March at 10am.")):
+        bot.at(when)
+        bot.deliver(reply_from_isla(notice, text))
+        bot.cycle()
+    assert bot.school(SCHOOL)["visit_at"] == "2027-03-04T10:00"
+    told = [body(m) for m in bot.sent("visit-date", ALAN)]
+    # The same date again, confirmed, is no news.
+    assert len(told) == 3
+    assert "Friday 5 March" in told[1] and "Thursday 4 March" in told[2]
+
+
+def test_a_date_that_passed_in_the_uk_is_past_before_utc_says_so(
+        bot: Harness) -> None:
+    notice = ready_and_requested(bot)
+    # 00:30 on Saturday 5 June 2027 in the UK: 23:30 on the 4th in UTC.
+    bot.at("2027-06-05 00:30")
+    bot.deliver(reply_from_isla(notice, "Friday 4 June 2027 at 10am."))
+    bot.cycle()
+    assert bot.school(SCHOOL)["visit_at"] is None
+    assert "already passed" in body(bot.sent("visit-date-query", ISLA)[-1])
+
+
 # -- the date parser ----------------------------------------------------------
 
 @pytest.mark.parametrize("text, stamp", [
@@ -342,6 +412,10 @@ def test_not_yet_then_new_results_and_a_new_request(bot: Harness) -> None:
     ("4 March at 10am", "2027-03-04T10:00"),
     ("March 4th, 2.30pm", "2027-03-04T14:30"),
     ("2027-03-04 at 09:15", "2027-03-04T09:15"),
+    # A time with a dot is no date (guards a bug: it was dropped).
+    ("Thursday 4 March at 9.15", "2027-03-04T09:15"),
+    ("4 March 2027 at 10.05", "2027-03-04T10:05"),
+    ("4 March, 2.10 pm", "2027-03-04T14:10"),
 ])
 def test_dates_read(text: str, stamp: str) -> None:
     found = visitdate.parse(text, date(2027, 2, 1))

@@ -250,6 +250,23 @@ def test_a_bad_csv_is_refused(bot: Harness) -> None:
     assert bot.sent("support-plan") == []
 
 
+@pytest.mark.parametrize("text", [
+    "I won't accept this until we have spoken.",
+    "I don\u2019t agree with this at all.",  # the apostrophe of Outlook
+    "I'm unable to approve this as it stands.",
+    "I wouldn't agree to this yet.",
+])
+def test_a_refusal_is_no_acceptance(bot: Harness, text: str) -> None:
+    # Guards a bug: each of these was read as accepting the matrix, and
+    # every school was sent a plan the validator had refused.
+    bot.at("2027-01-19 10:00")
+    bot.deliver(reply(proposal(bot), f"Isla Fraser <{ISLA}>",
+                      f"{text}\n\nIsla"))
+    bot.cycle()
+    assert record(bot)["status"] == "proposed"
+    assert bot.sent("support-plan") == []
+
+
 def test_accept_from_anyone_else_is_set_aside(bot: Harness) -> None:
     bot.at("2027-01-19 10:00")
     bot.deliver(reply(proposal(bot), f"Morag Lindsay <{MORAG}>",
