@@ -661,6 +661,9 @@ def validator_digests(flow: Workflow, now: datetime) -> int:
     year, week, _ = local.isocalendar()
     queued = 0
     for validator in flow.config.validators:
+        key = f"validator-digest:{validator.email}:{year}-W{week:02d}"
+        if flow.store.outgoing_by_key(key) is not None:
+            continue  # this week's went: not worked out again every sweep
         clusters = [c for c in flow.store.all_clusters()
                     if (c.get("validator") or {}).get("email") == validator.email
                     and _open(c, flow.store)
@@ -672,8 +675,7 @@ def validator_digests(flow: Workflow, now: datetime) -> int:
                                      flow.rules.stalled_after_days, flow.hours)
                      for c in clusters]
         if flow.queue(Draft(
-                key=f"validator-digest:{validator.email}:{year}-W{week:02d}",
-                kind="progress-digest", template="progress-digest",
+                key=key, kind="progress-digest", template="progress-digest",
                 to=(validator.email,),
                 context={"recipient_name": validator.name, "period": "week",
                          "day": local.date(), "area": None,
@@ -700,13 +702,15 @@ def area_summaries(flow: Workflow, now: datetime) -> int:
                        None, started))
     queued = 0
     for who, contact, council, clusters in recipients:
-        if not clusters or not flow.hours.is_working(now, council):
-            continue
+        key = f"area-summary:{who}:{month}"
+        if not clusters or not flow.hours.is_working(now, council) \
+                or flow.store.outgoing_by_key(key) is not None:
+            continue  # this month's went: not worked out again every sweep
         summaries = [cluster_summary(flow.store, c, now,
                                      flow.rules.stalled_after_days, flow.hours)
                      for c in clusters]
         if flow.queue(Draft(
-                key=f"area-summary:{who}:{month}", kind="progress-digest",
+                key=key, kind="progress-digest",
                 template="progress-digest", to=(contact.email,),
                 context={"recipient_name": contact.name, "period": "month",
                          "day": local.date(), "area": council or "Scotland",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import (
@@ -163,6 +164,27 @@ def test_validator_digest_and_monthly_summaries(bot: Harness) -> None:
     bot.cycle()
     assert len(bot.sent("progress-digest", FIFE)) == 2
     assert len(bot.sent("progress-digest", ES)) == 2
+
+
+def test_digests_already_sent_are_not_worked_out_again_each_sweep(
+        bot: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    enrolled(bot)
+    summarised: list[str] = []
+    real = progress.cluster_summary
+
+    def counted(store: Any, cluster: Any, *args: Any) -> Any:
+        summarised.append(str(cluster["name"]))
+        return real(store, cluster, *args)
+
+    monkeypatch.setattr(progress, "cluster_summary", counted)
+    bot.at("2027-02-01 09:00")
+    bot.cycle()
+    first = len(summarised)
+    assert first >= 3  # the validator's week, Fife's month, Scotland's
+    bot.at("2027-02-01 14:00")
+    bot.cycle()
+    assert len(summarised) == first
+    assert len(bot.sent("progress-digest")) == 3
 
 
 def test_stalled_schools_are_nudged_once_per_period(bot: Harness) -> None:
