@@ -428,6 +428,16 @@ def on_visit_reply(flow: Workflow, mail: Incoming, understood: Understanding
                        f"about {school['name']}'s visit, but not "
                        f"authenticated: {why}", school["cluster_id"],
                        school.doc_id)
+    validator = (flow.store.cluster(school["cluster_id"]).get("validator")
+                 or {}).get("email")
+    sender = mail.sender.email
+    if validator and sender != validator and sender not in flow.config.staff:
+        # A validator replaced since the notice went to them: the visit is
+        # the new one's now, and staff decide what the old word is worth.
+        return Outcome(SET_ASIDE, VISIT_REPLY,
+                       f"about {school['name']}'s visit, from {sender}, who "
+                       f"is no longer the cluster's validator ({validator} "
+                       "is)", school["cluster_id"], school.doc_id)
     text = new_text_of(mail).strip()
     result = outcome_of(f"{mail.subject}\n{text}")
     # The visit's day is the UK's "today", not UTC's (00:00-01:00 BST).

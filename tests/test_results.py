@@ -393,6 +393,25 @@ def test_a_visit_moved_back_to_its_first_date_is_told_again(
     assert "Friday 5 March" in told[1] and "Thursday 4 March" in told[2]
 
 
+def test_a_validator_replaced_since_the_notice_records_nothing(
+        bot: Harness) -> None:
+    notice = ready_and_requested(bot)
+    store = bot.bot.store
+    # Staff give the cluster another validator.
+    school = next(s for s in store.all_schools() if s["name"] == SCHOOL)
+    store.update_cluster(school["cluster_id"], {"validator": {
+        "name": "Catriona Sinclair",
+        "email": "catriona.sinclair@dsa.example.org"}})
+    store.commit()
+    bot.at("2027-03-05 15:00")
+    bot.deliver(reply_from_isla(notice, "Digital School status awarded."))
+    bot.cycle()
+    assert bot.school(SCHOOL)["status"] == "visit_requested"
+    assert not bot.sent("award-congratulations")
+    (aside,) = bot.export()["set_aside"]
+    assert "no longer the cluster's validator" in aside["reason"]
+
+
 def test_a_date_that_passed_in_the_uk_is_past_before_utc_says_so(
         bot: Harness) -> None:
     notice = ready_and_requested(bot)
