@@ -538,6 +538,18 @@ def _with_comments(store: Store, school: Document) -> dict[str, Any]:
         for c in store.comments_of(school.doc_id)]}
 
 
+def _theirs_of(store: Store, school: Document, found: _Found
+               ) -> dict[str, Any]:
+    """A school's document with those of its comments the person wrote or
+    that name them: the rest are others' words, about others."""
+    pattern = _pattern(found.address)
+    whole = _with_comments(store, school)
+    whole["comments"] = [c for c in whole["comments"]
+                         if c.get("message_id") in found.message_ids
+                         or _mentions(c, pattern)]
+    return whole
+
+
 def _plain(doc: Document) -> dict[str, Any]:
     return {"id": doc.doc_id, **dict(doc)}
 
@@ -586,7 +598,7 @@ def subject_access(store: Store, config: Config, address: str,
                       "record": dict(c)} for c in found.clusters],
         "schools": [{"id": s.doc_id,
                      "roles": roles(s, [("school contact", "contact_email")]),
-                     "record": _with_comments(store, s)}
+                     "record": _theirs_of(store, s, found)}
                     for s in found.schools],
         "messages_from": [_plain(m) for m in found.messages],
         "messages_naming": [_plain(m) for m in found.mentioned_in],

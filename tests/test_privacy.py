@@ -111,6 +111,25 @@ def access(bot: Harness, address: str = ANN) -> dict[str, Any]:
 
 # -------------------------------------------------------- subject access
 
+def test_the_export_holds_no_comment_of_others_that_does_not_name_them(
+        bot: Harness) -> None:
+    plant_ann_everywhere(bot)
+    bot.at("2027-01-15 10:00")
+    bot.deliver(comment(QUINN_FROM, "Our wifi in the hall keeps dropping."))
+    bot.cycle()
+
+    schools = {s["record"]["name"]: s["record"]
+               for s in access(bot)["schools"]}
+    eastfield = [c["text"] for c in schools["Eastfield Primary School"][
+        "comments"]]
+    assert len(eastfield) == 1 and ANN in eastfield[0]
+    assert not any("wifi in the hall" in text for school in schools.values()
+                   for text in (c["text"] for c in school["comments"]))
+    # Still held, as ever, and shown to whom it is about.
+    assert any("wifi in the hall" in c["text"] for c in bot.school(
+        "Eastfield Primary School")["comments"])
+
+
 def test_the_export_finds_the_person_everywhere_the_flow_put_them(
         bot: Harness) -> None:
     plant_ann_everywhere(bot)
