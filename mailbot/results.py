@@ -380,16 +380,33 @@ def visit_reply_of(mail: Incoming, store: Store, people: frozenset[str]
         return Understanding(VISIT_REPLY, sent.get("cluster_id"), school_id,
                              f"answers the visit-request notice {ref}")
     words = f"{mail.subject}\n{new_text_of(mail)}".lower()
-    theirs = [s for c in store.all_clusters()
-              if (c.get("validator") or {}).get("email", "").lower() == sender
-              for s in store.schools_of(c.doc_id)
-              if s.get("visit_requested_at")
-              and str(s["name"]).lower() in words]
+    schools = [s for c in store.all_clusters()
+               if (c.get("validator") or {}).get("email", "").lower() == sender
+               for s in store.schools_of(c.doc_id)]
+    theirs = [s for s in _named(schools, words) if s.get("visit_requested_at")]
     if len(theirs) == 1:
         school = theirs[0]
         return Understanding(VISIT_REPLY, school["cluster_id"], school.doc_id,
                              f"the validator names {school['name']}")
     return None
+
+
+def _named(schools: list[Document], words: str) -> list[Document]:
+    """The schools whose names stand in `words` (lower case) as whole
+    words, and not only inside another's name that stands there too:
+    "Old Glenbrae Primary School" names that school, not Glenbrae
+    Primary School."""
+    spans = {s.doc_id: [m.span() for m in re.finditer(
+        rf"(?<!\w){re.escape(str(s['name']).lower())}(?!\w)", words)]
+        for s in schools if str(s.get("name") or "").strip()}
+    every = [span for found in spans.values() for span in found]
+
+    def inside_another(span: tuple[int, int]) -> bool:
+        return any(a <= span[0] and span[1] <= b and (a, b) != span
+                   for a, b in every)
+
+    return [s for s in schools
+            if any(not inside_another(span) for span in spans.get(s.doc_id, []))]
 
 
 def authenticated(flow: Workflow, mail: Incoming) -> tuple[bool, str]:

@@ -21,7 +21,7 @@ from harness import (
     sample,
 )
 
-from mailbot import results, visitdate
+from mailbot import mail, results, visitdate
 
 MORAG = "m.lindsay@glenbrae-hs.fife.example.sch.uk"
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
@@ -410,6 +410,29 @@ def test_a_validator_replaced_since_the_notice_records_nothing(
     assert not bot.sent("award-congratulations")
     (aside,) = bot.export()["set_aside"]
     assert "no longer the cluster's validator" in aside["reason"]
+
+
+def test_the_validator_naming_a_school_names_that_one_not_one_inside_it(
+        bot: Harness) -> None:
+    ready_and_requested(bot)  # Glenbrae Primary School asked for a visit
+    store = bot.bot.store
+    kirkton = next(s for s in store.all_schools()
+                   if s["name"] == "Kirkton Primary School")
+    store.update_school(kirkton.doc_id, {"name": "Old Glenbrae Primary School"})
+    store.commit()
+    people = bot.config.programme_people
+
+    def school_named(text: str) -> str | None:
+        understood = results.visit_reply_of(
+            mail.parse(make_mail(f"Isla Fraser <{ISLA}>", "Visit", text)),
+            store, people)
+        return store.school(understood.school_id)["name"] \
+            if understood is not None else None
+
+    # Guards a bug: a name inside another's was taken for that school.
+    assert school_named("Old Glenbrae Primary School is awarded.") is None
+    assert school_named("Glenbrae Primary School is awarded.") == SCHOOL
+    assert school_named("Glenbrae Primary Schools' visit") is None
 
 
 def test_a_date_that_passed_in_the_uk_is_past_before_utc_says_so(
