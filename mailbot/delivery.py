@@ -60,7 +60,13 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
         # The one window where a crash can repeat a message: after the
         # server has it and before the record says so. It is marked first,
         # so that a restart can say which message it may be sending twice.
+        # Every send follows a commit that the disk took: a message whose
+        # "sent" the disk refused is not sent again at each turn while it
+        # refuses (it would go out once per poll until the disk has room).
         if item["status"] == "sending":
+            store.update_outgoing(item.doc_id, {
+                "resends": int(item.get("resends", 0)) + 1})
+            store.commit()
             log.warning("%s %s to %s was being sent when mailbot stopped; "
                         "sending it again, so it may arrive twice",
                         item["kind"], item["message_id"], ", ".join(to))

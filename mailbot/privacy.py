@@ -777,6 +777,7 @@ def erase(store: Store, config: Config, address: str, now: datetime, *,
         raise
     for path in found.copies:
         setaside.remove_copy(path)
+    setaside.remove_stale(store)  # half-written copies may name them too
     compact_now(store)
     result.done = True
     log.info("erased one person's details (now %s): %s", placeholder,

@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -305,6 +306,25 @@ def copy_digest(key: str) -> str:
     return _digest(key)
 
 
+def remove_stale(store: Store) -> int:
+    """Remove the half-made copies (`*.tmp`) that a kill during `keep`
+    left behind: whole or partial messages that no record names, so that
+    neither expiry nor erasure would ever reach them. Safe only while no
+    `keep` is in progress (keep runs in the thread that calls this)."""
+    removed = 0
+    try:
+        stale = list(folder(store).glob("*.tmp"))
+    except OSError:
+        return 0
+    for path in stale:
+        with suppress(OSError):
+            path.unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d half-written set-aside copies", removed)
+    return removed
+
+
 def remove_copy(path: Path) -> bool:
     """Remove one copy; False if it was already gone."""
     try:
@@ -320,6 +340,7 @@ def expire(store: Store, before: datetime) -> int:
     set aside, and the original stays in the mailbox's set-aside folder
     until the mailbox's own expiry). A copy with no record (its commit
     never happened) goes by the time its file was written. How many."""
+    remove_stale(store)
     copies = kept_copies(store)
     if not copies:
         return 0

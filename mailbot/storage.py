@@ -25,6 +25,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -196,6 +197,11 @@ class JournalStorage(Storage):
         keeping the snapshot it replaces as a backup."""
         data = self.read() or {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Snapshots half-made by a compaction that a kill interrupted: the
+        # whole record, which no erasure or backup rotation would reach.
+        for stale in self.path.parent.glob(".mailbot-*.tmp"):
+            with suppress(OSError):
+                stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".mailbot-",
                                    suffix=".tmp")
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.utils
+import errno
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -194,6 +195,57 @@ def test_a_message_caught_mid_send_by_a_crash_is_sent_again_and_logged(
     warned = [r.getMessage() for r in caplog.records
               if "was being sent when mailbot stopped" in r.getMessage()]
     assert len(warned) == 1 and "welcome" in warned[0]
+    bot.close()
+
+
+def test_a_message_is_not_sent_again_while_the_disk_refuses_the_record(
+        tmp_path: Path, smtp_server: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards a bug: the server took the message, the disk then refused
+    # the commit saying so, and the message went again at every cycle.
+    bot = smtp_harness(tmp_path, smtp_server)
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    storage = bot.bot.store._storage
+    full = False
+    real_append = storage.append
+
+    def append(changes: object) -> None:
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(changes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "append", append)
+    sender = bot.bot.pipeline.sender
+    real_send = sender.send
+
+    filled = False
+
+    def send(message: Envelope) -> None:
+        nonlocal full, filled
+        real_send(message)
+        if ALAN in message.recipients and not filled:
+            full = filled = True  # the disk fills just then
+
+    monkeypatch.setattr(sender, "send", send)
+    bot.at("2027-01-12 10:00")
+    bot.deliver(sample("04-comment-reply"))
+    for minute in range(5, 30, 5):
+        bot.at(f"2027-01-12 10:{minute:02d}")
+        bot.cycle()
+
+    def copies() -> int:
+        return sum(ALAN in r.rcpt_tos for r in smtp_server.received)
+
+    assert copies() == 2  # the invitation and the receipt, once
+    full = False  # room again: the one message that may go twice does
+    bot.at("2027-01-12 10:30")
+    bot.cycle()
+    assert copies() == 3
+    bot.at("2027-01-12 10:35")
+    bot.cycle()
+    assert copies() == 3
+    assert statuses(bot) == {"sent": 11}
     bot.close()
 
 

@@ -591,6 +591,21 @@ def test_the_erasure_summary_counts_in_plurals_and_names_every_copy_kept(
 
 # ------------------------------------------------------------- retention
 
+def test_a_copy_half_written_when_mailbot_was_killed_goes_at_the_next_sweep(
+        bot: Harness) -> None:
+    # Guards a bug: no record names such a file, so neither expiry nor
+    # erasure ever removed the message it holds.
+    bot.deliver(sample("09-newsletter"))
+    bot.cycle()
+    folder = setaside.folder(bot.bot.store)
+    half = folder / "tmpk1lled.tmp"
+    half.write_bytes(comment(ANN_FROM, "Half a message about Ann."))
+    bot.clock.advance(days=1)
+    bot.cycle()
+    assert not half.exists()
+    assert len(list(folder.glob("*.eml"))) == 1  # the real copy stays
+
+
 def test_old_copies_go_after_keep_raw_days_through_the_sweep(
         bot: Harness) -> None:
     store = bot.bot.store

@@ -414,6 +414,21 @@ def test_text_that_has_no_utf8_form_is_written_and_read_back_the_same(
     assert Store(path).message_by_key(key)["subject"] == "Café"
 
 
+def test_a_snapshot_half_written_when_mailbot_was_killed_goes_at_start(
+        tmp_path: Path) -> None:
+    # Guards a bug: a compaction killed midway left a whole copy of the
+    # record that no erasure, backup rotation or start ever removed.
+    path = tmp_path / "mailbot.json"
+    Store(path).close()
+    half = tmp_path / ".mailbot-k1lled.tmp"
+    half.write_text('{"messages.00000": {"1": {"from": "ann@x.org"', "utf-8")
+    store = Store(path)
+    store.lock()  # each start of a daemon folds the journal into a snapshot
+    store.close()
+    assert not half.exists()
+    assert path.exists()
+
+
 def test_clusters_are_found_by_their_lead_through_changes_and_undo(
         tmp_path: Path) -> None:
     """Finding a lead's clusters once read the whole table for every
