@@ -30,8 +30,12 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** (attempts - 1), 60))
 
 
-def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
-    """Send every queued message that is due; returns how many were sent."""
+def deliver_pending(store: Store, sender: Sender, clock: Clock,
+                    people: frozenset[str]) -> int:
+    """Send every queued message that is due; returns how many were sent.
+    An address the server refuses for good is marked undeliverable, but
+    never one of the programme's own `people`: the config, not a server's
+    answer, says who they are (as with bounces)."""
     sent = 0
     for item in store.pending_outgoing(clock.now()):
         now = clock.now()
@@ -97,7 +101,12 @@ def deliver_pending(store: Store, sender: Sender, clock: Clock) -> int:
             continue
         except PermanentSendError as exc:
             refused = exc.recipients
-            for address in refused:
+            for address in exc.unknown:
+                if address in people:
+                    log.error("the server refused %s, one of the programme's "
+                              "own people; not marking it undeliverable",
+                              address)
+                    continue
                 store.mark_undeliverable(address, now, str(exc), item["message_id"])
             # Recipients the server accepted have the message: it counts
             # as sent unless every one of them was refused, or the message

@@ -86,8 +86,13 @@ class TransientSendError(TransientError):
 class PermanentSendError(PermanentError):
     """The server refused a message or a recipient for good (5xx)."""
 
-    def __init__(self, recipients: Sequence[str], detail: str) -> None:
+    def __init__(self, recipients: Sequence[str], detail: str,
+                 unknown: Sequence[str] | None = None) -> None:
         self.recipients = list(recipients)
+        # Those refused for the address itself (no such mailbox), not for
+        # a rule of the server's (relaying denied, a policy): all of them
+        # unless the sender can tell.
+        self.unknown = list(recipients if unknown is None else unknown)
         super().__init__(
             f"sending to {', '.join(recipients) or 'the server'} was "
             f"refused: {detail}")

@@ -74,7 +74,7 @@ def _failed(flow: Workflow, sender: Sender, failure: BaseException) -> None:
               "%s): %s; alerting %s", minutes, since,
               store.get_meta(LAST_POLL) or "never", failure,
               ", ".join(flow.config.staff))
-    deliver_pending(store, sender, flow.clock)
+    deliver_pending(store, sender, flow.clock, flow.config.programme_people)
 
 
 def _minutes(since: str, now: datetime) -> int:

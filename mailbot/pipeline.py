@@ -121,12 +121,14 @@ class Pipeline:
                                   "so far")
             raise
         self.settle()
-        deliver_pending(self.store, self.sender, self.clock)
+        deliver_pending(self.store, self.sender, self.clock,
+                        self.flow.config.programme_people)
         return count
 
     def sweep(self) -> None:
         sweep(self.flow, self.source)
-        deliver_pending(self.store, self.sender, self.clock)
+        deliver_pending(self.store, self.sender, self.clock,
+                        self.flow.config.programme_people)
 
     def handle(self, raw: RawMail) -> None:
         """Handle one message whole: recorded, committed and moved."""

@@ -269,7 +269,8 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
              new["outcome"])
 
     try:
-        deliver_pending(store, pipeline.sender, clock)
+        deliver_pending(store, pipeline.sender, clock,
+                        pipeline.flow.config.programme_people)
     except TransientError as exc:
         log.warning("replies wait for the daemon's next poll: %s", exc)
     return new

@@ -96,6 +96,32 @@ def test_a_permanent_refusal_marks_the_address(tmp_path: Path,
     bot.close()
 
 
+def test_a_refusal_by_rule_or_of_the_programmes_people_marks_no_address(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    # Guards a bug: a relay that denied relaying for an hour marked every
+    # address it refused, staff included, and nothing reached them again.
+    staff = "coordinator@dsa.example.org"
+    bot = smtp_harness(tmp_path, smtp_server)
+    smtp_server.refuse(ALAN, "554 5.7.1 Relay access denied")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert statuses(bot) == {"sent": 9, "failed": 1}
+    smtp_server.refuse(staff, "550 5.1.1 No such user")
+    bot.at("2027-01-13 09:00")
+    bot.cycle()  # the digest to staff is refused
+    assert bot.bot.store.undeliverable() == []
+
+    # The relay is put right: both are sent to again.
+    smtp_server.handler.rcpt_replies.clear()
+    bot.at("2027-01-13 10:00")
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    assert [r.rcpt_tos for r in smtp_server.received][-1] == [ALAN]
+    bot.at("2027-01-14 09:00")
+    bot.cycle()
+    assert [r.rcpt_tos for r in smtp_server.received][-1] == [staff]
+
+
 def test_a_message_refused_whole_is_failed_and_shown_to_staff(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     # Guards a bug found so: a 5xx to the message itself (no recipient
@@ -297,7 +323,7 @@ def test_the_message_goes_as_queued_with_a_new_date(tmp_path: Path) -> None:
                    ["clerk@council.example.org"])
     sender = Recorder()
 
-    assert deliver_pending(store, sender, ManualClock(SENT_AT)) == 1
+    assert deliver_pending(store, sender, ManualClock(SENT_AT), frozenset()) == 1
 
     (message,) = sender.sent
     assert message.recipients == ("lead@x.example.org",
@@ -319,7 +345,7 @@ def test_an_address_that_bounces_is_left_out_of_envelope_and_headers(
         store.mark_undeliverable(address, QUEUED_AT, "550", "<b@x>")
     sender = Recorder()
 
-    deliver_pending(store, sender, ManualClock(SENT_AT))
+    deliver_pending(store, sender, ManualClock(SENT_AT), frozenset())
 
     (message,) = sender.sent
     assert message.recipients == ("lead@x.example.org",
@@ -343,7 +369,7 @@ def test_a_cc_left_empty_is_dropped(tmp_path: Path) -> None:
     store.mark_undeliverable("gone@council.example.org", QUEUED_AT, "550", "<b@x>")
     sender = Recorder()
 
-    deliver_pending(store, sender, ManualClock(SENT_AT))
+    deliver_pending(store, sender, ManualClock(SENT_AT), frozenset())
 
     (message,) = sender.sent
     assert message.recipients == ("lead@x.example.org",)
@@ -368,7 +394,7 @@ def test_a_message_queued_by_an_older_mailbot_is_sent_too(
     store.mark_undeliverable("school3@x.example.org", QUEUED_AT, "550", "<b@x>")
     sender = Recorder()
 
-    deliver_pending(store, sender, ManualClock(SENT_AT))
+    deliver_pending(store, sender, ManualClock(SENT_AT), frozenset())
 
     (message,) = sender.sent
     parsed = email.message_from_bytes(message.data, policy=policy.default)
@@ -386,7 +412,7 @@ def test_a_queued_message_with_no_text_is_failed_not_sent(
     store = queued(tmp_path, "", ["lead@x.example.org"], [])
     sender = Recorder()
 
-    assert deliver_pending(store, sender, ManualClock(SENT_AT)) == 0
+    assert deliver_pending(store, sender, ManualClock(SENT_AT), frozenset()) == 0
 
     assert sender.sent == []
     item = store.outgoing_by_key("welcome:1")

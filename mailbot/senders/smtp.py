@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterable
 
@@ -183,7 +184,8 @@ class SmtpSender:
             raise TransientSendError(later, _replies(refused))
         if len(refused) == len(recipients):
             await self._reset()
-            raise PermanentSendError(list(refused), _replies(refused))
+            raise PermanentSendError(list(refused), _replies(refused),
+                                     _unknown(refused))
 
         try:
             await smtp.data(data)
@@ -200,7 +202,7 @@ class SmtpSender:
                         ", ".join(accepted), ", ".join(refused))
             raise PermanentSendError(
                 list(refused), f"{_replies(refused)}; the message was sent "
-                               f"to {', '.join(accepted)}")
+                               f"to {', '.join(accepted)}", _unknown(refused))
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._smtp is not None and self._smtp.is_connected:
@@ -289,6 +291,21 @@ class SmtpSender:
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+# The class and subject of an enhanced status code (RFC 3463) starting a
+# reply's text: 5.1.x is about the address, 5.2.x the mailbox.
+_ENHANCED = re.compile(r"\s*5\.(\d{1,3})\.\d{1,3}\b")
+
+
+def _unknown(refused: dict[str, SMTPResponseException]) -> list[str]:
+    """The refused recipients whose reply blames the address or its
+    mailbox (5.1.x, 5.2.x, or a reply without an enhanced code, as older
+    servers give). A refusal by rule (5.7.1 relaying denied, say: a
+    relay set up wrong for an hour) says nothing of the address."""
+    return [address for address, exc in refused.items()
+            if (found := _ENHANCED.match(str(exc.message))) is None
+            or found.group(1) in ("1", "2")]
 
 
 def _replies(refused: dict[str, SMTPResponseException]) -> str:
