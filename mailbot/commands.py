@@ -15,6 +15,7 @@ a full stop at the end is allowed:
     replace contact of <school> with <email, or Name <email>>
     accept <email> for <school>
     resend invitation to <school>
+    clear bounce for <email>
     send file of <cluster>
 
 A school or cluster is named by its name, in full or by enough of its
@@ -165,13 +166,15 @@ _GRAMMAR: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("accept", (r"accept (?P<address>\S+@\S+) (?:for|as contact (?:of|for)) "
                    r"(?P<school>.+)")),
         ("resend", r"resend (?:the )?invitation (?:to|for|of) (?P<school>.+)"),
+        ("deliverable", (r"clear (?:the )?bounces? (?:of|for|on|from) "
+                        r"(?P<address>\S+@\S+)")),
         ("file", (r"send (?:me )?(?:the )?(?:cluster )?file (?:of|for) "
                  r"(?:the )?(?:cluster )?(?P<cluster>.+)")),
     ))
 # The first words of the commands: a line starting so, in a command
 # message, that is no command is refused rather than passed over.
 _VERBS = re.compile(r"(?:confirm|rename|set|award|not yet|assign|give|change"
-                    r"|replace|accept|resend|send)\b", re.IGNORECASE)
+                    r"|replace|accept|resend|clear|send)\b", re.IGNORECASE)
 # First words of commands long enough that a word one typing slip away
 # (a letter more, less, changed, or two swapped) is taken for a typo of
 # one: "awrd", "acept". Shorter ones (set, give, send) have too many
@@ -602,7 +605,8 @@ class Commands:
                 "award": self._award, "notyet": self._not_yet,
                 "assign": self._assign,
                 "contact": self._contact, "accept": self._accept,
-                "resend": self._resend, "file": self._file}
+                "resend": self._resend, "deliverable": self._deliverable,
+                "file": self._file}
 
     # -- finding things ------------------------------------------------
 
@@ -857,6 +861,19 @@ class Commands:
         return (f"invitation to {school['name']} {sent} to {address}{note}",
                 cluster.doc_id, school.doc_id)
 
+    def _deliverable(self, mail: Incoming, args: dict[str, str],
+                     reply: _Reply) -> tuple[str, int | None, int | None]:
+        address = args["address"].strip("<>.,").lower()
+        if not _plausible(address):
+            raise Refused(f"{args['address']} is not an email address")
+        school = next(iter(self.store.schools_with_contact(address)), None)
+        where = (school["cluster_id"], school.doc_id) if school else (None, None)
+        cleared = self.flow.deliverable_again(
+            address, mail.message_id, f"cleared by {mail.sender.email}")
+        said = ("is no longer marked undeliverable: mail to it goes again"
+                if cleared else "was not marked undeliverable")
+        return f"{address} {said}", *where
+
     def _file(self, mail: Incoming, args: dict[str, str],
               reply: _Reply) -> tuple[str, int | None, int | None]:
         cluster = self.cluster(args["cluster"])
@@ -880,6 +897,7 @@ HELP = [
     "replace contact of SCHOOL with EMAIL",
     "accept EMAIL for SCHOOL",
     "resend invitation to SCHOOL",
+    "clear bounce for EMAIL",
     "send file of CLUSTER",
 ]
 

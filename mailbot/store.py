@@ -644,10 +644,22 @@ class Store:
         return True
 
     def undeliverable(self) -> list[Document]:
-        return self.addresses.all()
+        """The addresses marked undeliverable now (not those cleared)."""
+        return [a for a in self.addresses.all() if not a.get("cleared_at")]
 
     def is_undeliverable(self, email: str) -> bool:
-        return self.addresses.first(Q.email == email) is not None
+        return self.addresses.first(
+            (Q.email == email) & ~Q.cleared_at.exists()) is not None
+
+    def clear_undeliverable(self, email: str, at: datetime, why: str) -> bool:
+        """Lift the mark from `email`, saying when and why (the mark stays
+        in the record as history); False if it had none."""
+        marks = [a for a in self.addresses.search(Q.email == email)
+                 if not a.get("cleared_at")]
+        for mark in marks:
+            self.addresses.update(mark.doc_id, {"cleared_at": stamp(at),
+                                                "cleared_because": why})
+        return bool(marks)
 
     # -- small settings -----------------------------------------------
 

@@ -187,6 +187,22 @@ class Workflow:
                                  cluster_id=school["cluster_id"],
                                  message_id=message_id, detail=address)
 
+    def deliverable_again(self, address: str, message_id: str,
+                          why: str) -> bool:
+        """Lift an address's undeliverable mark, and its schools'; True
+        if it had one."""
+        now = self.clock.now()
+        if not self.store.clear_undeliverable(address, now, why):
+            return False
+        for school in self.store.schools_with_contact(address):
+            self.store.update_school(school.doc_id, {"undeliverable": False})
+            self.store.add_event(now, "deliverable", school_id=school.doc_id,
+                                 cluster_id=school["cluster_id"],
+                                 message_id=message_id,
+                                 detail=f"{address}: {why}")
+        log.info("%s is no longer marked undeliverable: %s", address, why)
+        return True
+
     # -- people ---------------------------------------------------------
 
     def apply(self, mail: Incoming, understood: Understanding) -> Outcome:
@@ -209,6 +225,10 @@ class Workflow:
         if handler is None:
             return Outcome(SET_ASIDE, understood.kind,
                            f"not understood: {understood.reason}")
+        # Someone writing from an address reads it: whatever bounce marked
+        # it (a mailbox full then, or one forged to silence them) is past.
+        self.deliverable_again(mail.sender.email, mail.message_id,
+                               "mail came from it")
         return handler(mail, understood)
 
     # -- mail that would change a school's record without proof ----------

@@ -118,6 +118,8 @@ def digest_text(bot: Harness) -> str:
     ("accept office@kirkton.example.org for Kirkton", "accept",
      {"address": "office@kirkton.example.org", "school": "Kirkton"}),
     ("resend invitation to St Serf's", "resend", {"school": "St Serf's"}),
+    ("clear the bounces of <jo@kirkton.example.org>", "deliverable",
+     {"address": "<jo@kirkton.example.org>"}),
     ("send file of Glenbrae Cluster", "file", {"cluster": "Glenbrae Cluster"}),
     ("send me the file for the cluster #1", "file", {"cluster": "#1"}),
     ("rename cluster #1 to Glenbrae Learning Community", "rename",
@@ -303,6 +305,24 @@ def test_an_invitation_sent_again_waits_for_working_hours(
     bot.at("2027-01-18 10:00")
     bot.cycle()
     assert len(bot.sent("invitation")) == before + 1
+
+
+def test_clear_bounce_lifts_the_mark_from_an_address(bot: Harness) -> None:
+    bot.at("2027-01-12 09:50")
+    bot.deliver(sample("07-bounce").replace(
+        b"e.hart@balgonie-ps.fife.example.sch.uk", FIONA.encode()))
+    bot.cycle()
+    assert bot.bot.store.is_undeliverable(FIONA)
+
+    send(bot, command_mail(f"clear bounce for {FIONA}\n"
+                           "clear bounce for nobody@example.org\n"))
+    assert not bot.bot.store.is_undeliverable(FIONA)
+    said = body(bot.sent("command-reply", STAFF)[-1])
+    assert f"{FIONA} is no longer marked undeliverable" in said
+    assert "nobody@example.org was not marked undeliverable" in said
+    assert bot.school("Kirkton Primary School")["undeliverable"] is False
+    send(bot, command_mail("resend invitation to Kirkton"), "2027-01-12 10:05")
+    assert len(bot.sent("invitation", FIONA)) == 2
 
 
 def test_send_file(bot: Harness) -> None:

@@ -122,6 +122,30 @@ def test_a_refusal_by_rule_or_of_the_programmes_people_marks_no_address(
     assert [r.rcpt_tos for r in smtp_server.received][-1] == [staff]
 
 
+def test_an_address_that_writes_in_after_a_bounce_is_written_to_again(
+        tmp_path: Path) -> None:
+    # Guards a bug: a bounce (forged, or from a mailbox full for a day)
+    # silenced a school for good, whatever it wrote after.
+    bot = Harness(example_config(tmp_path), "2027-01-12 09:35")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    bot.deliver(sample("07-bounce").replace(
+        b"e.hart@balgonie-ps.fife.example.sch.uk", ALAN.encode()))
+    bot.cycle()
+    assert bot.bot.store.is_undeliverable(ALAN)
+    assert bot.school("Glenbrae Primary School")["undeliverable"] is True
+
+    bot.at("2027-01-12 11:00")
+    bot.deliver(sample("04-comment-reply"))
+    bot.cycle()
+    assert not bot.bot.store.is_undeliverable(ALAN)
+    school = bot.school("Glenbrae Primary School")
+    assert school["undeliverable"] is False
+    assert "deliverable" in [e["event"] for e in school["history"]]
+    assert len(bot.sent("comment-receipt", ALAN)) == 1
+    bot.close()
+
+
 def test_a_message_refused_whole_is_failed_and_shown_to_staff(
         tmp_path: Path, smtp_server: SmtpServer) -> None:
     # Guards a bug found so: a 5xx to the message itself (no recipient
