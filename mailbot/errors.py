@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 
@@ -60,6 +61,10 @@ class SetAside(MailbotError):
 
 class TransientError(MailbotError):
     """Something outside mailbot failed for now; the same step may work later."""
+
+
+# A disk full, or a quota reached: for now, until there is room.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class PermanentError(MailbotError):

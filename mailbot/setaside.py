@@ -28,7 +28,7 @@ from tinydb.table import Document
 
 from mailbot import mail
 from mailbot.delivery import deliver_pending
-from mailbot.errors import NotWaitingError, SetAside, TransientError
+from mailbot.errors import DISK_FULL, NotWaitingError, SetAside, TransientError
 from mailbot.logsafe import printable
 from mailbot.outcome import SET_ASIDE
 from mailbot.sources import RawMail
@@ -87,6 +87,11 @@ def keep(store: Store, key: str, data: bytes) -> Path | None:
             Path(temp).unlink(missing_ok=True)
             raise
     except OSError as exc:
+        if exc.errno in DISK_FULL:
+            # For now: the message is undone and stays in the inbox, to be
+            # set aside with its copy once there is room, not without one.
+            raise TransientError(f"{key}: no room for its set-aside copy "
+                                 f"in {target.parent}: {exc}") from exc
         log.error("%s: no copy kept for replay in %s: %s", key,
                   target.parent, exc)
         return None

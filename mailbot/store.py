@@ -31,7 +31,7 @@ from tinydb import Query, TinyDB
 from tinydb.table import Document
 
 from mailbot import migrations
-from mailbot.errors import StoreLockedError
+from mailbot.errors import DISK_FULL, StoreLockedError, TransientError
 from mailbot.shards import ShardedTable, shard_name
 from mailbot.storage import DamagedRecordError, JournalStorage
 
@@ -265,7 +265,11 @@ class Store:
         or, if the disk refuses, forget them, so that memory never runs
         ahead of the file (a message whose record could not be written is
         not moved on). Ends the savepoint, if any."""
-        self._sync_files()
+        try:
+            self._sync_files()
+        except BaseException:
+            self.rollback()
+            raise
         if not self._undo:
             self._end_savepoint()
             return
@@ -290,9 +294,11 @@ class Store:
         self._unsynced.append(path)
 
     def _sync_files(self) -> None:
-        """fsync the files of the coming commit, then their folders. One
-        the disk refuses is removed, with an error logged: what it held
-        may not be what was written. The commit goes on without it."""
+        """fsync the files of the coming commit, then their folders. A disk
+        full for now fails the commit (TransientError): it is made again
+        once there is room. Another failure removes the file, with an
+        error logged (what it holds may not be what was written), and the
+        commit goes on without it."""
         paths, self._unsynced = self._unsynced, []
         folders: set[Path] = set()
         for path in paths:
@@ -300,6 +306,9 @@ class Store:
                 _fsync(path, os.O_RDONLY)
                 folders.add(path.parent)
             except OSError as exc:
+                if exc.errno in DISK_FULL:
+                    raise TransientError(f"{path}: no room for it on the "
+                                         f"disk: {exc}") from exc
                 log.error("%s: not kept, the disk refused it: %s", path, exc)
                 with suppress(OSError):
                     path.unlink(missing_ok=True)

@@ -216,10 +216,11 @@ def test_the_copy_is_named_by_a_hash_never_by_the_message(
     assert not (tmp_path / "outside").exists()
 
 
-def _synced_paths(monkeypatch: pytest.MonkeyPatch,
-                  refuse: str = "") -> list[str]:
+def _synced_paths(monkeypatch: pytest.MonkeyPatch, refuse: str = "",
+                  error: int = errno.EIO) -> list[str]:
     """The paths os.fsync and os.fdatasync are asked to sync, in order;
-    fsync of a path ending with `refuse` fails as a failing disk would."""
+    fsync of a path ending with `refuse` fails with `error`, as a failing
+    or full disk would."""
     calls: list[str] = []
 
     def spy(real: Callable[[int], None]) -> Callable[[int], None]:
@@ -227,7 +228,7 @@ def _synced_paths(monkeypatch: pytest.MonkeyPatch,
             path = os.readlink(f"/proc/self/fd/{fd}")
             calls.append(path)
             if refuse and path.endswith(refuse) and real is real_fsync:
-                raise OSError(errno.EIO, "Input/output error")
+                raise OSError(error, os.strerror(error))
             real(fd)
         return sync
 
@@ -265,6 +266,31 @@ def test_a_copy_the_disk_refuses_is_removed_and_the_commit_goes_on(
     assert list((tmp_path / "set-aside").iterdir()) == []
     assert "[no copy: cannot be replayed]" in setaside.listing(bot.bot.store)
     assert "not kept, the disk refused it" in caplog.text
+
+
+@pytest.mark.parametrize("full_at", ["writing", "syncing"])
+def test_mail_waits_while_the_disk_has_no_room_for_its_copy(
+        bot: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        full_at: str) -> None:
+    # Guards a bug: with the disk full, the copy failed but its small
+    # record fitted: the message was set aside for good, never replayable.
+    inbox = bot.config.mailbox.path
+    bot.deliver(sample("09-newsletter"))
+    with monkeypatch.context() as full:
+        if full_at == "writing":
+            def no_room(*args: object, **kwargs: object) -> tuple[int, str]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            full.setattr(setaside.tempfile, "mkstemp", no_room)
+        else:
+            _synced_paths(full, refuse=".eml", error=errno.ENOSPC)
+        bot.cycle()
+        assert bot.export()["set_aside"] == []
+        assert len(list((inbox / "new").iterdir())) == 1  # still waiting
+
+    bot.cycle()  # room again
+    (entry,) = bot.export()["set_aside"]
+    assert "[no copy" not in setaside.listing(bot.bot.store)
+    assert list((inbox / "new").iterdir()) == []
 
 
 def test_show_never_prints_terminal_controls(bot: Harness) -> None:
