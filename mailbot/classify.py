@@ -145,10 +145,7 @@ class Classifier:
         school_id = thread.school_id or self._school_of_sender(mail, store)
         if school_id is None:
             return self._new_address(mail, store) or Understanding(
-                OTHER, reason=thread.reason or (
-                    "staff mail (or a validator's or council's) with no "
-                    "command in it" if sender in self.people else
-                    "not from a school contact and not a nomination"))
+                OTHER, reason=thread.reason or self._no_school(sender, store))
 
         cluster_id = store.school(school_id)["cluster_id"]
         visit, complete, asks_where = self._asks.search(
@@ -260,6 +257,17 @@ class Classifier:
         named = [r.school_id for r in references(mail, self.tokens)
                  if r.school_id is not None]
         return [n for n in named if store.schools.get(n) is not None]
+
+    def _no_school(self, sender: str, store: Store) -> str:
+        """Why mail from `sender`, in no school's thread, is no school's."""
+        if sender in self.people:
+            return "staff mail (or a validator's or council's) with no command in it"
+        several = store.schools_accepting(sender)
+        if several:
+            return ("from the contact of several schools ("
+                    + ", ".join(str(s["name"]) for s in several)
+                    + "), naming none of them, or more than one")
+        return "not from a school contact and not a nomination"
 
     def _school_of_sender(self, mail: Incoming, store: Store) -> int | None:
         schools = store.schools_accepting(mail.sender.email)

@@ -169,7 +169,7 @@ class JournalStorage(Storage):
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
         line = _encoded({"c": list(changes)}) + b"\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
                 # A torn commit from a crash: cut it off before appending.
@@ -196,7 +196,7 @@ class JournalStorage(Storage):
         """Write the whole record as the new snapshot and empty the journal,
         keeping the snapshot it replaces as a backup."""
         data = self.read() or {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Snapshots half-made by a compaction that a kill interrupted: the
         # whole record, which no erasure or backup rotation would reach.
         for stale in self.path.parent.glob(".mailbot-*.tmp"):

@@ -237,7 +237,7 @@ class Store:
     def lock(self) -> None:
         """Hold the data folder for this process; a second daemon is refused."""
         lock_path = self.path.with_suffix(".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle = open(lock_path, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -771,3 +771,35 @@ def test_a_maildir_file_named_in_bytes_that_are_not_utf8_is_handled(
         assert len(again.export()["set_aside"]) == 2
     finally:
         again.close()
+
+
+def test_mail_from_the_contact_of_several_schools_naming_none_says_so(
+        tmp_path: Path) -> None:
+    # A stranger's nomination made Alan the contact of a second school:
+    # his plain mail, naming neither, is set aside with the true reason
+    # (it said "not from a school contact").
+    bot = Harness(example_config(tmp_path), "2027-01-12 14:35")
+    try:
+        bot.deliver(sample("01-nomination-list"))
+        bot.cycle()
+        bot.at("2027-01-12 15:00")
+        bot.deliver(make_mail(
+            "Eve <eve@elsewhere.example>", "Cluster nomination",
+            "Cluster name: Other Cluster\nLocal authority: Fife Council\n"
+            "Lead contact: Eve, eve@elsewhere.example\n\nSchools:\n"
+            "1. Other Primary School (primary) - Alan Reid - "
+            "a.reid@glenbrae-ps.fife.example.sch.uk\n"
+            "2. Second Primary School (primary) - Bob Brown - "
+            "bob@elsewhere.example\n"))
+        bot.cycle()
+        bot.at("2027-01-13 10:00")
+        bot.deliver(make_mail(ALAN, "Our news", "We have a new coding club.\n"))
+        bot.cycle()
+        (aside,) = [m for m in bot.export()["set_aside"]
+                    if m["subject"] == "Our news"]
+        assert aside["reason"] == (
+            "not understood: from the contact of several schools (Glenbrae "
+            "Primary School, Other Primary School), naming none of them, or "
+            "more than one")
+    finally:
+        bot.close()

@@ -19,6 +19,7 @@ from mailbot import mail
 from mailbot.config import MailboxConfig, Secret
 from mailbot.errors import ConfigError, TransientError
 from mailbot.sources import imap as imap_module
+from mailbot.sources import maildir as maildir_module
 from mailbot.sources.imap import ImapSource
 from mailbot.sources.maildir import MaildirSource
 
@@ -170,14 +171,14 @@ def test_maildir_a_file_that_cannot_be_read_holds_up_no_other(
     source = MaildirSource(maildir_config(inbox))
     locked = put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
     put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
-    read_bytes = Path.read_bytes
+    read_file = maildir_module._read_file
 
-    def refuse(path: Path) -> bytes:
-        if path == locked:
-            raise PermissionError(13, "Permission denied", str(path))
-        return read_bytes(path)
+    def refuse(path: str) -> bytes:
+        if path == str(locked):
+            raise PermissionError(13, "Permission denied", path)
+        return read_file(path)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(maildir_module, "_read_file", refuse)
     first, second = source.fetch()
 
     assert first.unreadable == (f"the file of {len(raw_message(1))} bytes "
@@ -194,15 +195,15 @@ def test_maildir_a_read_that_fails_for_now_fails_the_poll_not_the_message(
     # aside unread, for good, even one the next poll would not meet.
     source = MaildirSource(maildir_config(inbox))
     put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
-    read_bytes = Path.read_bytes
+    read_file = maildir_module._read_file
     failures = [OSError(errno.EMFILE, "Too many open files")]
 
-    def once(path: Path) -> bytes:
+    def once(path: str) -> bytes:
         if failures:
             raise failures.pop()
-        return read_bytes(path)
+        return read_file(path)
 
-    monkeypatch.setattr(Path, "read_bytes", once)
+    monkeypatch.setattr(maildir_module, "_read_file", once)
     with pytest.raises(OSError, match="Too many open files"):
         list(source.fetch())
     assert [m.data for m in source.fetch()] == [raw_message(1)]
@@ -213,6 +214,10 @@ def test_maildir_what_is_not_a_file_is_left_and_said_once(
     source = MaildirSource(maildir_config(inbox))
     (inbox / "new" / "1700000100.M1P1.host").mkdir()
     (inbox / "new" / "1700000150.M1P1.host").symlink_to(inbox / "nothing")
+    # A link to a file mailbot may read is not followed either (guards a
+    # bug: it copied /etc/shadow, say, into set-aside/).
+    secret = put(inbox.parent, "secret", b"root:$6$hash:19000:0:99999:7:::\n")
+    (inbox / "new" / "1700000160.M1P1.host").symlink_to(secret)
     put(inbox / "new", "1700000200.M1P1.host", raw_message(2))
 
     with caplog.at_level(logging.WARNING):
@@ -222,7 +227,20 @@ def test_maildir_what_is_not_a_file_is_left_and_said_once(
     said = [r.getMessage() for r in caplog.records]
     assert sorted(said) == [
         f"{inbox / 'new' / name} is not a file: left as it is"
-        for name in ("1700000100.M1P1.host", "1700000150.M1P1.host")]
+        for name in ("1700000100.M1P1.host", "1700000150.M1P1.host",
+                     "1700000160.M1P1.host")]
+
+
+def test_maildir_a_file_turned_into_a_link_after_listing_is_not_followed(
+        inbox: Path) -> None:
+    put(inbox / "new", "1700000100.M1P1.host", raw_message(1))
+    secret = put(inbox.parent, "secret", b"not mail\n")
+    link = inbox / "new" / "1700000100.M1P1.host"
+    link.unlink()
+    link.symlink_to(secret)
+    with pytest.raises(OSError) as refused:
+        maildir_module._read_file(str(link))
+    assert refused.value.errno == errno.ELOOP
 
 
 def test_maildir_move_never_replaces_a_message(inbox: Path) -> None:

@@ -107,6 +107,14 @@ def test_a_torn_commit_is_ignored_and_cut_off(tmp_path: Path) -> None:
         "maildir:1", "maildir:3"]
 
 
+def test_the_data_folder_mailbot_makes_is_its_owners_alone(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "data" / "mailbot.json")
+    store.lock()
+    store.close()
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
 def test_a_second_owner_is_refused(tmp_path: Path) -> None:
     first = Store(tmp_path / "record.json")
     first.lock()

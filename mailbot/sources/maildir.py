@@ -37,6 +37,13 @@ _NEVER_READABLE = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR,
                              errno.ELOOP, errno.ENXIO, errno.EINVAL})
 
 
+def _read_file(path: str) -> bytes:
+    """The bytes of a file, never through a link put there since it was
+    listed (ELOOP)."""
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
+        return handle.read()
+
+
 def unique_name(file_name: str) -> str:
     """A Maildir file name without its ":2,flags" info part."""
     return file_name.split(INFO_SEP, 1)[0]
@@ -173,11 +180,13 @@ class MaildirSource:
                     for entry in found:
                         if entry.name.startswith("."):
                             continue
-                        if entry.is_file():
+                        if entry.is_file(follow_symlinks=False):
                             entries.append(entry)
                         elif entry.path not in self._strays:
-                            # A folder, or a link to nothing: no message,
-                            # left where it is, said once.
+                            # A folder, or a link (a delivery never makes
+                            # one; followed, it could copy any file mailbot
+                            # may read into set-aside/): no message, left
+                            # where it is, said once.
                             self._strays.add(entry.path)
                             log.warning("%s is not a file: left as it is",
                                         entry.path)
@@ -191,11 +200,11 @@ class MaildirSource:
             key = PREFIX + unique_name(entry.name)
             size = None
             try:
-                size = entry.stat().st_size
+                size = entry.stat(follow_symlinks=False).st_size
                 if size > MAX_MESSAGE_BYTES:
                     yield RawMail(key, b"", too_large(size))
                     continue
-                data = Path(entry.path).read_bytes()
+                data = _read_file(entry.path)
             except FileNotFoundError:
                 log.warning("%s vanished before it could be read", entry.path)
                 continue
