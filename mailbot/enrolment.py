@@ -51,6 +51,8 @@ class Enrolment:
             return too_many
         if too_many := self._too_many_nominations(parsed, mail):
             return too_many
+        if taken := self._contacts_taken(parsed):
+            return taken
         now = self.clock.now()
         cluster_id = self.store.add_cluster({
             "name": parsed.cluster_name,
@@ -240,6 +242,27 @@ class Enrolment:
                        f"hours by {sender} or naming the same people, as many "
                        "as rules/programme.toml allows ([nomination] "
                        f"per_sender_per_day = {limit})")
+
+    def _contacts_taken(self, parsed: Nomination) -> Outcome | None:
+        """A nomination naming as a school's contact the contact of a school
+        already in the programme is for a person to decide: as a school of
+        two clusters, that contact's mail could no longer be told apart,
+        and anyone may send a nomination."""
+        if self.flow.replaying:
+            return None  # staff, replaying it, have decided
+        taken = [(entry.contact_email, school)
+                 for entry in parsed.schools if entry.contact_email
+                 for school in self.store.schools_with_contact(
+                     entry.contact_email.lower())]
+        if not taken:
+            return None
+        names = {c.doc_id: c.get("name") for c in self.store.all_clusters()}
+        said = "; ".join(f"{address} is already the contact of "
+                         f"{school['name']} ({names.get(school['cluster_id'])})"
+                         for address, school in taken[:5])
+        return Outcome(SET_ASIDE, NOMINATION,
+                       f"names a contact of a school already in the "
+                       f"programme ({said}); replay it to go ahead")
 
     def _people_of(self, cluster: Document) -> set[str]:
         """The lead and school contacts a cluster names, recorded or (while

@@ -679,10 +679,14 @@ def test_a_config_readable_by_others_draws_a_warning_without_password_files(
     assert f"{config_file} is readable by other users: chmod 600 it" in caplog.text
 
 
-def listed_nomination(cluster: str, lead: str, schools: int) -> str:
+def listed_nomination(cluster: str, lead: str, schools: int,
+                      contact: str = "") -> str:
+    """A nomination's text; each school's contact is `contact`, or one of
+    its own."""
     lines = [f"Cluster name: {cluster}", "Local authority: Fife Council",
              f"Lead contact: Vic Tim, {lead}", "", "Schools:"]
-    lines += [f"{n}. School {n} of {cluster} (primary) - Vic Tim - {lead}"
+    lines += [f"{n}. School {n} of {cluster} (primary) - Vic Tim - "
+              f"{contact or f'head{n}@{cluster.lower()}.example.org'}"
               for n in range(1, schools + 1)]
     return "\n".join(lines) + "\n"
 
@@ -690,8 +694,8 @@ def listed_nomination(cluster: str, lead: str, schools: int) -> str:
 def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
         tmp_path: Path) -> None:
     # Guards a bug found so: thirty nominations from one robot, each naming
-    # the same stranger as lead and contact, had mailbot write to that
-    # stranger sixty-five times in a day, past the limit on replies.
+    # the same stranger as lead, had mailbot write to that stranger sixty-
+    # five times in a day, past the limit on replies.
     bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
     robot, victim = "robot@spam.example.com", "victim@victim.example.org"
     names = ["Ardmore", "Balloch", "Crieff", "Dornoch", "Elgin", "Forres",
@@ -709,9 +713,8 @@ def test_a_run_of_nominations_is_set_aside_after_the_daily_few(
     # Other senders naming the same lead, or the same school contact, are
     # held back too; a day later the sender may nominate again.
     bot.deliver(make_mail("third@spam.example.com", "Cluster nomination",
-                          listed_nomination(names[5], "lead@x.example.org", 1)
-                          .replace("Vic Tim - lead@x.example.org",
-                                   f"Vic Tim - {victim.upper()}")))
+                          listed_nomination(names[5], "lead@x.example.org", 1,
+                                            contact=victim.upper())))
     bot.deliver(make_mail("other@spam.example.com", "Cluster nomination",
                           listed_nomination(names[5], victim, 2)))
     bot.cycle()
@@ -775,9 +778,9 @@ def test_a_maildir_file_named_in_bytes_that_are_not_utf8_is_handled(
 
 def test_mail_from_the_contact_of_several_schools_naming_none_says_so(
         tmp_path: Path) -> None:
-    # A stranger's nomination made Alan the contact of a second school:
-    # his plain mail, naming neither, is set aside with the true reason
-    # (it said "not from a school contact").
+    # Guards two bugs: a stranger's nomination made Alan the contact of a
+    # second school at once, and then his plain mail, naming neither, was
+    # set aside as "not from a school contact".
     bot = Harness(example_config(tmp_path), "2027-01-12 14:35")
     try:
         bot.deliver(sample("01-nomination-list"))
@@ -792,6 +795,16 @@ def test_mail_from_the_contact_of_several_schools_naming_none_says_so(
             "2. Second Primary School (primary) - Bob Brown - "
             "bob@elsewhere.example\n"))
         bot.cycle()
+        # Anyone may nominate: naming a contact already in the programme,
+        # it waits for staff, who may replay it.
+        (held,) = bot.export()["set_aside"]
+        assert held["reason"] == (
+            "names a contact of a school already in the programme "
+            "(a.reid@glenbrae-ps.fife.example.sch.uk is already the contact "
+            "of Glenbrae Primary School (Glenbrae Cluster)); replay it to go "
+            "ahead")
+        assert bot.sent("invitation", "bob@elsewhere.example") == []
+        setaside.replay(bot.bot.pipeline, held["id"])
         bot.at("2027-01-13 10:00")
         bot.deliver(make_mail(ALAN, "Our news", "We have a new coding club.\n"))
         bot.cycle()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from harness import ROOT, Harness, body, example_config, make_mail, sample
 
+from mailbot import setaside
 from mailbot.compose import Composer, Draft, without_tags
 from mailbot.examples import contexts
 from mailbot.tokens import Tokens, subject_tag
@@ -62,7 +63,9 @@ def next_digest(bot: Harness, when: str = "2027-01-13 08:00") -> str:
 
 
 def two_schools_one_office(bot: Harness) -> None:
-    """Ashgrove and Birchfield, in two clusters, share one office address."""
+    """Ashgrove and Birchfield, in two clusters, share one office address
+    (the second nomination, naming a contact already in the programme,
+    let through by staff)."""
     for cluster, school in (("North", "Ashgrove Primary School"),
                             ("South", "Birchfield Primary School")):
         bot.deliver(make_mail(
@@ -73,6 +76,9 @@ def two_schools_one_office(bot: Harness) -> None:
             f"2. {cluster} Academy (secondary) - Sam Kerr - "
             f"head@{cluster.lower()}-academy.example.sch.uk\n"))
     bot.cycle()
+    (held,) = [m for m in bot.export()["set_aside"]
+               if "already the contact" in m["reason"]]
+    setaside.replay(bot.bot.pipeline, held["id"])
 
 
 # -- what mailbot sends ----------------------------------------------------
