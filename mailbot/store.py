@@ -146,6 +146,12 @@ class Store:
         self._index_schools()
         self._index_comments()
         self._index_events()
+        self._index_addresses()
+
+    def _index_addresses(self) -> None:
+        # The addresses marked undeliverable now: asked of every message.
+        self._undeliverable = {str(a["email"]) for a in self.addresses.all()
+                               if not a.get("cleared_at")}
 
     def _index_clusters(self) -> None:
         self._by_lead: dict[str, set[int]] = defaultdict(set)
@@ -375,6 +381,8 @@ class Store:
             self._index_comments()
         if "events" in touched:
             self._index_events()
+        if "addresses" in touched:
+            self._index_addresses()
 
     def close(self) -> None:
         self.commit()
@@ -650,6 +658,7 @@ class Store:
             return False
         self.addresses.insert({"email": email, "since": stamp(at),
                                "reason": reason, "message_id": message_id})
+        self._undeliverable.add(email)
         return True
 
     def undeliverable(self) -> list[Document]:
@@ -657,18 +666,19 @@ class Store:
         return [a for a in self.addresses.all() if not a.get("cleared_at")]
 
     def is_undeliverable(self, email: str) -> bool:
-        return self.addresses.first(
-            (Q.email == email) & ~Q.cleared_at.exists()) is not None
+        return email in self._undeliverable
 
     def clear_undeliverable(self, email: str, at: datetime, why: str) -> bool:
         """Lift the mark from `email`, saying when and why (the mark stays
         in the record as history); False if it had none."""
-        marks = [a for a in self.addresses.search(Q.email == email)
-                 if not a.get("cleared_at")]
-        for mark in marks:
-            self.addresses.update(mark.doc_id, {"cleared_at": stamp(at),
-                                                "cleared_because": why})
-        return bool(marks)
+        if email not in self._undeliverable:
+            return False
+        for mark in self.addresses.search(Q.email == email):
+            if not mark.get("cleared_at"):
+                self.addresses.update(mark.doc_id, {"cleared_at": stamp(at),
+                                                    "cleared_because": why})
+        self._undeliverable.discard(email)
+        return True
 
     # -- small settings -----------------------------------------------
 

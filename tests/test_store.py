@@ -115,6 +115,28 @@ def test_the_data_folder_mailbot_makes_is_its_owners_alone(
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
 
 
+def test_undeliverable_marks_follow_undo_and_clearing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "mailbot.json")
+    store.mark_undeliverable("a@x.org", NOW, "550 5.1.1", "<1@x.org>")
+    store.commit()
+    store.savepoint()
+    store.mark_undeliverable("b@x.org", NOW, "550 5.1.1", "<2@x.org>")
+    assert store.clear_undeliverable("a@x.org", NOW, "mail came from it")
+    assert not store.is_undeliverable("a@x.org")
+    store.rollback_to_savepoint()
+    assert store.is_undeliverable("a@x.org")
+    assert not store.is_undeliverable("b@x.org")
+
+    assert store.clear_undeliverable("a@x.org", NOW, "cleared by staff")
+    assert not store.clear_undeliverable("a@x.org", NOW, "again")
+    store.commit()
+    again = Store(tmp_path / "mailbot.json")
+    assert not again.is_undeliverable("a@x.org")
+    assert again.undeliverable() == []
+    (mark,) = again.addresses.all()  # kept as history
+    assert mark["cleared_because"] == "cleared by staff"
+
+
 def test_a_second_owner_is_refused(tmp_path: Path) -> None:
     first = Store(tmp_path / "record.json")
     first.lock()
