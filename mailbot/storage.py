@@ -6,6 +6,11 @@ appends one line to a journal: the documents that changed, nothing more.
 Now and then (when the journal outgrows the snapshot, and when a daemon
 starts) the snapshot is rewritten from memory and the journal emptied.
 
+Each commit and each snapshot carries a CRC-32 of its bytes, so that one
+changed after it was written (a flipped bit that still reads as JSON)
+stops start-up like any other damage; files written before there were
+checksums are read without.
+
 Crash safety:
 - a commit is one line, fsynced; a torn last line (no newline: the crash
   came while it was written) is a commit that never happened, and is
@@ -23,7 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
+import zlib
 from collections.abc import Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -91,12 +98,46 @@ def last_good_backup(path: Path) -> Path | None:
     for n in range(1, BACKUPS + 1):
         candidate = backup_of(path, n)
         try:
-            if isinstance(json.loads(candidate.read_text(encoding="utf-8")),
-                          dict):
+            if isinstance(_snapshot(candidate.read_bytes()), dict):
                 return candidate
         except (OSError, ValueError, RecursionError):
             continue
     return None
+
+
+# A snapshot ends with its checksum, as the JSON object's last member: the
+# CRC-32 of every byte before it (but the comma that joins it on).
+CHECKSUM = "~crc32"
+_SNAPSHOT_END = re.compile(rb'(,?)"~crc32":"([0-9a-f]{8})"\}\s*\Z')
+# A journal line starts with its commit's checksum: "1a2b3c4d {...}".
+_LINE_START = re.compile(rb"([0-9a-f]{8}) ")
+
+
+def _snapshot(raw: bytes) -> Any:
+    """A snapshot's JSON, its checksum checked (ValueError if it does not
+    match) and taken out; one written without a checksum is read as is."""
+    end = _SNAPSHOT_END.search(raw)
+    if end is not None:
+        checked = raw[:end.start()]
+        if f"{zlib.crc32(checked):08x}".encode() != end.group(2):
+            raise ValueError("its checksum does not match: changed after "
+                             "it was written")
+    data = json.loads(raw.decode("utf-8"))
+    if isinstance(data, dict):
+        data.pop(CHECKSUM, None)
+    return data
+
+
+def _commit(line: bytes) -> Any:
+    """A journal line's changes, its checksum checked (ValueError if it
+    does not match); a line written without a checksum is read as is."""
+    start = _LINE_START.match(line)
+    if start is not None:
+        line = line[start.end():]
+        if f"{zlib.crc32(line):08x}".encode() != start.group(1):
+            raise ValueError("its checksum does not match: changed after "
+                             "it was written")
+    return json.loads(line)["c"]
 
 
 def _encoded(value: Any) -> bytes:
@@ -112,14 +153,18 @@ def _encoded(value: Any) -> bytes:
 
 def _dump(data: dict[str, dict[str, Any]], out: BinaryIO) -> None:
     """What json.dump(data, out, separators=(",", ":")) writes, but in
-    UTF-8 and table by table: json.dump runs the pure-Python encoder,
-    several times slower than the one json.dumps uses, and a table is of
-    bounded size (shards.py), so memory holds one table's text at a time."""
+    UTF-8, table by table, and ending with the checksum of what came before
+    (CHECKSUM): json.dump runs the pure-Python encoder, several times
+    slower than the one json.dumps uses, and a table is of bounded size
+    (shards.py), so memory holds one table's text at a time."""
+    crc = zlib.crc32(b"{")
     out.write(b"{")
     for n, (name, docs) in enumerate(data.items()):
-        out.write(b"," if n else b"")
-        out.write(_encoded(name) + b":" + _encoded(docs))
-    out.write(b"}")
+        part = (b"," if n else b"") + _encoded(name) + b":" + _encoded(docs)
+        crc = zlib.crc32(part, crc)
+        out.write(part)
+    out.write(b"," if data else b"")
+    out.write(f'"{CHECKSUM}":"{crc:08x}"}}'.encode())
 
 
 class JournalStorage(Storage):
@@ -168,7 +213,8 @@ class JournalStorage(Storage):
 
     def append(self, changes: Iterable[Change]) -> None:
         """Make a set of document changes durable, as one commit."""
-        line = _encoded({"c": list(changes)}) + b"\n"
+        body = _encoded({"c": list(changes)})
+        line = f"{zlib.crc32(body):08x} ".encode() + body + b"\n"
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.journal, "ab", opener=_private) as out:
             if out.tell() != self._good_bytes:
@@ -239,22 +285,20 @@ class JournalStorage(Storage):
 
     def _load_snapshot(self) -> dict[str, dict[str, Any]] | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw: bytes | None = self.path.read_bytes()
         except FileNotFoundError:
-            text = None
-        except UnicodeDecodeError as exc:
-            raise DamagedRecordError(self.path, str(exc)) from exc
-        if text is None or not text.strip():
+            raw = None
+        if raw is None or not raw.strip():
             # A record is new only until its first backup: a snapshot is
             # always replaced whole, so one gone or emptied since was lost.
             if self._has_backups():
                 raise DamagedRecordError(
-                    self.path, "missing" if text is None else "empty")
+                    self.path, "missing" if raw is None else "empty")
             return None
-        self._snapshot_bytes = len(text)
+        self._snapshot_bytes = len(raw)
         try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:
+            data = _snapshot(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too
             raise DamagedRecordError(self.path, str(exc)) from exc
         if not isinstance(data, dict):
             raise DamagedRecordError(self.path, "not a JSON object")
@@ -275,7 +319,7 @@ class JournalStorage(Storage):
         *whole, torn = raw.split(b"\n")
         for number, line in enumerate(whole, 1):
             try:
-                _apply(data, json.loads(line)["c"])
+                _apply(data, _commit(line))
             except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 # Whole, so not torn by a crash: written and then damaged.
                 raise self.damaged_commit(number, good,
@@ -310,7 +354,7 @@ class JournalStorage(Storage):
         found, offset = None, 0
         for number, line in enumerate(raw.split(b"\n")[:-1], 1):
             try:
-                changes = json.loads(line)["c"]
+                changes = _commit(line)
             except (ValueError, KeyError, TypeError, RecursionError):
                 break
             if any(c[:2] == [table, doc_id] for c in changes):

@@ -60,7 +60,8 @@ def outgoing(n: int) -> dict[str, object]:
 
 
 def journal_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in
+    """The journal's commits (each line is "checksum {commit}")."""
+    return [json.loads(line.split(b" ", 1)[1]) for line in
             journal_of(path).read_bytes().splitlines()]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,7 +103,10 @@ def test_a_torn_commit_is_ignored_and_cut_off(tmp_path: Path) -> None:
     again.record_message(message(3))
     again.commit()
     lines = journal_of(path).read_bytes().splitlines()
-    assert all(json.loads(line) for line in lines)
+    for line in lines:  # each is "checksum {commit}"
+        checksum, commit = line.split(b" ", 1)
+        assert checksum == f"{zlib.crc32(commit):08x}".encode()
+        assert json.loads(commit)["c"]
     assert [m["key"] for m in Store(path).all_messages()] == [
         "maildir:1", "maildir:3"]
 
@@ -420,8 +424,11 @@ def test_a_snapshot_is_the_record_as_json_writes_it(tmp_path: Path) -> None:
     storage = JournalStorage(path)
     data = storage.read()
     storage.compact()
-    assert path.read_text(encoding="utf-8") == json.dumps(
-        data, ensure_ascii=False, separators=(",", ":"))
+    whole = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # The same, and then its checksum, as the object's last member.
+    checked = whole[:-1].encode("utf-8")
+    assert path.read_bytes() == (
+        checked + f',"~crc32":"{zlib.crc32(checked):08x}"}}'.encode())
     assert len(data) > 3  # more than one shard of messages
 
 
@@ -561,6 +568,61 @@ def test_a_damaged_commit_before_others_stops_start_up(
     # The advice works: cut there, the first commit's message is all kept.
     os.truncate(journal_of(path), kept)
     assert [m["key"] for m in Store(path).all_messages()] == ["maildir:1"]
+
+
+def test_a_commit_changed_after_it_was_written_stops_start_up(
+        tmp_path: Path) -> None:
+    # One letter changed: still JSON, so only its checksum tells.
+    path = tmp_path / "mailbot.json"
+    store = Store(path)
+    for n in range(1, 4):
+        store.record_message(message(n))
+        store.commit()
+    store.close()
+    lines = journal_of(path).read_bytes().splitlines(keepends=True)
+    second = next(n for n, line in enumerate(lines) if b"maildir:2" in line)
+    lines[second] = lines[second].replace(b"maildir:2", b"maildir:7")
+    journal_of(path).write_bytes(b"".join(lines))
+
+    with pytest.raises(DamagedRecordError) as caught:
+        Store(path)
+    said = str(caught.value)
+    assert (f"commit {second + 1} cannot be read: its checksum does not "
+            "match") in said
+    assert f"truncate -s {sum(map(len, lines[:second]))}" in said
+
+
+def test_a_snapshot_changed_after_it_was_written_names_the_last_backup(
+        tmp_path: Path) -> None:
+    path = tmp_path / "mailbot.json"
+    for n in range(1, 3):
+        store = Store(path)
+        store.lock()
+        store.record_message(message(n))
+        store.close()
+    store = Store(path)
+    store.lock()  # the snapshot now holds both; backup .1 the first
+    store.close()
+    path.write_bytes(path.read_bytes().replace(b"maildir:2", b"maildir:7"))
+    with pytest.raises(DamagedRecordError) as caught:
+        Store(path)
+    said = str(caught.value)
+    assert "its checksum does not match" in said
+    assert "mailbot.json.1" in said
+
+
+def test_a_record_written_before_checksums_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "mailbot.json"
+    path.write_text(json.dumps({"messages.00000": {"1": message(1)}}))
+    journal_of(path).write_text(json.dumps(
+        {"c": [["messages.00000", "2", message(2)]]}) + "\n")
+    store = Store(path)
+    assert [m["key"] for m in store.all_messages()] == [
+        "maildir:1", "maildir:2"]
+    store.record_message(message(3))
+    store.close()
+    assert [m["key"] for m in Store(path).all_messages()] == [
+        "maildir:1", "maildir:2", "maildir:3"]
 
 
 @pytest.mark.parametrize(("damage", "said"), [
