@@ -134,6 +134,7 @@ def mentioned_council(text: str) -> str | None:
     capitalised word, so "Angus MacLeod", "Stirling High School" and "the
     field borders the school" name no council; "Fife Council" still does.
     """
+    given: str | None = None
     for match in _matches(text):
         if not match.group()[0].isupper():
             continue
@@ -147,10 +148,15 @@ def mentioned_council(text: str) -> str | None:
             if not trailer and not (before and before.group(1).lower()
                                     in _PLACE_WORDS):
                 continue
+            if not trailer:
+                # "copied in Angus", "a note from Moray": still perhaps a
+                # person; any other council the text names comes first.
+                given = given or _table()[_normalise(match.group())]
+                continue
         council = _table()[_normalise(match.group())]
         if council:
             return council
-    return None
+    return given
 
 
 def canonical_council(value: str) -> str | None:

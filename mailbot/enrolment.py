@@ -79,6 +79,10 @@ class Enrolment:
         merged = nomination.merge(before, update)
         if too_many := self._too_many_schools(merged):
             return too_many
+        # The reply may give a school's contact the nomination left out:
+        # the same guard as a new nomination's, or a reply bypasses it.
+        if taken := self._contacts_taken(merged):
+            return taken
         if merged == before:
             # Nothing new: a thank-you, a question, or a robot. Asking
             # again would start a loop; a person should read it.

@@ -541,12 +541,21 @@ def _with_comments(store: Store, school: Document) -> dict[str, Any]:
 def _theirs_of(store: Store, school: Document, found: _Found
                ) -> dict[str, Any]:
     """A school's document with those of its comments the person wrote or
-    that name them: the rest are others' words, about others."""
+    that name them, by address or by name: the rest are others' words,
+    about others."""
     pattern = _pattern(found.address)
+    # By their name too ("Ann Planted ran our training"), as given with
+    # their address anywhere the record holds it.
+    names = {name for doc in (*found.clusters, *found.schools)
+             for name in _names(dict(doc), found.address)
+             if len(name) >= _SHORTEST_NAME}
+    named = [re.compile(r"\b" + re.escape(n) + r"\b", re.IGNORECASE)
+             for n in names]
     whole = _with_comments(store, school)
     whole["comments"] = [c for c in whole["comments"]
                          if c.get("message_id") in found.message_ids
-                         or _mentions(c, pattern)]
+                         or _mentions(c, pattern)
+                         or any(_mentions(c, p) for p in named)]
     return whole
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tinydb.table import Document
@@ -467,7 +467,8 @@ def on_visit_reply(flow: Workflow, mail: Incoming, understood: Understanding
                        f"about {school['name']}'s visit, but the school is "
                        "already a Digital School", school["cluster_id"],
                        school.doc_id)
-    if result and when.day is not None:
+    if result and when.day is not None \
+            and not _held(text, flow.clock.now().astimezone(UK).date()):
         # "4 March at 10am; I have not yet met the head": a date and
         # words of an outcome. Not guessed: a person reads it.
         said = visitdate.shown(when.stamp()) if when.found else when.problem
@@ -501,6 +502,14 @@ def on_visit_reply(flow: Workflow, mail: Incoming, understood: Understanding
                    f"about {school['name']}'s visit, with no date or "
                    "outcome mailbot can read", school["cluster_id"],
                    school.doc_id)
+
+
+def _held(text: str, today: date) -> bool:
+    """Whether the date `text` gives reads as one of the last weeks' (a
+    date without a year is otherwise read as next year's): the visit
+    held, named in its outcome, not a new visit date."""
+    earlier = visitdate.parse(text, today - timedelta(days=60))
+    return earlier.day is not None and earlier.day <= today
 
 
 def _name_of(flow: Workflow, address: str) -> str | None:

@@ -70,9 +70,11 @@ _ACCEPT = re.compile(r"\b(accept|accepted|agree|agreed|approve|approved)\b",
 # A negation before the verb in the same sentence ("won't accept", "I'm
 # unable to agree", "I do not yet approve") makes it no acceptance; the
 # mail is then set aside for a person, the safe side of a misreading.
+# A single line break may fall inside the sentence (mail is wrapped at
+# 72 columns: "I do not\naccept"); a blank line ends it.
 _NEGATED = re.compile(r"(?:\bnot\b|n't\b|\bcannot\b|\bunable\b|\bnever\b|"
-                      r"\brefuse\b)[^.!?\n]{0,60}?\b(?:accept|agree|approve)",
-                      re.IGNORECASE)
+                      r"\brefuse\b)(?:[^.!?\n]|\n(?![ \t]*\n)){0,60}?"
+                      r"\b(?:accept|agree|approve)", re.IGNORECASE)
 _MENTORS = re.compile(r"^\s*(?:[-*•]\s*)?(?P<remove>remove\s+)?(?P<mentor>.+?)"
                       r"\s+(?:mentors|will mentor|to mentor)\s+(?P<mentee>.+?)"
                       r"\s+(?:in|for)\s+(?P<criterion>.+?)\s*[.;]?\s*$",

@@ -227,8 +227,11 @@ class Workflow:
                            f"not understood: {understood.reason}")
         # Someone writing from an address reads it: whatever bounce marked
         # it (a mailbox full then, or one forged to silence them) is past.
-        self.deliverable_again(mail.sender.email, mail.message_id,
-                               "mail came from it")
+        # Not so a message replayed: it was written before, perhaps before
+        # the bounce, and says nothing of the mailbox now.
+        if not self.replaying:
+            self.deliverable_again(mail.sender.email, mail.message_id,
+                                   "mail came from it")
         return handler(mail, understood)
 
     # -- mail that would change a school's record without proof ----------

@@ -106,6 +106,9 @@ def test_canonical_council_wants_exactly_one(value: str,
     ("Moray and I lead the cluster", None),
     ("Angus Council schools", "Angus"),
     ("schools across Moray", "Moray"),
+    # After a place word, still perhaps a person: another council wins.
+    ("I have copied in Angus, our depute; our schools are in Fife", "Fife"),
+    ("A note from Moray and me: all our schools are in Fife", "Fife"),
 ])
 def test_mentioned_council_is_strict_in_prose(text: str,
                                               council: str | None) -> None:

@@ -17,7 +17,7 @@ import pytest
 from harness import ROOT, Harness, example_config, sample
 from servers import SmtpServer
 
-from mailbot import digest
+from mailbot import digest, setaside
 from mailbot.clock import ManualClock
 from mailbot.compose import Composer, Draft
 from mailbot.delivery import deliver_pending
@@ -143,6 +143,26 @@ def test_an_address_that_writes_in_after_a_bounce_is_written_to_again(
     assert school["undeliverable"] is False
     assert "deliverable" in [e["event"] for e in school["history"]]
     assert len(bot.sent("comment-receipt", ALAN)) == 1
+    bot.close()
+
+
+def test_replaying_old_mail_does_not_lift_a_newer_bounce(
+        tmp_path: Path) -> None:
+    # A message written before the bounce says nothing of the mailbox now.
+    bot = Harness(example_config(tmp_path), "2027-01-12 09:35")
+    bot.deliver(sample("04-comment-reply"))  # before Alan is known
+    bot.cycle()
+    (held,) = bot.export()["set_aside"]
+    bot.at("2027-01-12 10:00")
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    bot.at("2027-01-13 10:00")
+    bot.deliver(sample("07-bounce").replace(
+        b"e.hart@balgonie-ps.fife.example.sch.uk", ALAN.encode()))
+    bot.cycle()
+    bot.at("2027-01-14 10:00")
+    setaside.replay(bot.bot.pipeline, held["id"])
+    assert bot.bot.store.is_undeliverable(ALAN)
     bot.close()
 
 

@@ -816,3 +816,35 @@ def test_mail_from_the_contact_of_several_schools_naming_none_says_so(
             "more than one")
     finally:
         bot.close()
+
+
+def test_a_reply_completing_a_nomination_cannot_take_a_contact(
+        tmp_path: Path) -> None:
+    # Guards a bug: the check on a new nomination was not made on the
+    # reply that gave the missing address, so it let a stranger through.
+    eve = "Eve <eve@elsewhere.example>"
+    schools = ("Cluster name: Other Cluster\nLocal authority: Fife Council\n"
+               "Lead contact: Eve, eve@elsewhere.example\n\nSchools:\n"
+               "1. Other Primary School (primary) - Alan Reid{}\n"
+               "2. Second Primary School (primary) - Bob Brown - "
+               "bob@elsewhere.example\n")
+    bot = Harness(example_config(tmp_path), "2027-01-12 14:35")
+    try:
+        bot.deliver(sample("01-nomination-list"))
+        bot.cycle()
+        bot.at("2027-01-12 15:00")
+        bot.deliver(make_mail(eve, "Cluster nomination", schools.format("")))
+        bot.cycle()
+        (request,) = bot.sent("missing-information", "eve@elsewhere.example")
+        bot.at("2027-01-12 15:30")
+        bot.deliver(make_mail(
+            eve, f"Re: {request['Subject']}",
+            schools.format(" - a.reid@glenbrae-ps.fife.example.sch.uk"),
+            In_Reply_To=str(request["Message-ID"])))
+        bot.cycle()
+        assert bot.cluster("Other")["status"] == "incomplete"
+        (held,) = bot.export()["set_aside"]
+        assert "already the contact of Glenbrae Primary School" \
+            in held["reason"]
+    finally:
+        bot.close()

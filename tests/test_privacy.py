@@ -128,6 +128,16 @@ def test_the_export_holds_no_comment_of_others_that_does_not_name_them(
     assert any("wifi in the hall" in c["text"] for c in bot.school(
         "Eastfield Primary School")["comments"])
 
+    # A comment naming her by name only is about her: it is shown.
+    bot.at("2027-01-15 11:00")
+    bot.deliver(comment(QUINN_FROM, "Ann Planted ran our staff training "
+                        "on Seesaw; she was off sick in March."))
+    bot.cycle()
+    schools = {s["record"]["name"]: s["record"]
+               for s in access(bot)["schools"]}
+    assert any("Ann Planted ran" in c["text"]
+               for c in schools["Eastfield Primary School"]["comments"])
+
 
 def test_the_export_finds_the_person_everywhere_the_flow_put_them(
         bot: Harness) -> None:

@@ -435,6 +435,23 @@ def test_the_validator_naming_a_school_names_that_one_not_one_inside_it(
     assert school_named("Glenbrae Primary Schools' visit") is None
 
 
+def test_an_award_naming_the_day_of_the_visit_is_recorded(
+        bot: Harness) -> None:
+    # Guards a bug: "4 March", past, was read as next year's, and the
+    # award taken for a new visit date as well, so set aside.
+    notice = ready_and_requested(bot)
+    bot.at("2027-02-03 09:00")
+    bot.deliver(reply_from_isla(notice, "Thursday 4 March at 10am suits me."))
+    bot.cycle()
+    bot.at("2027-03-05 15:00")
+    bot.deliver(reply_from_isla(notice, "Following my visit on 4 March, I am "
+                                "pleased to say Digital School status is "
+                                "awarded."))
+    bot.cycle()
+    assert bot.school(SCHOOL)["status"] == "awarded"
+    assert bot.export()["set_aside"] == []
+
+
 def test_a_date_that_passed_in_the_uk_is_past_before_utc_says_so(
         bot: Harness) -> None:
     notice = ready_and_requested(bot)

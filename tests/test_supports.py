@@ -255,6 +255,9 @@ def test_a_bad_csv_is_refused(bot: Harness) -> None:
     "I don\u2019t agree with this at all.",  # the apostrophe of Outlook
     "I'm unable to approve this as it stands.",
     "I wouldn't agree to this yet.",
+    # Wrapped at 72 columns between its words.
+    ("Having gone through it with the head teachers, I do not\naccept the "
+     "matrix as it stands: we should talk first."),
 ])
 def test_a_refusal_is_no_acceptance(bot: Harness, text: str) -> None:
     # Guards a bug: each of these was read as accepting the matrix, and
