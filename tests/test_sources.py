@@ -241,6 +241,12 @@ def test_maildir_a_file_turned_into_a_link_after_listing_is_not_followed(
     with pytest.raises(OSError) as refused:
         maildir_module._read_file(str(link))
     assert refused.value.errno == errno.ELOOP
+    # Nor a pipe put in its place, which would keep the poll waiting.
+    link.unlink()
+    os.mkfifo(link)
+    with pytest.raises(OSError) as refused:
+        maildir_module._read_file(str(link))
+    assert refused.value.errno == errno.EINVAL
 
 
 def test_maildir_move_never_replaces_a_message(inbox: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -38,9 +39,13 @@ _NEVER_READABLE = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR,
 
 
 def _read_file(path: str) -> bytes:
-    """The bytes of a file, never through a link put there since it was
-    listed (ELOOP)."""
-    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
+    """The bytes of a regular file, never through a link (ELOOP), nor from
+    a pipe or device (EINVAL, without waiting on it), put there since the
+    file was listed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
         return handle.read()
 
 
