@@ -85,7 +85,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.message import Message
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -837,6 +837,20 @@ class Commands:
         if not address:
             raise Refused(f"{school['name']} has no contact address")
         cluster = self.store.cluster(school["cluster_id"])
+        waiting = [o for o in self.store.unsent_outgoing()
+                   if o.get("kind") == "invitation"
+                   and o.get("school_id") == school.doc_id
+                   and address in o.get("to", ())]
+        if waiting:
+            # Not sent yet (it waits for working hours, or for the server):
+            # a second would only arrive beside it.
+            try:
+                goes = _when(datetime.fromisoformat(str(waiting[0]["not_before"])))
+            except ValueError:
+                goes = "at the next send"
+            said = (f"{school['name']}'s invitation to {address} has not "
+                    f"gone yet: it goes {goes}; none added")
+            return said, cluster.doc_id, school.doc_id
         template = invitation_template(school)
         now = self.flow.clock.now()
         # Invitations go out in working hours, UK time, not on holidays,
@@ -854,10 +868,8 @@ class Commands:
                           "(see the log)")
         note = (" (that address has bounced before)"
                 if self.store.is_undeliverable(address) else "")
-        at = when.astimezone(UK)
         sent = "sent again" if when <= now else (
-            f"to go again, in working hours ({at:%A} {at.day} "
-            f"{at:%B at %H:%M}),")
+            f"to go again, in working hours ({_when(when)}),")
         return (f"invitation to {school['name']} {sent} to {address}{note}",
                 cluster.doc_id, school.doc_id)
 
@@ -903,6 +915,12 @@ HELP = [
 
 
 # -- helpers ---------------------------------------------------------------
+
+def _when(moment: datetime) -> str:
+    """"Monday 18 January at 08:30", UK time."""
+    at = moment.astimezone(UK)
+    return f"{at:%A} {at.day} {at:%B at %H:%M}"
+
 
 _WORD = re.compile(r"[a-z0-9]+")
 

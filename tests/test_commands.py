@@ -307,6 +307,24 @@ def test_an_invitation_sent_again_waits_for_working_hours(
     assert len(bot.sent("invitation")) == before + 1
 
 
+def test_an_invitation_not_gone_yet_is_not_queued_twice(
+        tmp_path: Path) -> None:
+    # Guards a bug: asked for before the first had gone (it waits for
+    # working hours), a second invitation was queued beside it.
+    bot = Harness(trusting_config(tmp_path), "2027-01-16 10:00")  # Saturday
+    bot.deliver(sample("01-nomination-list"))
+    bot.cycle()
+    assert bot.sent("invitation", FIONA) == []
+    send(bot, command_mail("resend invitation to Kirkton"), "2027-01-16 11:00")
+    said = body(bot.sent("command-reply", STAFF)[-1])
+    assert ("has not gone yet: it goes Monday 18 January at 08:30; none "
+            "added") in " ".join(said.split())
+    bot.at("2027-01-18 10:00")
+    bot.cycle()
+    assert len(bot.sent("invitation", FIONA)) == 1
+    bot.close()
+
+
 def test_clear_bounce_lifts_the_mark_from_an_address(bot: Harness) -> None:
     bot.at("2027-01-12 09:50")
     bot.deliver(sample("07-bounce").replace(
