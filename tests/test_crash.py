@@ -19,6 +19,8 @@ from pathlib import Path
 
 from harness import ROOT, faked_clock, make_mail, sample
 
+from mailbot.store import Store
+
 START = "2027-01-12 10:00:00"  # a working Tuesday, under faketime
 CONTACTS = [
     ("Alan Reid", "a.reid@glenbrae-ps.fife.example.sch.uk"),
@@ -126,16 +128,23 @@ def test_killed_runs_end_as_an_uninterrupted_run(tmp_path: Path) -> None:
     prepare(calm, batch)
     prepare(killed, batch)
 
+    started = time.monotonic()
     assert mailbot(calm, "run", "--once").wait(timeout=300) == 0
+    # Kills land anywhere from start-up to just past the end of a run,
+    # however fast the machine is today: a run of the whole batch takes
+    # this long here. (Fixed delays made the test vacuous on a loaded
+    # machine: every kill came before the first commit.)
+    whole = time.monotonic() - started
 
     rng = random.Random(11)
-    inbox = killed / "data" / "inbox" / "new"
     for _ in range(15):
         daemon = mailbot(killed, "run")
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.1, 1.2) * whole)
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()
-    assert len(list(inbox.iterdir())) < len(batch) // 2  # real progress
+    # Real progress: some kills came once mail was being recorded (moves
+    # come only at the end of a poll, so the inbox is no measure of it).
+    assert len(Store(killed / "data" / "mailbot.json").all_messages()) > 0
     # One last calm run finishes whatever the last kill interrupted. Each
     # start went back to START (faketime), so it comes a little later, as
     # it would in life, when everything queued is due.
