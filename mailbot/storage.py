@@ -98,7 +98,8 @@ def last_good_backup(path: Path) -> Path | None:
     for n in range(1, BACKUPS + 1):
         candidate = backup_of(path, n)
         try:
-            if isinstance(_snapshot(candidate.read_bytes()), dict):
+            if isinstance(_snapshot(_checked_text(candidate.read_bytes())),
+                          dict):
                 return candidate
         except (OSError, ValueError, RecursionError):
             continue
@@ -113,16 +114,22 @@ _SNAPSHOT_END = re.compile(rb'(,?)"~crc32":"([0-9a-f]{8})"\}\s*\Z')
 _LINE_START = re.compile(rb"([0-9a-f]{8}) ")
 
 
-def _snapshot(raw: bytes) -> Any:
-    """A snapshot's JSON, its checksum checked (ValueError if it does not
-    match) and taken out; one written without a checksum is read as is."""
-    end = _SNAPSHOT_END.search(raw)
+def _checked_text(raw: bytes) -> str:
+    """A snapshot's text, its checksum checked (ValueError if it does not
+    match); one written without a checksum is taken as it is."""
+    end = _SNAPSHOT_END.search(raw, max(0, len(raw) - 64))
     if end is not None:
-        checked = raw[:end.start()]
-        if f"{zlib.crc32(checked):08x}".encode() != end.group(2):
+        # Over a view: no copy of a record of hundreds of megabytes.
+        crc = zlib.crc32(memoryview(raw)[:end.start()])
+        if f"{crc:08x}".encode() != end.group(2):
             raise ValueError("its checksum does not match: changed after "
                              "it was written")
-    data = json.loads(raw.decode("utf-8"))
+    return raw.decode("utf-8")
+
+
+def _snapshot(text: str) -> Any:
+    """A snapshot's JSON, without its checksum member."""
+    data = json.loads(text)
     if isinstance(data, dict):
         data.pop(CHECKSUM, None)
     return data
@@ -297,7 +304,9 @@ class JournalStorage(Storage):
             return None
         self._snapshot_bytes = len(raw)
         try:
-            data = _snapshot(raw)
+            text = _checked_text(raw)
+            del raw  # the text alone is held while it is parsed
+            data = _snapshot(text)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too
             raise DamagedRecordError(self.path, str(exc)) from exc
         if not isinstance(data, dict):
