@@ -538,24 +538,35 @@ def _with_comments(store: Store, school: Document) -> dict[str, Any]:
         for c in store.comments_of(school.doc_id)]}
 
 
-def _theirs_of(store: Store, school: Document, found: _Found
-               ) -> dict[str, Any]:
+def _given_names(found: _Found) -> list[str]:
+    """The names given with the person's address in their clusters and
+    schools."""
+    return [name for doc in (*found.clusters, *found.schools)
+            for name in _names(dict(doc), found.address)]
+
+
+def _name_patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
+    """Each name as a whole word in any case, longest first; names too
+    short to tell from other words are left out."""
+    return [re.compile(r"\b" + re.escape(n) + r"\b", re.IGNORECASE)
+            for n in sorted(set(names), key=len, reverse=True)
+            if len(n) >= _SHORTEST_NAME]
+
+
+def _naming(found: _Found) -> list[re.Pattern[str]]:
+    """What names the person: their address, and their name ("Ann Planted
+    ran our training") as given with it anywhere the record holds it."""
+    return [_pattern(found.address), *_name_patterns(_given_names(found))]
+
+
+def _theirs_of(store: Store, school: Document, found: _Found,
+               naming: list[re.Pattern[str]]) -> dict[str, Any]:
     """A school's document with those of its comments the person wrote or
-    that name them, by address or by name: the rest are others' words,
-    about others."""
-    pattern = _pattern(found.address)
-    # By their name too ("Ann Planted ran our training"), as given with
-    # their address anywhere the record holds it.
-    names = {name for doc in (*found.clusters, *found.schools)
-             for name in _names(dict(doc), found.address)
-             if len(name) >= _SHORTEST_NAME}
-    named = [re.compile(r"\b" + re.escape(n) + r"\b", re.IGNORECASE)
-             for n in names]
+    that name them (`naming`): the rest are others' words, about others."""
     whole = _with_comments(store, school)
     whole["comments"] = [c for c in whole["comments"]
                          if c.get("message_id") in found.message_ids
-                         or _mentions(c, pattern)
-                         or any(_mentions(c, p) for p in named)]
+                         or any(_mentions(c, p) for p in naming)]
     return whole
 
 
@@ -568,6 +579,7 @@ def subject_access(store: Store, config: Config, address: str,
     """Everything held about one address, as JSON-ready data."""
     address = normalise(address)
     found = _find(store, address)
+    naming = _naming(found)
 
     def roles(doc: Document, fields: Iterable[tuple[str, str]]) -> list[str]:
         named = [role for role, path in fields if _same(_get(doc, path),
@@ -607,7 +619,7 @@ def subject_access(store: Store, config: Config, address: str,
                       "record": dict(c)} for c in found.clusters],
         "schools": [{"id": s.doc_id,
                      "roles": roles(s, [("school contact", "contact_email")]),
-                     "record": _theirs_of(store, s, found)}
+                     "record": _theirs_of(store, s, found, naming)}
                     for s in found.schools],
         "messages_from": [_plain(m) for m in found.messages],
         "messages_naming": [_plain(m) for m in found.mentioned_in],
@@ -697,9 +709,7 @@ class _Scrubber:
         self.address = address
         self.placeholder = placeholder
         self.pattern = _pattern(address)
-        self.names = [re.compile(r"\b" + re.escape(n) + r"\b", re.IGNORECASE)
-                      for n in sorted(set(names), key=len, reverse=True)
-                      if len(n) >= _SHORTEST_NAME]
+        self.names = _name_patterns(names)
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -748,8 +758,7 @@ def erase(store: Store, config: Config, address: str, now: datetime, *,
             "programme's own people are kept in the config, not the "
             "record; change the config to remove them")
     found = _find(store, address)
-    names = [name for doc in (*found.clusters, *found.schools)
-             for name in _names(dict(doc), address)]
+    names = _given_names(found)
     _add_queued_naming(store, found, names)
     placeholder = f"erased-{secrets.token_hex(5)}@{ERASED_DOMAIN}"
     result = Erasure(address, placeholder)

@@ -120,11 +120,14 @@ def _checked_text(raw: bytes) -> str:
     end = _SNAPSHOT_END.search(raw, max(0, len(raw) - 64))
     if end is not None:
         # Over a view: no copy of a record of hundreds of megabytes.
-        crc = zlib.crc32(memoryview(raw)[:end.start()])
-        if f"{crc:08x}".encode() != end.group(2):
-            raise ValueError("its checksum does not match: changed after "
-                             "it was written")
+        _check(memoryview(raw)[:end.start()], end.group(2))
     return raw.decode("utf-8")
+
+
+def _check(data: bytes | memoryview, checksum: bytes) -> None:
+    if f"{zlib.crc32(data):08x}".encode() != checksum:
+        raise ValueError("its checksum does not match: changed after it "
+                         "was written")
 
 
 def _snapshot(text: str) -> Any:
@@ -141,9 +144,7 @@ def _commit(line: bytes) -> Any:
     start = _LINE_START.match(line)
     if start is not None:
         line = line[start.end():]
-        if f"{zlib.crc32(line):08x}".encode() != start.group(1):
-            raise ValueError("its checksum does not match: changed after "
-                             "it was written")
+        _check(line, start.group(1))
     return json.loads(line)["c"]
 
 

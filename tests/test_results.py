@@ -81,6 +81,14 @@ def reply_from_isla(notice: EmailMessage, text: str) -> bytes:
                      References=str(notice["Message-ID"]))
 
 
+def isla_answers(bot: Harness, notice: EmailMessage, when: str,
+                 text: str) -> None:
+    """At `when`, the validator answers `notice` with `text`; one cycle."""
+    bot.at(when)
+    bot.deliver(reply_from_isla(notice, text))
+    bot.cycle()
+
+
 def percents(bot: Harness) -> dict[str, float]:
     return dict(bot.school(SCHOOL)["self_review"]["percent"])
 
@@ -250,10 +258,9 @@ def test_at_70_the_validator_is_told_with_the_results(bot: Harness) -> None:
 def test_the_validators_date_is_recorded_and_the_school_told(
         bot: Harness) -> None:
     notice = ready_and_requested(bot)
-    bot.at("2027-02-03 09:00")
-    bot.deliver(reply_from_isla(notice, "Hello,\n\nThursday 4 March at 10am "
-                                "suits me.\n\nIsla"))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-02-03 09:00",
+                 "Hello,\n\nThursday 4 March at 10am "
+                 "suits me.\n\nIsla")
     assert bot.school(SCHOOL)["visit_at"] == "2027-03-04T10:00"
     told = bot.sent("visit-date", ALAN)
     assert len(told) == 1
@@ -263,9 +270,7 @@ def test_the_validators_date_is_recorded_and_the_school_told(
 
 def test_an_unclear_date_is_asked_back(bot: Harness) -> None:
     notice = ready_and_requested(bot)
-    bot.at("2027-02-03 09:00")
-    bot.deliver(reply_from_isla(notice, "Either 4 March or 11 March."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-02-03 09:00", "Either 4 March or 11 March.")
     assert bot.school(SCHOOL)["visit_at"] is None
     query = bot.sent("visit-date-query", ISLA)
     assert len(query) == 1
@@ -287,10 +292,9 @@ def test_someone_else_in_the_thread_changes_nothing(bot: Harness) -> None:
 
 def test_awarded_is_congratulated_with_the_lead_copied(bot: Harness) -> None:
     notice = ready_and_requested(bot)
-    bot.at("2027-03-05 15:00")
-    bot.deliver(reply_from_isla(notice, "Digital School status awarded. "
-                                "A confident, well-led school."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-03-05 15:00",
+                 "Digital School status awarded. "
+                 "A confident, well-led school.")
     school = bot.school(SCHOOL)
     assert school["status"] == "awarded"
     assert school["visit_outcome"] == "awarded"
@@ -302,11 +306,10 @@ def test_awarded_is_congratulated_with_the_lead_copied(bot: Harness) -> None:
 
 def test_not_yet_then_new_results_and_a_new_request(bot: Harness) -> None:
     notice = ready_and_requested(bot)
-    bot.at("2027-03-05 15:00")
-    bot.deliver(reply_from_isla(notice, "Not yet. The coding work needs to "
-                                "reach every class, and the AUP needs "
-                                "updating."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-03-05 15:00",
+                 "Not yet. The coding work needs to "
+                 "reach every class, and the AUP needs "
+                 "updating.")
     school = bot.school(SCHOOL)
     assert school["status"] == "self_review_complete"
     assert school["visit_outcome"] == "not-yet"
@@ -339,11 +342,10 @@ def test_a_date_reply_saying_not_yet_of_something_else_records_no_outcome(
     # Guards a bug: "not yet" anywhere in a reply giving the visit's date
     # was taken as the visit's outcome, and the school was told so.
     notice = ready_and_requested(bot)
-    bot.at("2027-02-03 09:00")
-    bot.deliver(reply_from_isla(notice, "Hello,\n\nThursday 4 March at 10am "
-                                "suits me. I have not yet met the head "
-                                "teacher, so I look forward to it.\n\nIsla"))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-02-03 09:00",
+                 "Hello,\n\nThursday 4 March at 10am "
+                 "suits me. I have not yet met the head "
+                 "teacher, so I look forward to it.\n\nIsla")
     school = bot.school(SCHOOL)
     assert school["visit_outcome"] is None
     assert school["status"] == "visit_requested"
@@ -357,17 +359,13 @@ def test_an_award_is_congratulated_once_and_never_taken_back_by_a_reply(
     # Guards two bugs: a second "awarded" in the thread congratulated the
     # school again, and a later "not yet" took the award away.
     notice = ready_and_requested(bot)
-    bot.at("2027-03-05 15:00")
-    bot.deliver(reply_from_isla(notice, "Digital School status awarded."))
-    bot.cycle()
-    bot.at("2027-03-06 10:00")
-    bot.deliver(reply_from_isla(notice, "Just to confirm: awarded. The "
-                                "certificate will follow by post."))
-    bot.cycle()
-    bot.at("2027-03-10 10:00")
-    bot.deliver(reply_from_isla(notice, "The certificate is not yet printed; "
-                                "it will follow."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-03-05 15:00", "Digital School status awarded.")
+    isla_answers(bot, notice, "2027-03-06 10:00",
+                 "Just to confirm: awarded. The "
+                 "certificate will follow by post.")
+    isla_answers(bot, notice, "2027-03-10 10:00",
+                 "The certificate is not yet printed; "
+                 "it will follow.")
     assert len(bot.sent("award-congratulations", ALAN)) == 1
     assert bot.school(SCHOOL)["status"] == "awarded"
     assert not bot.sent("visit-not-yet-outcome", ALAN)
@@ -383,9 +381,7 @@ def test_a_visit_moved_back_to_its_first_date_is_told_again(
                        ("2027-02-04 09:00", "Sorry, Friday 5 March at 10am."),
                        ("2027-02-05 09:00", "Back to 4 March at 10am."),
                        ("2027-02-06 09:00", "Confirming 4 March at 10am.")):
-        bot.at(when)
-        bot.deliver(reply_from_isla(notice, text))
-        bot.cycle()
+        isla_answers(bot, notice, when, text)
     assert bot.school(SCHOOL)["visit_at"] == "2027-03-04T10:00"
     told = [body(m) for m in bot.sent("visit-date", ALAN)]
     # The same date again, confirmed, is no news.
@@ -403,9 +399,7 @@ def test_a_validator_replaced_since_the_notice_records_nothing(
         "name": "Catriona Sinclair",
         "email": "catriona.sinclair@dsa.example.org"}})
     store.commit()
-    bot.at("2027-03-05 15:00")
-    bot.deliver(reply_from_isla(notice, "Digital School status awarded."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-03-05 15:00", "Digital School status awarded.")
     assert bot.school(SCHOOL)["status"] == "visit_requested"
     assert not bot.sent("award-congratulations")
     (aside,) = bot.export()["set_aside"]
@@ -440,14 +434,11 @@ def test_an_award_naming_the_day_of_the_visit_is_recorded(
     # Guards a bug: "4 March", past, was read as next year's, and the
     # award taken for a new visit date as well, so set aside.
     notice = ready_and_requested(bot)
-    bot.at("2027-02-03 09:00")
-    bot.deliver(reply_from_isla(notice, "Thursday 4 March at 10am suits me."))
-    bot.cycle()
-    bot.at("2027-03-05 15:00")
-    bot.deliver(reply_from_isla(notice, "Following my visit on 4 March, I am "
-                                "pleased to say Digital School status is "
-                                "awarded."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-02-03 09:00", "Thursday 4 March at 10am suits me.")
+    isla_answers(bot, notice, "2027-03-05 15:00",
+                 "Following my visit on 4 March, I am "
+                 "pleased to say Digital School status is "
+                 "awarded.")
     assert bot.school(SCHOOL)["status"] == "awarded"
     assert bot.export()["set_aside"] == []
 
@@ -456,9 +447,7 @@ def test_a_date_that_passed_in_the_uk_is_past_before_utc_says_so(
         bot: Harness) -> None:
     notice = ready_and_requested(bot)
     # 00:30 on Saturday 5 June 2027 in the UK: 23:30 on the 4th in UTC.
-    bot.at("2027-06-05 00:30")
-    bot.deliver(reply_from_isla(notice, "Friday 4 June 2027 at 10am."))
-    bot.cycle()
+    isla_answers(bot, notice, "2027-06-05 00:30", "Friday 4 June 2027 at 10am.")
     assert bot.school(SCHOOL)["visit_at"] is None
     assert "already passed" in body(bot.sent("visit-date-query", ISLA)[-1])
 

@@ -539,6 +539,18 @@ def test_a_commit_nested_too_deep_to_read_stops_start_up_with_advice(
         JournalStorage(path).read()
 
 
+def three_commits(path: Path) -> tuple[list[bytes], int]:
+    """A journal of three commits, a message each: its lines, and which
+    is the second message's."""
+    store = Store(path)
+    for n in range(1, 4):
+        store.record_message(message(n))
+        store.commit()
+    store.close()
+    lines = journal_of(path).read_bytes().splitlines(keepends=True)
+    return lines, next(n for n, line in enumerate(lines) if b"maildir:2" in line)
+
+
 @pytest.mark.parametrize("damage", [b"X", b"\r"])
 def test_a_damaged_commit_before_others_stops_start_up(
         tmp_path: Path, damage: bytes) -> None:
@@ -547,13 +559,7 @@ def test_a_damaged_commit_before_others_stops_start_up(
     # were dropped without a word; the mail they recorded was already
     # moved, so it was lost to the record.
     path = tmp_path / "mailbot.json"
-    store = Store(path)
-    for n in range(1, 4):
-        store.record_message(message(n))
-        store.commit()
-    store.close()
-    lines = journal_of(path).read_bytes().splitlines(keepends=True)
-    second = next(n for n, line in enumerate(lines) if b"maildir:2" in line)
+    lines, second = three_commits(path)
     kept = sum(map(len, lines[:second]))
     # A byte changed: a letter, or a carriage return, which a reader
     # splitting at any line break took for the end of a torn commit.
@@ -574,13 +580,7 @@ def test_a_commit_changed_after_it_was_written_stops_start_up(
         tmp_path: Path) -> None:
     # One letter changed: still JSON, so only its checksum tells.
     path = tmp_path / "mailbot.json"
-    store = Store(path)
-    for n in range(1, 4):
-        store.record_message(message(n))
-        store.commit()
-    store.close()
-    lines = journal_of(path).read_bytes().splitlines(keepends=True)
-    second = next(n for n, line in enumerate(lines) if b"maildir:2" in line)
+    lines, second = three_commits(path)
     lines[second] = lines[second].replace(b"maildir:2", b"maildir:7")
     journal_of(path).write_bytes(b"".join(lines))
 
