@@ -340,6 +340,12 @@ PARSE_CHUNK = 16
 # Two where there are two cores or more: one alone, with the comments'
 # tagging, kept this process waiting for it.
 PARSE_WORKERS = min(2, os.cpu_count() or 1)
+# The parsing processes yield the CPU to this one, which handles each
+# message in turn and so sets the pace: on a machine with as many cores
+# as processes, a message handled here waited for a core while the
+# parsing processes, already ahead, used both (measured: about 5% more
+# messages a second with this than without).
+PARSER_NICENESS = 5
 # At most this many chunks, and about this many bytes, are read ahead.
 PARSE_WINDOW = 6
 PARSE_WINDOW_BYTES = 4 * 1024 * 1024
@@ -437,12 +443,15 @@ def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
 
 
 def _parser_started(lock_fd: int | None) -> None:
-    """In a parsing process: signals are for the daemon, the record's
+    """In a parsing process: it runs at a lower priority than the daemon
+    (PARSER_NICENESS); signals are for the daemon, the record's
     lock is the daemon's alone (so a restart after the daemon is killed
     never waits for this process), and the process ends with the daemon,
     however that ends."""
     if lock_fd is not None:
         os.close(lock_fd)
+    with suppress(OSError):  # a priority that cannot be lowered: as it is
+        os.nice(PARSER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # mail-parser's remarks on a message would only reach the daemon's

@@ -232,3 +232,13 @@ def test_the_parsing_process_does_not_hold_the_record_lock(
     finally:
         parser.shutdown(wait=True)
         store.close()
+
+
+def test_the_parsing_processes_yield_the_cpu_to_the_daemon() -> None:
+    parser = pipeline._start_parser(None)
+    assert parser is not None
+    try:
+        niceness = parser.submit(os.nice, 0).result()
+    finally:
+        parser.shutdown(wait=True)
+    assert niceness == min(os.nice(0) + pipeline.PARSER_NICENESS, 19)
