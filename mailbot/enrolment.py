@@ -22,7 +22,13 @@ from mailbot.classify import NOMINATION, Understanding
 from mailbot.compose import UK, Draft
 from mailbot.mail import Incoming
 from mailbot.nomination import Nomination, SchoolEntry
-from mailbot.outcome import HANDLED, SET_ASIDE, Outcome
+from mailbot.outcome import (
+    CONTACT_TAKEN,
+    HANDLED,
+    NOMINATIONS_PER_DAY,
+    SET_ASIDE,
+    Outcome,
+)
 from mailbot.phrases import PhraseSet
 from mailbot.store import ACTIVE, ALREADY_AWARDED, INCOMPLETE, INVITED, stamp
 from mailbot.views import cluster_view, school_view, schools_view
@@ -228,7 +234,7 @@ class Enrolment:
         # Anyone may nominate, and every person named is written to: a run
         # of nominations from one sender, or naming the same people, is
         # more likely a robot or a prank than clusters; a person decides.
-        if self.flow.replaying:
+        if not self.flow.holds(NOMINATIONS_PER_DAY):
             return None  # staff, replaying it, have decided
         limit = self.flow.rules.nominations_per_sender_per_day
         since = stamp(self.clock.now() - timedelta(days=1))
@@ -245,14 +251,15 @@ class Enrolment:
                        f"{len(recent)} clusters were nominated in the last 24 "
                        f"hours by {sender} or naming the same people, as many "
                        "as rules/programme.toml allows ([nomination] "
-                       f"per_sender_per_day = {limit})")
+                       f"per_sender_per_day = {limit}); replay it to go ahead",
+                       hold=NOMINATIONS_PER_DAY)
 
     def _contacts_taken(self, parsed: Nomination) -> Outcome | None:
         """A nomination naming as a school's contact the contact of a school
         already in the programme is for a person to decide: as a school of
         two clusters, that contact's mail could no longer be told apart,
         and anyone may send a nomination."""
-        if self.flow.replaying:
+        if not self.flow.holds(CONTACT_TAKEN):
             return None  # staff, replaying it, have decided
         taken = [(entry.contact_email, school)
                  for entry in parsed.schools if entry.contact_email
@@ -266,7 +273,8 @@ class Enrolment:
                          for address, school in taken[:5])
         return Outcome(SET_ASIDE, NOMINATION,
                        f"names a contact of a school already in the "
-                       f"programme ({said}); replay it to go ahead")
+                       f"programme ({said}); replay it to go ahead",
+                       hold=CONTACT_TAKEN)
 
     def _people_of(self, cluster: Document) -> set[str]:
         """The lead and school contacts a cluster names, recorded or (while

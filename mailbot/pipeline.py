@@ -276,6 +276,11 @@ class Pipeline:
             "reason": outcome.summary,
             "cluster_id": outcome.cluster_id,
             "school_id": outcome.school_id,
+            # What held it back, and what staff lifted by replaying it:
+            # a replay of this record lifts both (setaside.replay).
+            "hold": outcome.hold,
+            **({"lifted": sorted(self.flow.lifted)}
+               if self.flow.replaying else {}),
         })
 
     def _move(self, key: str, outcome: str) -> None:

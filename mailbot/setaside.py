@@ -30,7 +30,7 @@ from mailbot import mail
 from mailbot.delivery import deliver_pending
 from mailbot.errors import DISK_FULL, NotWaitingError, SetAside, TransientError
 from mailbot.logsafe import printable
-from mailbot.outcome import SET_ASIDE
+from mailbot.outcome import HOLDS, SET_ASIDE
 from mailbot.sources import RawMail
 from mailbot.store import Store, stamp
 
@@ -224,7 +224,8 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
 
     The caller holds the record's lock (`open_mailbot`). The message is
     handled with the workflow's `replaying` set: no Message-ID makes it a
-    duplicate, and no daily bound holds it back. The earlier record keeps
+    duplicate, and the hold it was set aside for (see `lifted`) does not
+    hold it back again. The earlier record keeps
     its Message-ID only as `original_message_id` (the new record has it
     now) and ends marked "replayed" with the new outcome. Replies go out
     at once when they can, else at the daemon's next poll.
@@ -258,11 +259,11 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
 
     again = Pipeline(store, _NoMailbox(), pipeline.sender, pipeline.flow,
                      pipeline.classifier, clock)
-    pipeline.flow.replaying = True
+    pipeline.flow.replaying, pipeline.flow.lifted = True, lifted(entry)
     try:
         again.handle(RawMail(key, data))
     finally:
-        pipeline.flow.replaying = False
+        pipeline.flow.replaying, pipeline.flow.lifted = False, frozenset()
     new = store.message_by_key(key)
     assert new is not None, f"the pipeline recorded nothing for {key}"
 
@@ -279,6 +280,18 @@ def replay(pipeline: Pipeline, set_aside_id: str) -> Document:
     except TransientError as exc:
         log.warning("replies wait for the daemon's next poll: %s", exc)
     return new
+
+
+def lifted(entry: Document) -> frozenset[str]:
+    """The holds (outcome.HOLDS) a replay of `entry` lifts: the one that
+    set it aside, and those lifted by the replays it came from. Another
+    hold still sets it aside, with its own reason, for staff to replay
+    again if they mean that too. A record from before holds were named
+    has no "hold": its replay lifts them all, as replays did then."""
+    if "hold" not in entry:
+        return HOLDS
+    return frozenset(entry.get("lifted") or ()) | (
+        {entry["hold"]} if entry["hold"] else set())
 
 
 def replayed(old_id: str, new: Document) -> str:

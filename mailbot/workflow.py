@@ -81,8 +81,11 @@ class Workflow:
         self.clock = clock
         self.hours = hours
         # Handling a message staff asked to replay (setaside.replay): its
-        # Message-ID makes it no duplicate, and no daily bound holds it.
+        # Message-ID makes it no duplicate, and the holds staff lifted
+        # (outcome.HOLDS: the one it was set aside for, and those lifted
+        # by earlier replays of it) do not hold it again.
         self.replaying = False
+        self.lifted: frozenset[str] = frozenset()
         self.enrolment = Enrolment(self)
 
     # -- the queue ------------------------------------------------------
@@ -233,6 +236,11 @@ class Workflow:
             self.deliverable_again(mail.sender.email, mail.message_id,
                                    "mail came from it")
         return handler(mail, understood)
+
+    def holds(self, hold: str) -> bool:
+        """Whether the check `hold` (outcome.HOLDS) applies to the message
+        being handled: not if staff lifted it by replaying the message."""
+        return not (self.replaying and hold in self.lifted)
 
     # -- mail that would change a school's record without proof ----------
 

@@ -748,6 +748,43 @@ def test_a_nomination_of_too_many_schools_is_set_aside(tmp_path: Path) -> None:
     bot.close()
 
 
+def test_a_replay_lifts_only_the_hold_it_was_set_aside_for(
+        tmp_path: Path) -> None:
+    # Guards a bug: one replay lifted every hold, so a nomination held for
+    # the daily bound that also named a school's contact went through.
+    alan = "a.reid@glenbrae-ps.fife.example.sch.uk"
+    robot = "robot@spam.example.com"
+    bot = Harness(example_config(tmp_path), "2027-01-12 10:00")
+    try:
+        bot.deliver(sample("01-nomination-list"))
+        bot.cycle()
+        for name in ("Ardmore", "Balloch", "Crieff"):
+            bot.deliver(make_mail(robot, "Cluster nomination",
+                                  listed_nomination(name, robot, 2)))
+        bot.deliver(make_mail(robot, "Cluster nomination",
+                              listed_nomination("Dornoch", robot, 1,
+                                                contact=alan)))
+        bot.cycle()
+        (held,) = bot.export()["set_aside"]
+        assert "per_sender_per_day = 3); replay it to go ahead" \
+            in held["reason"]
+
+        again = setaside.replay(bot.bot.pipeline, held["id"])
+        assert again["outcome"] == "set_aside"
+        assert again["reason"].startswith(
+            f"names a contact of a school already in the programme ({alan} "
+            "is already the contact of Glenbrae Primary School")
+        assert "Dornoch" not in [c["name"] for c in bot.export()["clusters"]]
+
+        # Staff who replay it again mean that too: both holds are lifted.
+        last = setaside.replay(bot.bot.pipeline,
+                               setaside.short_id(again["key"]))
+        assert (last["outcome"], last["kind"]) == ("handled", "nomination")
+        assert bot.export()["clusters"][-1]["name"] == "Dornoch"
+    finally:
+        bot.close()
+
+
 def test_a_maildir_file_named_in_bytes_that_are_not_utf8_is_handled(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # Guards a bug: its key could not be written to the record, so every

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from harness import Harness, example_config, make_mail, sample
 from test_cli import deliver, mailbot
+from tinydb.table import Document
 
 from mailbot import digest, setaside
 from mailbot.errors import NotWaitingError
+from mailbot.outcome import CONTACT_TAKEN, HOLDS, NOMINATIONS_PER_DAY
 from mailbot.store import Store
 
 ALAN = "a.reid@glenbrae-ps.fife.example.sch.uk"
@@ -373,3 +375,18 @@ def test_replay_is_refused_while_the_daemon_holds_the_record(
     result = mailbot(home, "set-aside", "replay", news_id, at=AT)
     assert "set aside again as" in result.stdout
     assert news_id not in mailbot(home, "set-aside", "list").stdout
+
+
+def test_a_replay_lifts_the_hold_it_was_set_aside_for_and_those_before() -> None:
+    def entry(**fields: object) -> Document:
+        return Document({"key": "k", "outcome": "set_aside", **fields}, 1)
+
+    assert setaside.lifted(entry(hold=CONTACT_TAKEN)) == {CONTACT_TAKEN}
+    assert setaside.lifted(entry(hold="", lifted=[NOMINATIONS_PER_DAY])) \
+        == {NOMINATIONS_PER_DAY}
+    assert setaside.lifted(entry(hold=CONTACT_TAKEN,
+                                 lifted=[NOMINATIONS_PER_DAY])) == HOLDS
+    assert setaside.lifted(entry(hold="")) == frozenset()
+    # Set aside before holds were named: its replay lifts them all, as
+    # every replay did then.
+    assert setaside.lifted(entry()) == HOLDS
