@@ -731,6 +731,15 @@ class _Scrubber:
             return [self(item) for item in value]
         return value
 
+    def names_out(self, text: Any) -> Any:
+        """`text` with the person's names erased, address or not: in what
+        others wrote about them ("Ann Planted ran our training")."""
+        if not isinstance(text, str):
+            return text
+        for name in self.names:
+            text = name.sub(ERASED, text)
+        return text
+
 
 def erase(store: Store, config: Config, address: str, now: datetime, *,
           apply: bool) -> Erasure:
@@ -828,6 +837,7 @@ ERASED_DIGEST = "erased"
 def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
                      theirs: set[str], now: datetime) -> None:
     address = found.address
+    erased_events = {e.doc_id for e in found.events}
     for cluster in found.clusters:
         lead = _same(_get(cluster, "lead.email"), address)
         replace_personal(store, "clusters", cluster.doc_id,
@@ -840,11 +850,19 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
         fields = scrub(dict(school))
         for comment in store.comments_of(school.doc_id):
             said = scrub(dict(comment))
-            if comment.get("message_id") in theirs:
-                said["text"] = ERASED
+            said["text"] = ERASED if comment.get("message_id") in theirs \
+                else scrub.names_out(said.get("text"))
             if _changed(comment, said):
                 replace_personal(store, "comments", comment.doc_id,
                                  _changed(comment, said))
+        for event in store.history_of_school(school.doc_id):
+            # The start of another's comment naming them, in the history.
+            if event.get("event") == "comment" \
+                    and event.doc_id not in erased_events:
+                fields = {"detail": scrub.names_out(event.get("detail"))}
+                if _changed(event, fields):
+                    replace_personal(store, "events", event.doc_id,
+                                     _changed(event, fields))
         if contact:
             fields["undeliverable"] = True  # no one to write to now
         if isinstance(school.get("contacts"), list):

@@ -276,6 +276,31 @@ def test_erasure_leaves_the_history_and_nothing_of_the_person(
         reopened, bot.config, ANN, bot.clock.now()))
 
 
+def test_erasure_takes_her_name_out_of_what_others_wrote_of_her(
+        bot: Harness) -> None:
+    # Guards a gap: a comment naming her by name alone kept her name,
+    # in the comment and in the school's history.
+    plant_ann_everywhere(bot)
+    bot.at("2027-01-15 11:00")
+    bot.deliver(comment(QUINN_FROM, "Ann Planted ran our staff training "
+                        "on Seesaw; she was off sick in March."))
+    bot.deliver(comment(QUINN_FROM, "Our wifi in the hall keeps dropping."))
+    bot.cycle()
+    store = bot.bot.store
+
+    privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=True)
+
+    eastfield = store.schools_with_contact(QUINN)[0]
+    said = [c["text"] for c in store.comments_of(eastfield.doc_id)]
+    assert ("[erased] ran our staff training on Seesaw; she was off sick "
+            "in March.") in said
+    assert "Our wifi in the hall keeps dropping." in said
+    details = [e["detail"] for e in store.history_of_school(eastfield.doc_id)
+               if e["event"] == "comment"]
+    assert any(d.startswith("[erased] ran our staff") for d in details)
+    assert not any("Ann Planted" in d for d in details)
+
+
 def test_an_accepted_address_and_its_waiting_events_are_erased(
         bot: Harness) -> None:
     """A colleague at the school's domain first waits for staff (a
