@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbot.errors import StoreLockedError
 from mailbot.storage import (
     DamagedRecordError,
     JournalStorage,
+    _encoded,
     backup_of,
     journal_of,
 )
@@ -721,3 +724,25 @@ def test_a_compaction_failing_once_the_journal_is_emptied_pads_nothing(
     assert b"\0" not in journal_of(path).read_bytes()
     assert [m["key"] for m in Store(path).all_messages()] == [
         "maildir:1", "maildir:2", "maildir:3"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text() | st.integers(-9, 9), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_record_is_written_as_json_writes_it(value: object) -> None:
+    # Text with lone surrogates, integers past 64 bits and keys that are
+    # not text included: each reads back as json.dumps would have it.
+    expected = json.loads(json.dumps(value))
+    assert json.loads(_encoded(value)) == expected
+
+
+def test_what_json_refuses_the_record_refuses() -> None:
+    with pytest.raises(TypeError):
+        _encoded({"when": datetime(2027, 1, 12, tzinfo=UTC)})
