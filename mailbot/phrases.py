@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -20,7 +20,6 @@ _START = rf"(?<!{_WORD})"              # a phrase starts a word
 
 # Words just before a match, "haven't" kept whole, for the negation test.
 _WORDS_BEFORE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-_SENTENCE_END = re.compile(r"[.!?;]")
 _IS_WORD = re.compile(r"\w")
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 NEGATION_REACH = 3      # words
@@ -73,6 +72,14 @@ class PhraseSet:
             self._folded = (Anchored(_compile(lowered, 0), starts),
                             [re.compile(b) for b in lowered])
         self._negations = [_words(n) for n in negations if _words(n)]
+        # The negations by how they are looked for, as _negated runs for
+        # every match: "n't" as a suffix (of its first word only), a
+        # single word in the words before, or a run of them.
+        self._suffixes = tuple(n[0] for n in self._negations
+                               if n[0].startswith("n'"))
+        others = [n for n in self._negations if not n[0].startswith("n'")]
+        self._single = frozenset(n[0] for n in others if len(n) == 1)
+        self._runs = [n for n in others if len(n) > 1]
 
     def search(self, text: str) -> str | None:
         """The first phrase in `text` that is not negated, as written."""
@@ -103,17 +110,16 @@ class PhraseSet:
 
     def _negated(self, text: str, start: int) -> bool:
         before = text[max(0, start - NEGATION_WINDOW):start]
-        before = _SENTENCE_END.split(before)[-1]
-        words = [w.lower() for w in _WORDS_BEFORE.findall(before)]
-        words = words[-NEGATION_REACH:]
-        for negation in self._negations:
-            if negation[0].startswith("n'"):
-                # "n't" is a suffix: haven't, hasn't, didn't, wasn't.
-                if any(w.endswith(negation[0]) for w in words):
-                    return True
-            elif _contains(words, negation):
-                return True
-        return False
+        # Only the words after the last sentence end.
+        before = before[1 + max(before.rfind("."), before.rfind("!"),
+                                before.rfind("?"), before.rfind(";")):]
+        words = [w.lower() for w in
+                 _WORDS_BEFORE.findall(before)[-NEGATION_REACH:]]
+        # "n't" is a suffix: haven't, hasn't, didn't, wasn't.
+        if self._suffixes and any(w.endswith(self._suffixes) for w in words):
+            return True
+        return not self._single.isdisjoint(words) \
+            or any(_contains(words, run) for run in self._runs)
 
 
 class PhraseIndex:
@@ -136,10 +142,11 @@ class PhraseIndex:
         # as a cue list does with and without its negations), the phrases
         # filed there as one regex, their alternatives in the rules'
         # order, so that which matched first is the group that matched;
-        # the sets of that list; and each alternative's phrase number.
+        # the sets of that list; and each alternative's phrase.
         self._filed: dict[str, list[
-            tuple[re.Pattern[str], tuple[int, ...], tuple[int, ...]]]] = {}
+            tuple[re.Pattern[str], tuple[int, ...], tuple[str, ...]]]] = {}
         self._finder: re.Pattern[str] | None = None
+        self._negatable = [bool(s._negations) for s in self.sets]
         if not all(phrase_set.lowered for phrase_set in self.sets):
             return
         members: dict[tuple[str, ...], list[int]] = {}
@@ -171,7 +178,8 @@ class PhraseIndex:
                 regex = re.compile("|".join(
                     f"({patterns[n].pattern})" for n in numbers))
                 self._filed[word].append(
-                    (regex, tuple(members[phrases]), tuple(numbers)))
+                    (regex, tuple(members[phrases]),
+                     tuple(phrases[n] for n in numbers)))
         if self._filed:
             # A word is found only where a phrase filed under it may start:
             # most of the words that start phrases are common words ("we",
@@ -190,7 +198,9 @@ class PhraseIndex:
             return [s.search(text) if want else None
                     for s, want in zip(self.sets, wanted, strict=True)]
         text = text.replace("\u2019", "'").lower()
-        return self._scan(text, self._finder.finditer(text), wanted)
+        for _, found in self._scan(text, [0], wanted):
+            return found
+        return [None] * len(self.sets)
 
     def search_each(self, pieces: Sequence[str]
                     ) -> Iterator[tuple[int, list[str | None]]]:
@@ -200,7 +210,6 @@ class PhraseIndex:
         The pieces are searched as one text, each after a full stop,
         which no phrase runs across and no negation looks back over: so
         a piece's finds are those of its own search."""
-        every = [True] * len(self.sets)
         joined = ". ".join(pieces)
         if self._finder is None or not _folds(joined):
             for n, piece in enumerate(pieces):
@@ -211,41 +220,56 @@ class PhraseIndex:
         text = joined.replace("\u2019", "'").lower()
         starts = list(itertools.accumulate(
             (len(piece) + 2 for piece in pieces[:-1]), initial=0))
-        words = self._finder.finditer(text)
-        for n, in_piece in itertools.groupby(
-                words, key=lambda word: bisect.bisect(starts, word.start()) - 1):
-            found = self._scan(text, in_piece, every)
-            if any(phrase is not None for phrase in found):
-                yield n, found
+        yield from self._scan(text, starts, [True] * len(self.sets))
 
-    def _scan(self, text: str, words: Iterable[re.Match[str]],
-              wanted: Sequence[bool]) -> list[str | None]:
-        """What each wanted set finds in lowered `text`, trying its phrases
-        where `words` (the finder's matches in it) stand."""
-        found: list[str | None] = [None] * len(self.sets)
-        # Where each set may match next: after its last (negated) match.
-        free = [0 if want else -1 for want in wanted]
-        left = sum(1 for at in free if at == 0)
-        filed, sets = self._filed, self.sets
-        for word in words:
-            if not left:
-                break
+    def _scan(self, text: str, starts: list[int], wanted: Sequence[bool]
+              ) -> Iterator[tuple[int, list[str | None]]]:
+        """(n, what each wanted set finds in piece n of lowered `text`) for
+        each piece in which one finds a phrase, the pieces starting at
+        `starts`: its phrases are tried where the finder's words stand.
+
+        One loop over the words of all the pieces, as this runs for every
+        clause of every comment: a piece's state is made afresh where its
+        first word is met, and pieces with no words cost nothing."""
+        assert self._finder is not None
+        sets, filed, negatable = self.sets, self._filed, self._negatable
+        # Where each set may match next: after its last (negated) match;
+        # past the end of the text once it has found its phrase, or if it
+        # is not wanted.
+        closed = len(text) + 1
+        fresh = [0 if want else closed for want in wanted]
+        count = sum(1 for want in wanted if want)
+        ends = starts[1:] + [closed]
+        n, end, left = -1, 0, count
+        found: list[str | None] = []
+        free: list[int] = []
+        for word in self._finder.finditer(text):
             start = word.start()
-            for regex, ks, numbers in filed[word.group()]:
-                open_here = [k for k in ks if 0 <= free[k] <= start]
-                if not open_here:
-                    continue
-                match = regex.match(text, start)
-                if match is None:
-                    continue
-                n = numbers[match.lastindex - 1]  # type: ignore[operator]
-                for k in open_here:
-                    if sets[k].negated(text, start):
+            if start >= end:  # the first word of another piece
+                if left < count:
+                    yield n, found
+                n = bisect.bisect(starts, start) - 1
+                end, left = ends[n], count
+                found, free = [None] * len(sets), fresh.copy()
+            if not left:
+                continue  # every wanted set has found its phrase
+            for regex, ks, alternatives in filed[word.group()]:
+                match = None
+                for k in ks:
+                    if free[k] > start:
+                        continue
+                    if match is None:
+                        match = regex.match(text, start)
+                        if match is None:
+                            break
+                        phrase = alternatives[match.lastindex - 1]  # type: ignore[operator]
+                    if negatable[k] and sets[k]._negated(text, start):
                         free[k] = match.end()
                     else:
-                        found[k], free[k] = sets[k].phrases[n], -1
+                        found[k], free[k] = phrase, closed
                         left -= 1
-        return found
+        if left < count:
+            yield n, found
 
 
 def _first_words(phrase: str) -> tuple[str, ...]:

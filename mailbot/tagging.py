@@ -106,6 +106,7 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+")
 # tagged on its own ("strong in coding but we need more devices").
 _CONTRAST = re.compile(r"\b(?:but|however|although|though|whereas|whilst"
                        r"|while|except)\b", re.IGNORECASE)
+_CONTRAST_LOWERED = re.compile(_CONTRAST.pattern)
 # Its words, looked for before splitting: most sentences hold none.
 _CONTRAST_WORDS = ("but", "however", "though", "whereas", "whilst", "while",
                    "except")
@@ -115,6 +116,9 @@ _HEADING_FILLER = frozenset({"our", "possible", "key", "main", "current",
                              "potential", "identified", "perceived", "any",
                              "particular", "my"})
 _HEADING_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# What may stand before a heading's first word: fillers and the words that
+# join headings.
+_BEFORE_HEADING = _HEADING_FILLER | {"and", "or"}
 
 
 def _heading_key(text: str) -> str:
@@ -163,11 +167,15 @@ class Tagger:
         count = len(self.criteria)
         tags: list[Tag] = []
         for n, found in self.index.search_each([c for _, c in clauses]):
+            section, clause = clauses[n]
+            # Most clauses that name a criterion have no kind: that is
+            # the cheaper test, made first.
+            kind = self._kind(found[count:]) or section
+            if kind is None:
+                continue
             named = [(c, phrase) for (c, _), phrase in zip(
                 self.criteria, found[:count], strict=True) if phrase is not None]
-            section, clause = clauses[n]
-            kind = (self._kind(found[count:]) or section) if named else None
-            if kind is None:
+            if not named:
                 continue
             evidence = tidy(clause).strip(" ,;:-")[:EVIDENCE_CHARS]
             tags.extend(Tag(c, kind, evidence, phrase) for c, phrase in named)
@@ -175,30 +183,25 @@ class Tagger:
                 break
         return tags[:MAX_TAGS]
 
-    def _kind(self, cues: list[str | None]) -> Kind | None:
+    @staticmethod
+    def _kind(cues: list[str | None]) -> Kind | None:
         """The kind a clause's cues say, from what the cue sets found in
-        it: each kind's affirmed cues, then its plain ones."""
-        said = {}
-        for n, kind in enumerate(self.cues):
-            affirmed, plain = cues[2 * n], cues[2 * n + 1]
-            if affirmed is not None:
-                said[kind] = "affirmed"
-            elif plain is not None:
-                said[kind] = "negated"
-        weak = said.get(WEAKNESS) == "affirmed" \
-            or said.get(STRENGTH) == "negated"
-        strong = said.get(STRENGTH) == "affirmed" \
-            or said.get(WEAKNESS) == "negated"
-        if weak:
+        it: each kind's affirmed cues, then its plain ones, strengths
+        first (as in self.cues). A plain cue found where no affirmed one
+        is was negated: it says the other kind."""
+        strong, strong_plain, weak, weak_plain = cues
+        if weak is not None or (strong is None and strong_plain is not None):
             return WEAKNESS
-        return STRENGTH if strong else None
+        if strong is not None or weak_plain is not None:
+            return STRENGTH
+        return None
 
     def _heading(self, line: str) -> tuple[Kind | None, str]:
         """The kind a heading line names ("Strengths:", "Areas for
         development -") and the text after it on the line."""
-        label, rest = line, ""
+        label, rest, head = line, "", line[:80]
         for mark in (":", " - ", " \u2013 "):
-            if mark in line[:80]:
+            if mark in head:
                 label, _, rest = line.partition(mark)
                 break
         if len(label) > 80 or not self._may_head(label):
@@ -214,10 +217,10 @@ class Tagger:
         join headings ("and", "or"), starts a heading: the first part of a
         heading label must be one, and only fillers and joins come before
         its first word."""
-        for word in _HEADING_WORDS.finditer(label.lower().replace("\u2019", "'")):
-            if word.group() not in _HEADING_FILLER and word.group() not in (
-                    "and", "or"):
-                return word.group() in self._heading_starts
+        for match in _HEADING_WORDS.finditer(label.lower().replace("\u2019", "'")):
+            word = match.group()
+            if word not in _BEFORE_HEADING:
+                return word in self._heading_starts
         return False
 
     def _sentences(self, text: str) -> Iterator[tuple[Kind | None, str]]:
@@ -258,16 +261,29 @@ def _clauses(sentence: str) -> list[str]:
     searched with case only where that finds what searching without case
     would: see phrases.fold)."""
     lowered = fold(sentence)
-    if lowered is not None and not any(w in lowered for w in _CONTRAST_WORDS):
+    if lowered is None:
+        return _CONTRAST.split(sentence)
+    if not any(w in lowered for w in _CONTRAST_WORDS):
         return [sentence]
-    return _CONTRAST.split(sentence)
+    # Where the contrast words stand in the lowered sentence, they stand in
+    # the sentence, and searching with case is the quicker.
+    clauses, start = [], 0
+    for match in _CONTRAST_LOWERED.finditer(lowered):
+        clauses.append(sentence[start:match.start()])
+        start = match.end()
+    clauses.append(sentence[start:])
+    return clauses
 
 
 def _split(section: Kind | None, lines: list[str]
-           ) -> Iterator[tuple[Kind | None, str]]:
-    for sentence in _SENTENCE_BREAK.split(" ".join(lines)):
-        if sentence.strip():
-            yield section, sentence
+           ) -> list[tuple[Kind | None, str]]:
+    """The sentences of a paragraph, in its section; none without lines
+    (every blank line ends a paragraph, most of them an empty one)."""
+    if not lines:
+        return []
+    return [(section, sentence)
+            for sentence in _SENTENCE_BREAK.split(" ".join(lines))
+            if sentence.strip()]
 
 
 @cache
