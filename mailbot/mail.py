@@ -157,12 +157,23 @@ def too_large(size: int) -> str:
             "a person")
 
 
+class _MailParser(mailparser.MailParser):  # type: ignore[misc]
+    """mail-parser's parse without the two dictionaries of every header,
+    decoded, that it builds last for its own output (`mail`,
+    `mail_partial`, and their JSON): mailbot reads the parsed parts and
+    headers themselves, and those dictionaries cost a tenth of a parse
+    (measured)."""
+
+    def _make_mail(self, complete: bool = True) -> dict[str, Any]:
+        return {}
+
+
 def parse(raw: bytes) -> Incoming:
     """Parse raw RFC 5322 bytes; unreadable mail raises SetAside."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise SetAside(too_large(len(raw)))
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        parsed = _MailParser.from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME
         raise SetAside(f"unreadable message: {exc}") from exc
     return _from_mailparser(parsed, hashlib.sha256(raw).hexdigest())
