@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import functools
 import hashlib
 import re
 import secrets
@@ -40,6 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import markupsafe
 
 from mailbot.errors import ConfigError
 from mailbot.tokens import SUBJECT_LABEL, Tokens, subject_tag
@@ -148,7 +150,13 @@ def _wrap(text: str, width: int) -> list[str]:
     single spaces (nearly always); textwrap itself handles tabs, runs of
     spaces, which it keeps, and "words" of other white space (\xa0, say),
     which it drops at the end of a line."""
-    if "\t" in text or "  " in text or any(map(str.isspace, text.split(" "))):
+    if text.isascii() and text.isprintable():
+        # The only white space printable ASCII holds is the space.
+        apart = "  " not in text
+    else:
+        apart = not ("\t" in text or "  " in text
+                     or any(map(str.isspace, text.split(" "))))
+    if not apart:
         return textwrap.wrap(text, width, break_long_words=False,
                              break_on_hyphens=False) or [""]
     return _wrap_words(text, width)
@@ -194,6 +202,30 @@ def _wrap_words(text: str, width: int) -> list[str]:
     return lines
 
 
+@functools.lru_cache(maxsize=512)
+def _rewrapped(text: str, width: int) -> str:
+    return wrap(" ".join(text.split()), width)
+
+
+def rewrap(text: Any, width: int = 72) -> str:
+    """The template filter `rewrap(width)`, for plain text: the words of
+    `text` (its lines joined, runs of white space made one space), wrapped
+    to `width`; the same as `text.split()|join(" ")|wrap(width)`. Most
+    paragraphs of a template come out the same in message after message
+    (the footer's always), so the recent ones are kept."""
+    return _rewrapped(str(text), width)
+
+
+def br_lines(text: Any) -> markupsafe.Markup:
+    """The template filter `br_lines`, for HTML: the lines of `text`, each
+    escaped, joined by "<br>" and a line break; the same as writing each
+    `{{ line }}` of `text.splitlines()` with `<br>` and a line break
+    between them, in one step."""
+    # Escaped whole, then split: escaping makes no line break.
+    escaped = markupsafe.escape(markupsafe.soft_str(text))
+    return markupsafe.Markup("<br>\n".join(str.splitlines(escaped)))
+
+
 def long_time(value: Any) -> str:
     """'12 January 2027 at 09:30' in UK time."""
     if isinstance(value, str):
@@ -232,6 +264,8 @@ class Composer:
         self.env.filters["long_time"] = long_time
         self.env.filters["reflow"] = reflow
         self.env.filters["wrap"] = wrap
+        self.env.filters["rewrap"] = rewrap
+        self.env.filters["br_lines"] = br_lines
         self.env.globals.update(globals_ or {})
 
     def check(self, examples: Mapping[str, Mapping[str, Any]
@@ -518,17 +552,35 @@ def date_field(now: datetime) -> str:
 def _not_7bit(text: str) -> bool:
     """Whether text (with \\n line ends) cannot go as it is: not ASCII, a
     control character, or a line over RFC 5322's limit."""
-    return (not text.isascii() or bool(_CONTROL_BUT_TAB.search(text))
-            or len(max(text.split("\n"), key=len)) > HARD_LIMIT)
+    # ASCII: what is left once tab, line break and the printable
+    # characters are taken out is a control character.
+    return (not text.isascii()
+            or bool(text.encode("ascii").translate(None, _7BIT_PLAIN))
+            or _has_long_line(text))
 
 
-_CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_7BIT_PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
+# A line longer than HARD_LIMIT holds a whole stretch of this many
+# characters that begins at a multiple of it.
+_STRETCH = (HARD_LIMIT + 1) // 2
+
+
+def _has_long_line(text: str) -> bool:
+    """Whether a line of `text` (\\n line ends) is over HARD_LIMIT. The
+    lines are measured only when some stretch of `_STRETCH` characters at
+    a multiple of it has no line break: while every one has one, no line
+    is that long."""
+    if all(text.find("\n", start, start + _STRETCH) >= 0
+           for start in range(0, len(text) - _STRETCH + 1, _STRETCH)):
+        return False
+    return max(map(len, text.split("\n"))) > HARD_LIMIT
 
 
 def _body(subtype: str, text: str) -> tuple[str, str]:
     """A text part's headers and body, UTF-8, with CRLF line ends; the
     line breaks in `text` may be CR, LF or CRLF."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     if not _not_7bit(text[:-1]):
