@@ -36,7 +36,6 @@ _FORM_MARKER = re.compile(r"schools\s*\(one per line", re.IGNORECASE)
 _LABELLED = re.compile(
     r"(?P<label>[A-Za-z][A-Za-z /'-]{0,40}?)\s*(?::|\t|\s[-\u2013]\s)\s*"
     r"(?P<value>.*)")
-_LABEL_END = re.compile(r"[:\t\-\u2013]")
 _PROSE_LIST = re.compile(
     r"\b(?:schools?|cluster|asg|group)\b[^.:\n]{0,40}?\b(?:are|include|"
     r"includes|comprises?|consists? of|is made up of|will be)\b:?\s+"
@@ -44,6 +43,10 @@ _PROSE_LIST = re.compile(
     re.IGNORECASE | re.DOTALL)
 # The same, tried only where one of the words it starts with stands.
 _PROSE_LISTS = Anchored(_PROSE_LIST, ("school", "cluster", "asg", "group"))
+# What each of its verbs holds, in lower case: where none stands, it
+# cannot match.
+_LIST_VERBS = ("are", "include", "compris", "consist", "is made up of",
+               "will be")
 _LIST_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s*;\s*|\s+&\s+")
 _I_AM_LEAD = re.compile(
     r"\bI(?:'m|\u2019m| am|'ll be|\u2019ll be| will be| shall be| would be"
@@ -56,12 +59,17 @@ _SIGN_OFF = re.compile(
     r"|regards|wishes|best)(?: again| very much| in advance)?[,.!]*"
     r"|cheers[,.!]*|yours(?: sincerely| faithfully| truly)?[,.!]*"
     r"|sent from my .*", re.IGNORECASE)
+# ASCII characters none of _SIGN_OFF's words starts with, in any case:
+# a line that starts with one is no sign-off. (Without case, an ASCII
+# letter matches only its other case among ASCII characters.)
+_NOT_SIGN_OFF = frozenset(
+    chr(c) for c in range(128)) - frozenset("mwkbatrcysMWKBATRCYS")
 _HISTORY = re.compile(
     r"-{2,}\s*original message\s*-{2,}|_{10,}|on .{5,200}wrote:"
     r"|-{5,}\s*forwarded message\s*-{5,}|begin forwarded message:",
     re.IGNORECASE)
 # What a line that _is_history starts with: "-", "_", "On", "Begin", "From".
-_MAY_BE_HISTORY = re.compile(r"[-_oObBfF]")
+_MAY_BE_HISTORY = frozenset("-_oObBfF")
 _HEADER_LINE = re.compile(r"(?:from|sent|date|to|cc|subject):\s",
                           re.IGNORECASE)
 _DISCLAIMER_WORDS = (r"confidential|intended (?:solely )?for|intended recipient"
@@ -197,7 +205,7 @@ def own_text(text: str, forwarded: bool = False) -> str:
     kept: list[str] = []
     for index, line in enumerate(lines):
         stripped = line.strip()
-        if _MAY_BE_HISTORY.match(stripped) and _is_history(lines, index):
+        if stripped[:1] in _MAY_BE_HISTORY and _is_history(lines, index):
             if not forwarded:
                 break
             continue
@@ -205,7 +213,8 @@ def own_text(text: str, forwarded: bool = False) -> str:
             continue
         if stripped in ("--", "__"):  # "-- " once stripped
             break
-        if _SIGN_OFF.fullmatch(stripped) and any(k.strip() for k in kept):
+        if stripped[:1] not in _NOT_SIGN_OFF and _SIGN_OFF.fullmatch(stripped) \
+                and any(k.strip() for k in kept):
             if not forwarded:
                 break
             continue
@@ -253,7 +262,8 @@ def _sentences(line: str) -> list[str]:
 def _labelled(text: str) -> tuple[str, str, str, str] | None:
     """(field, column meaning, value, label) of "Label: value", or None."""
     text = text.strip()
-    if not _LABEL_END.search(text):
+    if ":" not in text and "\t" not in text and "-" not in text \
+            and "\u2013" not in text:
         return None  # no ":", tab or dash: _LABELLED cannot match
     match = _LABELLED.fullmatch(text)
     if not match:
@@ -280,6 +290,11 @@ def _is_school_name(name: str) -> bool:
 def mention(text: str, need_school_word: bool = True) -> Mention | None:
     """The school a line such as "Kirkton PS (primary) - Fiona Baird - f@x"
     describes, or None if it names no school."""
+    if need_school_word and not _SCHOOL_WORD.search(text):
+        # The name is some of the text's words, as they stand in it and
+        # with only spaces or stops put beside them: without such a word
+        # in the text, it has none and _is_school_name is False.
+        return None
     text = text.strip().replace("\u00a0", " ")
     asides = _ASIDE.findall(text)
     bare = _BRACKETED.sub(" ; ", text)
@@ -313,9 +328,12 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
 
 
 def _prose_schools(paragraph: str) -> list[Mention]:
-    found = []
     flat = " ".join(paragraph.split())
-    for match in _PROSE_LISTS.finditer(flat, fold(flat)):
+    folded = fold(flat)
+    if folded is not None and not any(verb in folded for verb in _LIST_VERBS):
+        return []  # the words are in `folded` wherever the verbs match
+    found = []
+    for match in _PROSE_LISTS.finditer(flat, folded):
         if _ITEM.match(match.group("list")):
             continue  # a bulleted list, which is read line by line
         items = _LIST_SPLIT.split(_protect(match.group("list")))
@@ -360,7 +378,8 @@ def _read_line(line: str, current: _List | None,
     """Read one line into `reading`; the schools list it leaves open."""
     if not line:
         return current
-    heading = _SECTION.fullmatch(line)
+    # A heading is "Schools...:", so a line without ":" is none.
+    heading = _SECTION.fullmatch(line) if ":" in line else None
     if heading and not EMAIL.search(line.split(":")[0]):
         if not _FORM_MARKER.search(line):
             reading.schools += _prose_schools(

@@ -56,15 +56,38 @@ _LIBRARY_FIELD = re.compile(
     r"^\s*(?:[* ]*(?:from|sent|to|subject|date|cc|organization):|-{5})",
     re.IGNORECASE | re.MULTILINE)
 _LIBRARY_ON = re.compile(r"^\s*on(?:\s|$)", re.IGNORECASE | re.MULTILINE)
+# The same after the first line: a line starts after "\n", and a pattern
+# that starts with it is searched for by that character, not tried at
+# every position (see _at_a_line_start).
+_LIBRARY_FIELD_AFTER = re.compile(
+    r"\n\s*(?:[* ]*(?:from|sent|to|subject|date|cc|organization):|-{5})",
+    re.IGNORECASE)
+_LIBRARY_ON_AFTER = re.compile(r"\n\s*on(?:\s|$)",
+                               re.IGNORECASE | re.MULTILINE)
 _LIBRARY_WROTE = re.compile(r"wrote:", re.IGNORECASE)
 
 # What a line opening history (_SEPARATOR, _ON, _FROM) and a sign-off
 # (_SIGN_OFFS) can start with: cheap tests before the exact ones.
-_MAY_OPEN_HISTORY = re.compile(r"\s*[-_bofBOF*]")
+_MAY_OPEN_HISTORY = re.compile(r"\s*(?:[-_*]|on\s|from|begin)",
+                               re.IGNORECASE)
 _MAY_SIGN_OFF = re.compile(
     r"\s*(?:best|with|kind|warm|regards|many|thank|cheers|yours|sincerely"
     r"|all)", re.IGNORECASE)
-_QUOTED = re.compile(r"\s*>")
+
+
+def _ascii_but(letters: str) -> frozenset[str]:
+    """The ASCII characters other than `letters` in either case: where a
+    line's first character after blanks is one of them, no pattern that
+    starts with blanks then one of `letters`, without case, matches it
+    (among ASCII characters a letter matches only its other case)."""
+    return frozenset(map(chr, range(128))) - frozenset(
+        letters.lower() + letters.upper())
+
+
+# What _FOOTER's and _MAY_SIGN_OFF's words start with (see _ascii_but):
+# most lines are told from them by a cheaper test.
+_NOT_FOOTER = _ascii_but("tcdpsg")
+_NOT_SIGN_OFF = _ascii_but("bwkrmtcysa")
 
 # How much may follow a sign-off for it to count as the end of a message.
 SIGNATURE_LINES = 8
@@ -192,10 +215,18 @@ def _library_may_find(head: list[str], lines: list[str]) -> bool:
     # Each pattern starts after blanks at a line's start with something
     # other than ">", so no quoted line matches it.
     shown = "\n".join(head)
-    if _LIBRARY_FIELD.search(shown):
+    if _at_a_line_start(_LIBRARY_FIELD, _LIBRARY_FIELD_AFTER, shown):
         return True
-    return bool(_LIBRARY_ON.search(shown)) and any(
+    return _at_a_line_start(_LIBRARY_ON, _LIBRARY_ON_AFTER, shown) and any(
         _LIBRARY_WROTE.search(s) for s in lines)
+
+
+def _at_a_line_start(pattern: re.Pattern[str], after: re.Pattern[str],
+                     text: str) -> bool:
+    """Whether `pattern` ("^..." with re.MULTILINE) finds a match in
+    `text`: one at its start, or one just after a line break, which
+    `after` (the same with a line break for "^") finds."""
+    return pattern.match(text) is not None or after.search(text) is not None
 
 
 def _header_end(lines: list[str], start: int) -> int:
@@ -210,7 +241,8 @@ def _header_end(lines: list[str], start: int) -> int:
 
 
 def _quoted(line: str) -> bool:
-    return _QUOTED.match(line) is not None
+    # As r"\s*>" would match: "\s" is what str.lstrip strips.
+    return line.lstrip().startswith(">")
 
 
 def _has_words(lines: list[str]) -> bool:
@@ -234,7 +266,7 @@ def _unquoted(lines: list[str]) -> list[str]:
 
 def _cut_at_footer(lines: list[str]) -> list[str]:
     for i, line in enumerate(lines):
-        if _FOOTER.match(line):
+        if line.lstrip()[:1] not in _NOT_FOOTER and _FOOTER.match(line):
             return lines[:i]
     return lines
 
@@ -245,7 +277,8 @@ def _cut_at_signature(lines: list[str]) -> list[str]:
             lines = lines[:i]
             break
     for i, line in enumerate(lines):
-        if (_MAY_SIGN_OFF.match(line) and _is_sign_off(line)
+        if (line.lstrip()[:1] not in _NOT_SIGN_OFF
+                and _MAY_SIGN_OFF.match(line) and _is_sign_off(line)
                 and _has_words(lines[:i]) and _is_signature(lines[i + 1:])):
             return lines[:i]
     return lines

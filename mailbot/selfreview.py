@@ -768,8 +768,10 @@ def may_give_scores(text: str) -> bool:
         return False
     # Two lines in a row that _pasted_tables would split into cells
     # (guards a bug: a quicker test missed spaces beside a no-break one).
-    cells = [_CELL_MARK.search(line) is not None
-             and len(_split_cells(line)) >= 2 for line in text.split("\n")]
+    # A line is split only if it has a tab, "|" or two spaces (where
+    # _split_cells can find two cells), and only until a pair is found.
+    cells = (("\t" in line or "|" in line or "  " in line)
+             and len(_split_cells(line)) >= 2 for line in text.split("\n"))
     if any(a and b for a, b in itertools.pairwise(cells)):
         return True
     return any(_DIGIT.search(piece) and _may_name(piece)
@@ -782,6 +784,16 @@ def _may_name(piece: str) -> bool:
     "&" or "+" between them and nothing else, so each run of letters,
     spaces, "&", "+" and apostrophes is looked at, its words split at
     apostrophes too (which finds more, never less)."""
+    # Every word of a run is a run of letters of the piece, and a name
+    # starts with one of _FIRST_WORDS: most pieces hold none, and are
+    # done with here. In ASCII, letters are [A-Za-z] and lowering the
+    # piece lowers each word, so a simpler pattern finds the same words.
+    if piece.isascii():
+        every: Iterable[str] = _ASCII_LETTER_RUNS.findall(piece.lower())
+    else:
+        every = map(str.lower, _LETTER_RUNS.findall(piece))
+    if _FIRST_WORDS.isdisjoint(every):
+        return False
     for run in _NAME_RUNS.findall(piece):
         words = [w for w in map(str.lower, _LETTER_RUNS.findall(run))
                  if w not in _CONNECTORS]
@@ -793,11 +805,15 @@ def _may_name(piece: str) -> bool:
     return False
 
 
-_PIECES = re.compile(r"[.!?;](?=[ \n])|\n *\n")
+# A stop followed by a space or a line break, or a line of spaces alone
+# between line breaks: written to start with one set of characters, so
+# that the search skips to them quickly (the same matches as
+# r"[.!?;](?=[ \n])|\n *\n").
+_PIECES = re.compile(r"[.!?;\n](?:(?<=[.!?;])(?=[ \n])|(?<=\n) *\n)")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER_RUNS = re.compile(r"[a-z]+")  # the same, in lowered ASCII
 _NAME_RUNS = re.compile(r"[^\W\d_](?:[^\W\d_]|[\s&+'\u2019])*")
-# What a line _split_cells finds two cells in has (a quick test first).
-_CELL_MARK = re.compile(r"\t|\|| {2}")
+_WIDE_SPACES = re.compile(r" {2,}")
 
 
 def _split_cells(line: str) -> list[str]:
@@ -807,7 +823,7 @@ def _split_cells(line: str) -> list[str]:
     elif "|" in line:
         cells = line.strip("|").split("|")
     else:
-        cells = re.split(r" {2,}", line)
+        cells = _WIDE_SPACES.split(line)
     return [cell.strip() for cell in cells]
 
 

@@ -265,6 +265,8 @@ _MARKDOWN_RULE = re.compile(r"\s*\|?\s*:?-{3,}[-:|\s]*")
 
 
 def _separator(line: str) -> str | None:
+    if "\t" not in line and "|" not in line and "  " not in line:
+        return None  # what each test below needs, in the whole line
     stripped = line.strip()
     if "\t" in stripped:
         return "tab"
