@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ class Mailbot:
         self.pipeline.source.close()
         self.pipeline.sender.close()
         self.store.close()
+        gc.unfreeze()
 
 
 def open_mailbot(config: Config, clock: Clock) -> Mailbot:
@@ -71,6 +73,9 @@ def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     # every log record has references and the config's secrets masked
     # (the command line installs the same; installing twice changes nothing).
     logsafe.install(logsafe.secrets_of(config))
+    # Garbage from before (a record closed in this process) is collected
+    # now, while it is cheap, rather than frozen below with the rest.
+    gc.collect()
     store = Store(config.store_path)
     store.lock()
     flow = workflow_for(config, store, clock)
@@ -84,4 +89,10 @@ def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     source = open_source(config.mailbox)
     sender = open_sender(config.sending, config.programme_address)
     pipeline = Pipeline(store, source, sender, flow, classifier, clock)
+    # What is here now (the record as read, the templates, the rules)
+    # lives as long as the daemon: the cyclic collector leaves it alone
+    # from now on instead of going through all of it at each full
+    # collection (with the record of 100,000 messages, over half the time
+    # a message took). Documents changed later are looked at as ever.
+    gc.freeze()
     return Mailbot(config, store, pipeline)

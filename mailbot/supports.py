@@ -25,6 +25,7 @@ threshold in every criterion: its status says it reached it.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import re
@@ -95,8 +96,11 @@ def settings(rules: MatrixRules) -> matrix.Settings:
         council_gaps=rules.council_gaps)
 
 
+@functools.lru_cache(maxsize=1024)
 def full_criterion(name: str) -> str | None:
-    """The criterion's full name for any way of writing it, or None."""
+    """The criterion's full name for any way of writing it, or None. Asked
+    for every tag of every comment of a cluster's schools when its matrix
+    is worked out, mostly of the same few names: the answers are kept."""
     for full in matrix.CRITERIA:
         if name.strip().lower() == full.lower():
             return full

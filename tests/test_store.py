@@ -4,6 +4,7 @@ backups, and records from older versions brought up to date."""
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import zlib
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.errors import StoreLockedError
+from mailbot.shards import shard_name
 from mailbot.storage import (
     DamagedRecordError,
     JournalStorage,
@@ -186,6 +188,37 @@ def test_a_damaged_record_names_the_last_good_backup(tmp_path: Path) -> None:
         Store(path)
     assert "record.json.1" in str(caught.value)
     assert path.read_text().startswith('{"clusters"')  # left for a person
+    # The garbage collector, paused while a record is read, is on again.
+    assert gc.isenabled()
+
+
+def test_the_record_read_at_start_is_left_out_of_garbage_collections(
+        tmp_path: Path) -> None:
+    from harness import example_config
+
+    from mailbot.app import open_mailbot
+    from mailbot.clock import ManualClock
+
+    bot = open_mailbot(example_config(tmp_path), ManualClock(NOW))
+    try:
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        # A document read from the record is frozen out of collections.
+        store = bot.store
+        cluster = store.add_cluster({"name": "Glen", "status": "active",
+                                     "lead": {}})
+        store.commit()
+        bot.close()
+        bot = open_mailbot(example_config(tmp_path), ManualClock(NOW))
+        raw = bot.store._storage.read()
+        assert raw is not None
+        doc = raw[shard_name("clusters", cluster)][str(cluster)]
+        assert gc.is_tracked(doc)
+        assert not any(found is doc for generation in (0, 1, 2)
+                       for found in gc.get_objects(generation))
+    finally:
+        bot.close()
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("content, problem", [
