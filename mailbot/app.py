@@ -6,7 +6,7 @@ import gc
 import logging
 from dataclasses import dataclass
 
-from mailbot import examples, logsafe
+from mailbot import examples, logsafe, tagging
 from mailbot import rules as rules_module
 from mailbot.classify import Classifier
 from mailbot.clock import Clock
@@ -89,6 +89,10 @@ def open_mailbot(config: Config, clock: Clock) -> Mailbot:
     source = open_source(config.mailbox)
     sender = open_sender(config.sending, config.programme_address)
     pipeline = Pipeline(store, source, sender, flow, classifier, clock)
+    # The comment tagger (rules/criteria.toml) is built now, once: a
+    # mistake in its rules stops start-up rather than the first comment,
+    # and no poll waits for it.
+    tagging.default_tagger()
     # What is here now (the record as read, the templates, the rules)
     # lives as long as the daemon: the cyclic collector leaves it alone
     # from now on instead of going through all of it at each full

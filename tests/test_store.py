@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailbot import tagging
 from mailbot.errors import StoreLockedError
 from mailbot.shards import shard_name
 from mailbot.storage import (
@@ -199,10 +200,13 @@ def test_the_record_read_at_start_is_left_out_of_garbage_collections(
     from mailbot.app import open_mailbot
     from mailbot.clock import ManualClock
 
+    tagging.default_tagger.cache_clear()
     bot = open_mailbot(example_config(tmp_path), ManualClock(NOW))
     try:
         assert gc.isenabled()
         assert gc.get_freeze_count() > 0
+        # Built at start-up, and frozen with the rest: no poll waits for it.
+        assert tagging.default_tagger.cache_info().currsize == 1
         # A document read from the record is frozen out of collections.
         store = bot.store
         cluster = store.add_cluster({"name": "Glen", "status": "active",
