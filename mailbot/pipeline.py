@@ -351,8 +351,12 @@ PARSE_WORKERS = min(2, os.cpu_count() or 1)
 # parsing processes, already ahead, used both (measured: about 5% more
 # messages a second with this than without).
 PARSER_NICENESS = 5
-# At most this many chunks, and about this many bytes, are read ahead.
-PARSE_WINDOW = 6
+# At most this many chunks, and about this many bytes, are read ahead:
+# enough that the parsing processes go on while this one waits for the
+# disk (a commit) or the server (moving messages), for they get new work
+# only when this one asks for the next message (measured: about 5% more
+# messages a second than with 6).
+PARSE_WINDOW = 16
 PARSE_WINDOW_BYTES = 4 * 1024 * 1024
 
 Parsed = list[mail.Incoming | None]
