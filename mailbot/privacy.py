@@ -715,10 +715,7 @@ class _Scrubber:
         if isinstance(value, str):
             if not self.pattern.search(value):
                 return value
-            text = self.pattern.sub(self.placeholder, value)
-            for name in self.names:
-                text = name.sub(ERASED, text)
-            return text
+            return self.names_out(self.pattern.sub(self.placeholder, value))
         if isinstance(value, dict):
             out = {key: self(item) for key, item in value.items()}
             for key, item in value.items():
