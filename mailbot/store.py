@@ -33,7 +33,7 @@ from tinydb.table import Document
 
 from mailbot import migrations
 from mailbot.errors import DISK_FULL, StoreLockedError, TransientError
-from mailbot.shards import ShardedTable, shard_name
+from mailbot.shards import ShardedTable
 from mailbot.storage import DamagedRecordError, JournalStorage
 
 log = logging.getLogger(__name__)
@@ -286,9 +286,12 @@ class Store:
             return
         changes = []
         for table, doc_id in self._undo:
-            doc = self._tables[table].get(doc_id)
-            changes.append((shard_name(table, doc_id), str(doc_id),
-                            dict(doc) if doc is not None else None))
+            # The documents as stored, not copies: they are only written
+            # out, by append, before anything can change them (two copies
+            # of each document changed saved).
+            shards = self._tables[table]
+            changes.append((shards.shard_name(doc_id), str(doc_id),
+                            shards.raw(doc_id)))
         try:
             self._storage.append(changes)
         except BaseException:

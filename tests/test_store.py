@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mailbot import tagging
 from mailbot.errors import StoreLockedError
-from mailbot.shards import shard_name
+from mailbot.shards import ShardedTable, shard_name
 from mailbot.storage import (
     DamagedRecordError,
     JournalStorage,
@@ -783,3 +783,30 @@ def test_the_record_is_written_as_json_writes_it(value: object) -> None:
 def test_what_json_refuses_the_record_refuses() -> None:
     with pytest.raises(TypeError):
         _encoded({"when": datetime(2027, 1, 12, tzinfo=UTC)})
+
+
+def test_a_document_is_read_as_tinydb_reads_it(tmp_path: Path) -> None:
+    # ShardedTable.get reads the storage's memory itself: the same
+    # documents as TinyDB's Table.get, each a copy of its own.
+    store = Store(tmp_path / "mailbot.json")
+    table: ShardedTable = store.messages
+    ids = [store.record_message(message(n)) for n in range(1, 1203)]
+    store.update_message(ids[700], {"outcome": "set_aside",
+                                    "lifted": ["nomination-limit"]})
+    for doc_id in [*ids[::97], ids[-1], ids[-1] + 1, 5000, 0, -1]:
+        doc = table.get(doc_id)
+        tiny = (table._shard(shard_name("messages", doc_id)).get(doc_id=doc_id)
+                if doc_id >= 1 else None)
+        assert doc == tiny
+        if doc is not None:
+            assert type(doc) is type(tiny)
+            assert doc.doc_id == doc_id
+            doc["outcome"] = "changed"
+            assert table.get(doc_id) == tiny
+    changed = table.get(ids[700])
+    assert changed is not None and changed["lifted"] == ["nomination-limit"]
+    store.commit()
+    store.close()
+    reopened = Store(tmp_path / "mailbot.json")
+    assert [dict(m) for m in reopened.all_messages()] == [
+        dict(store.messages.get(i)) for i in ids]
