@@ -25,7 +25,7 @@ from mailbot.storage import (
     backup_of,
     journal_of,
 )
-from mailbot.store import SCHEMA_VERSION, Store
+from mailbot.store import SCHEMA_VERSION, Store, json_copy
 
 NOW = datetime(2027, 1, 12, 9, 30, tzinfo=UTC)
 
@@ -783,6 +783,61 @@ def test_the_record_is_written_as_json_writes_it(value: object) -> None:
 def test_what_json_refuses_the_record_refuses() -> None:
     with pytest.raises(TypeError):
         _encoded({"when": datetime(2027, 1, 12, tzinfo=UTC)})
+
+
+def _containers(value: object) -> list[object]:
+    """Every dict and list in `value`, itself included, however deep."""
+    found: list[object] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            found.append(item)
+            stack.extend(item)
+    return found
+
+
+def _spoil(value: object) -> None:
+    """Change every dict and list in `value` in place."""
+    for item in _containers(value):
+        if isinstance(item, dict):
+            item["spoiled"] = True
+        else:
+            assert isinstance(item, list)
+            item.append("spoiled")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_undo_copy_is_equal_and_shares_nothing_that_changes(
+        value: object) -> None:
+    copied = json_copy(value)
+    assert copied == value
+    assert type(copied) is type(value)
+    # No dict or list is shared, at any depth ...
+    assert not {id(c) for c in _containers(copied)} & \
+        {id(c) for c in _containers(value)}
+    # ... so that changing either leaves the other as it was.
+    as_text = json.dumps(value, sort_keys=False)
+    _spoil(copied)
+    assert json.dumps(value, sort_keys=False) == as_text
+    again = json_copy(value)
+    _spoil(value)
+    assert json.dumps(again, sort_keys=False) == as_text
+
+
+def test_the_undo_copy_of_what_is_not_json_is_deepcopys() -> None:
+    inner = [1, {"a": [2]}]
+    value = {"pair": (inner, "x"), "when": datetime(2027, 1, 12, tzinfo=UTC),
+             "set": {1, 2}}
+    copied = json_copy(value)
+    assert copied == value
+    assert copied["pair"][0] is not inner
+    assert copied["pair"][0][1] is not inner[1]
+    assert copied["set"] is not value["set"]
 
 
 def test_a_document_is_read_as_tinydb_reads_it(tmp_path: Path) -> None:
