@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import DovecotMailbox
 from harness import ROOT, Harness, example_config, make_mail, sample
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import SmtpServer
 
 from mailbot import logsafe, mail, setaside, spreadsheets
@@ -609,6 +611,25 @@ def test_person_references_are_masked_in_every_record(
     assert text.lower().count(f"p-{logsafe.REDACTED}".lower()) == 3
     assert "s12-abcdefgh23" in text
     assert "a p-value of 0.05; up-abcdefgh23; p-abcdefgh234" in text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([
+    "a", "P", "p", "-", " ", "\n", '"', "'", ">", "b'", "A1 ", "LOGIN",
+    "AUTH", "ENTICATE", " PLAIN", " user pass", "abcdefgh23", "xyz",
+    "hunter42", "aHVudGVyNDI", "\x1b", "login"]), max_size=30).map("".join))
+def test_the_redactor_runs_its_patterns_only_where_they_may_match(
+        text: str) -> None:
+    # redact skips a pattern on text without what every match of it
+    # holds: what it gives is what running every pattern gives.
+    redactor = logsafe.Redactor(["hunter42"])
+    expected = logsafe._COMMAND.sub(
+        lambda m: f"{m['head']} {logsafe.REDACTED}", text)
+    expected = logsafe._PERSON_REFERENCE.sub(
+        lambda m: f"{m['head']}{logsafe.REDACTED}", expected)
+    for form in sorted(redactor._forms, key=len, reverse=True):
+        expected = expected.replace(form, logsafe.REDACTED)
+    assert redactor.redact(text) == expected
 
 
 def test_the_command_line_installs_the_redactor(tmp_path: Path) -> None:
