@@ -856,10 +856,10 @@ def _erase_documents(store: Store, found: _Found, scrub: _Scrubber,
             # The start of another's comment naming them, in the history.
             if event.get("event") == "comment" \
                     and event.doc_id not in erased_events:
-                fields = {"detail": scrub.names_out(event.get("detail"))}
-                if _changed(event, fields):
+                line = {"detail": scrub.names_out(event.get("detail"))}
+                if _changed(event, line):
                     replace_personal(store, "events", event.doc_id,
-                                     _changed(event, fields))
+                                     _changed(event, line))
         if contact:
             fields["undeliverable"] = True  # no one to write to now
         if isinstance(school.get("contacts"), list):

@@ -801,3 +801,26 @@ def test_files_holding_personal_data_are_readable_by_their_owner_only(
     for path in files:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert not mode & 0o077, f"{path} is {oct(mode)}"
+
+
+def test_erasure_of_a_school_contact_survives_others_comments_in_its_history(
+        bot: Harness) -> None:
+    # Guards a bug: the history's comment lines were scrubbed into the
+    # same variable as the school's own fields, so a school whose history
+    # held another's comment kept its contact's address and name, and
+    # gained the comment line's "detail" instead.
+    plant_ann_everywhere(bot)
+    store = bot.bot.store
+    (kirkbrae,) = store.schools_with_contact(ANN)
+    store.add_event(bot.clock.now(), "comment", school_id=kirkbrae.doc_id,
+                    cluster_id=kirkbrae["cluster_id"],
+                    detail="Our wifi in the hall keeps dropping.")
+    store.commit()
+
+    done = privacy.erase(store, bot.config, ANN, bot.clock.now(), apply=True)
+
+    school = store.school(kirkbrae.doc_id)
+    assert school["contact_email"] == done.placeholder
+    assert school["contact_name"] == "[erased]"
+    assert all("detail" not in s for s in store.all_schools())
+    assert privacy.is_empty(access(bot))
