@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from mailbot.phrases import Anchored, fold
+from mailbot.phrases import Anchored, ascii_except, fold
 from mailbot.tables import column_meaning, field_label
 
 EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
@@ -59,11 +59,9 @@ _SIGN_OFF = re.compile(
     r"|regards|wishes|best)(?: again| very much| in advance)?[,.!]*"
     r"|cheers[,.!]*|yours(?: sincerely| faithfully| truly)?[,.!]*"
     r"|sent from my .*", re.IGNORECASE)
-# ASCII characters none of _SIGN_OFF's words starts with, in any case:
-# a line that starts with one is no sign-off. (Without case, an ASCII
-# letter matches only its other case among ASCII characters.)
-_NOT_SIGN_OFF = frozenset(
-    chr(c) for c in range(128)) - frozenset("mwkbatrcysMWKBATRCYS")
+# What _SIGN_OFF's words start with (see ascii_except): a line that
+# starts otherwise is no sign-off.
+_NOT_SIGN_OFF = ascii_except("mwkbatrcys")
 _HISTORY = re.compile(
     r"-{2,}\s*original message\s*-{2,}|_{10,}|on .{5,200}wrote:"
     r"|-{5,}\s*forwarded message\s*-{5,}|begin forwarded message:",

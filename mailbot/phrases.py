@@ -390,6 +390,15 @@ def _pattern(phrase: str) -> str:
     return rf"{pattern}(?!{_WORD})"
 
 
+def ascii_except(letters: str) -> frozenset[str]:
+    """The ASCII characters other than `letters`, in either case: a text
+    that starts with one of them matches no pattern that, without case,
+    starts with one of `letters` (among ASCII characters a letter matches
+    only its other case). A cheap test before such a pattern."""
+    return frozenset(map(chr, range(128))) - frozenset(
+        letters.lower() + letters.upper())
+
+
 def fold(text: str) -> str | None:
     """`text` in lower case, where searching that for lower-case words is
     the same as searching `text` without case; else None. A cheap test

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from mailparser_reply import EmailReplyParser
+
+from mailbot.phrases import ascii_except
 
 if TYPE_CHECKING:
     from mailbot.mail import Incoming
@@ -56,14 +58,6 @@ _LIBRARY_FIELD = re.compile(
     r"^\s*(?:[* ]*(?:from|sent|to|subject|date|cc|organization):|-{5})",
     re.IGNORECASE | re.MULTILINE)
 _LIBRARY_ON = re.compile(r"^\s*on(?:\s|$)", re.IGNORECASE | re.MULTILINE)
-# The same after the first line: a line starts after "\n", and a pattern
-# that starts with it is searched for by that character, not tried at
-# every position (see _at_a_line_start).
-_LIBRARY_FIELD_AFTER = re.compile(
-    r"\n\s*(?:[* ]*(?:from|sent|to|subject|date|cc|organization):|-{5})",
-    re.IGNORECASE)
-_LIBRARY_ON_AFTER = re.compile(r"\n\s*on(?:\s|$)",
-                               re.IGNORECASE | re.MULTILINE)
 _LIBRARY_WROTE = re.compile(r"wrote:", re.IGNORECASE)
 
 # What a line opening history (_SEPARATOR, _ON, _FROM) and a sign-off
@@ -75,19 +69,11 @@ _MAY_SIGN_OFF = re.compile(
     r"|all)", re.IGNORECASE)
 
 
-def _ascii_but(letters: str) -> frozenset[str]:
-    """The ASCII characters other than `letters` in either case: where a
-    line's first character after blanks is one of them, no pattern that
-    starts with blanks then one of `letters`, without case, matches it
-    (among ASCII characters a letter matches only its other case)."""
-    return frozenset(map(chr, range(128))) - frozenset(
-        letters.lower() + letters.upper())
-
-
-# What _FOOTER's and _MAY_SIGN_OFF's words start with (see _ascii_but):
-# most lines are told from them by a cheaper test.
-_NOT_FOOTER = _ascii_but("tcdpsg")
-_NOT_SIGN_OFF = _ascii_but("bwkrmtcysa")
+# What _FOOTER's and _MAY_SIGN_OFF's words start with (see ascii_except,
+# for a line's first character after blanks): most lines are told from
+# them by a cheaper test.
+_NOT_FOOTER = ascii_except("tcdpsg")
+_NOT_SIGN_OFF = ascii_except("bwkrmtcysa")
 
 # How much may follow a sign-off for it to count as the end of a message.
 SIGNATURE_LINES = 8
@@ -215,18 +201,24 @@ def _library_may_find(head: list[str], lines: list[str]) -> bool:
     # Each pattern starts after blanks at a line's start with something
     # other than ">", so no quoted line matches it.
     shown = "\n".join(head)
-    if _at_a_line_start(_LIBRARY_FIELD, _LIBRARY_FIELD_AFTER, shown):
+    if _at_a_line_start(_LIBRARY_FIELD, shown):
         return True
-    return _at_a_line_start(_LIBRARY_ON, _LIBRARY_ON_AFTER, shown) and any(
+    return _at_a_line_start(_LIBRARY_ON, shown) and any(
         _LIBRARY_WROTE.search(s) for s in lines)
 
 
-def _at_a_line_start(pattern: re.Pattern[str], after: re.Pattern[str],
-                     text: str) -> bool:
+def _at_a_line_start(pattern: re.Pattern[str], text: str) -> bool:
     """Whether `pattern` ("^..." with re.MULTILINE) finds a match in
-    `text`: one at its start, or one just after a line break, which
-    `after` (the same with a line break for "^") finds."""
-    return pattern.match(text) is not None or after.search(text) is not None
+    `text`: one at its start, or one just after a line break. The second
+    is searched for with "\n" for "^": a pattern that starts with one
+    character is searched for by it, not tried at every position."""
+    return pattern.match(text) is not None \
+        or _after_a_line_break(pattern).search(text) is not None
+
+
+@cache
+def _after_a_line_break(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile("\n" + pattern.pattern.removeprefix("^"), pattern.flags)
 
 
 def _header_end(lines: list[str], start: int) -> int:
