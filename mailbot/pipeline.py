@@ -39,8 +39,6 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, suppress
 from dataclasses import dataclass
 
@@ -60,6 +58,7 @@ from mailbot.sources.imap import renumbered
 from mailbot.store import Store, stamp
 from mailbot.supports import Supports  # the matrix of supports
 from mailbot.sweep import sweep
+from mailbot.workers import WorkerEnded, Workers
 from mailbot.workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -380,72 +379,106 @@ def parsed_ahead(fetched: Iterable[RawMail], lock_fd: int | None = None
         yield from _ahead(source, parser)
     finally:
         if parser is not None:
-            parser.shutdown(wait=True, cancel_futures=True)
+            parser.close()
 
 
-def _ahead(source: Iterator[RawMail], parser: ProcessPoolExecutor | None
+@dataclass
+class _Chunk:
+    """Messages read ahead together, and the ticket of their parse once
+    a parsing process has them (HERE: parse them here)."""
+
+    raws: list[RawMail]
+    ticket: int | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(len(raw.data) for raw in self.raws)
+
+
+HERE = 0  # no ticket is 0
+_ENDED = "a parsing process ended; parsing the rest of this poll here"
+
+
+def _ahead(source: Iterator[RawMail], parser: Workers | None
            ) -> Iterator[tuple[RawMail, mail.Incoming | None]]:
-    waiting: deque[tuple[list[RawMail], Future[Parsed] | None]] = deque()
+    waiting: deque[_Chunk] = deque()
     failure: Exception | None = None
     ended = False
     while True:
         while (not ended and failure is None and len(waiting) < PARSE_WINDOW
-               and _size(waiting) < PARSE_WINDOW_BYTES):
-            chunk: list[RawMail] = []
+               and sum(c.size for c in waiting) < PARSE_WINDOW_BYTES):
+            chunk = _Chunk([])
             try:
                 for raw in source:
-                    chunk.append(raw)
-                    if len(chunk) == PARSE_CHUNK or _size([(chunk, None)]) \
-                            >= PARSE_WINDOW_BYTES // PARSE_WINDOW:
+                    chunk.raws.append(raw)
+                    if len(chunk.raws) == PARSE_CHUNK \
+                            or chunk.size >= PARSE_WINDOW_BYTES // PARSE_WINDOW:
                         break
                 else:
                     ended = True
             except Exception as exc:  # handled after what came before it
                 failure = exc
-            if chunk:
-                future = None
-                if parser is not None:
-                    try:
-                        future = parser.submit(
-                            _parse_all, [raw.data for raw in chunk])
-                    except BrokenProcessPool:
-                        log.warning(_BROKEN)
-                        parser = None
-                waiting.append((chunk, future))
+            if chunk.raws:
+                waiting.append(chunk)
+        parser = _hand_over(parser, waiting)
         if not waiting:
             break
-        chunk, future = waiting.popleft()
-        results: Parsed = [None] * len(chunk)
-        if future is not None:
+        chunk = waiting.popleft()
+        results: Parsed = [None] * len(chunk.raws)
+        if parser is not None and chunk.ticket:
             try:
-                results = future.result()
-            except BrokenProcessPool:
-                if parser is not None:
-                    log.warning(_BROKEN)
+                results = parser.result(chunk.ticket)
+            except WorkerEnded:
+                log.warning(_ENDED)
+                parser.close()
                 parser = None
             except Exception:
                 log.warning("parsing ahead failed for %d messages; parsing "
-                            "them here", len(chunk), exc_info=True)
-        yield from zip(chunk, results, strict=True)
+                            "them here", len(chunk.raws), exc_info=True)
+        yield from zip(chunk.raws, results, strict=True)
     if failure is not None:
         raise failure
 
 
-_BROKEN = "a parsing process ended; parsing the rest of this poll here"
+def _hand_over(parser: Workers | None, waiting: Iterable[_Chunk]
+               ) -> Workers | None:
+    """Give the parsing processes the waiting chunks not yet theirs, in
+    order, while one can take the next (a chunk that finds none free
+    waits for one, behind those handed over). The parser, or None once
+    one of its processes ended: the rest is parsed here."""
+    if parser is None:
+        return None
+    try:
+        parser.gather()
+    except WorkerEnded:
+        log.warning(_ENDED)
+        parser.close()
+        return None
+    for chunk in waiting:
+        if chunk.ticket is not None:
+            continue
+        try:
+            chunk.ticket = parser.submit(
+                _parse_all, [raw.data for raw in chunk.raws])
+        except WorkerEnded:
+            log.warning(_ENDED)
+            parser.close()
+            return None
+        except Exception:  # it cannot be sent: parsed here
+            log.warning("cannot hand %d messages to a parsing process; "
+                        "parsing them here", len(chunk.raws), exc_info=True)
+            chunk.ticket = HERE
+        if chunk.ticket is None:
+            break
+    return parser
 
 
-def _size(waiting: Iterable[tuple[list[RawMail], object]]) -> int:
-    return sum(len(raw.data) for chunk, _ in waiting for raw in chunk)
-
-
-def _start_parser(lock_fd: int | None) -> ProcessPoolExecutor | None:
-    # The workers are forked from this process at their first chunk: what
-    # it has built, they have, instead of building it each.
+def _start_parser(lock_fd: int | None) -> Workers | None:
+    # The workers are forked from this process: what it has built, they
+    # have, instead of building it each.
     tagging.default_tagger()
     try:
-        return ProcessPoolExecutor(
-            max_workers=PARSE_WORKERS, mp_context=multiprocessing.get_context("fork"),
-            initializer=_parser_started, initargs=(lock_fd,))
+        return Workers(PARSE_WORKERS, _parser_started, (lock_fd,))
     except (OSError, ValueError) as exc:
         log.warning("parsing in this process only: %s", exc)
         return None

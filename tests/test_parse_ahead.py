@@ -224,13 +224,15 @@ def test_the_parsing_process_does_not_hold_the_record_lock(
     parser = pipeline._start_parser(store.lock_fileno())
     assert parser is not None
     try:
-        pid = parser.submit(os.getpid).result()
+        ticket = parser.submit(os.getpid)
+        assert ticket is not None
+        pid = parser.result(ticket)
         held = {os.path.realpath(f"/proc/{pid}/fd/{fd}")
                 for fd in os.listdir(f"/proc/{pid}/fd")}
         assert lock_path not in held
         assert pid != os.getpid()
     finally:
-        parser.shutdown(wait=True)
+        parser.close()
         store.close()
 
 
@@ -238,7 +240,9 @@ def test_the_parsing_processes_yield_the_cpu_to_the_daemon() -> None:
     parser = pipeline._start_parser(None)
     assert parser is not None
     try:
-        niceness = parser.submit(os.nice, 0).result()
+        ticket = parser.submit(os.nice, 0)
+        assert ticket is not None
+        niceness = parser.result(ticket)
     finally:
-        parser.shutdown(wait=True)
+        parser.close()
     assert niceness == min(os.nice(0) + pipeline.PARSER_NICENESS, 19)
