@@ -90,12 +90,11 @@ def check(mail: Incoming, own_addresses: frozenset[str],
 
 def _bounce(mail: Incoming, sender: str,
             own_addresses: frozenset[str]) -> Verdict | None:
-    message = mail.message
     # Most mail is no report: a look at the header's text comes before
     # parsing it (its type, then its parameters) through the message.
     if "report" in mail.header("Content-Type").lower() \
-            and message.get_content_type() == "multipart/report":
-        report = message.get_param("report-type", header="content-type")
+            and mail.message.get_content_type() == "multipart/report":
+        report = mail.message.get_param("report-type", header="content-type")
         report_type = str(report).lower() if isinstance(report, str) else ""
         if report_type == "disposition-notification":
             return Verdict(AUTO_REPLY,

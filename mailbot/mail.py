@@ -116,13 +116,31 @@ class Incoming:
     text: str
     html: str
     attachments: tuple[Attachment, ...]
-    message: Message = field(repr=False, compare=False)
+    raw: bytes = field(repr=False, compare=False)  # as it came
     fingerprint: str = ""  # SHA-256 of the raw bytes
     omitted: int = 0  # characters of body text past TEXT_LIMIT, not read
     # What is read from the message (its tables, its nomination), kept so
     # that classifying it and acting on it read it once; see `once`.
     derived: dict[str, Any] = field(default_factory=dict, repr=False,
                                     compare=False)
+
+    @property
+    def message(self) -> Message:
+        """The message as the standard library parses it, which is what
+        mail-parser read: kept from the parse, or parsed again from `raw`
+        where this Incoming came from another process (it is not sent
+        with it: few messages need it, and it costs as much to send as to
+        make again)."""
+        message: Message | None = self.__dict__.get("_message")
+        if message is None:
+            message = email.message_from_bytes(self.raw)
+            object.__setattr__(self, "_message", message)
+        return message
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_message", None)
+        return state
 
     @property
     def ref(self) -> str:
@@ -176,10 +194,10 @@ def parse(raw: bytes) -> Incoming:
         parsed = _MailParser.from_bytes(raw)
     except Exception as exc:  # mail-parser raises many kinds on broken MIME
         raise SetAside(f"unreadable message: {exc}") from exc
-    return _from_mailparser(parsed, hashlib.sha256(raw).hexdigest())
+    return _from_mailparser(parsed, raw)
 
 
-def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
+def _from_mailparser(parsed: Any, raw: bytes) -> Incoming:
     message: Message = parsed.message
     headers: dict[str, str] = {}
     for name, value in message.items():
@@ -194,7 +212,8 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
     text, omitted = _bounded(text)
 
     message_id = _message_id(headers.get("message-id", ""))
-    return Incoming(
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    incoming = Incoming(
         message_id=message_id,
         sender=_first(_addresses(parsed.from_)) or Address("", ""),
         to=_addresses(parsed.to),
@@ -210,10 +229,12 @@ def _from_mailparser(parsed: Any, fingerprint: str) -> Incoming:
         html=html,
         attachments=tuple(_attachments(parsed.attachments,
                                        message_id or fingerprint[:16])),
-        message=message,
+        raw=raw,
         fingerprint=fingerprint,
         omitted=omitted,
     )
+    object.__setattr__(incoming, "_message", message)
+    return incoming
 
 
 def _bounded(text: str) -> tuple[str, int]:
