@@ -31,6 +31,7 @@ the commit, as before.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -330,11 +331,11 @@ def _fingerprint(raw: RawMail, parsed: mail.Incoming | None) -> str:
 #
 # Parsing a message (mail-parser) and reading what it says alone (its new
 # text, its results, a nomination's tables, a comment's tags) is most of
-# handling it and needs nothing of the record. From the PARSE_AHEAD-th
-# message of a poll on, the messages after the one being handled are read
-# ahead, in chunks, by PARSE_WORKERS processes; a poll of fewer messages
-# reads none ahead. Messages are still handled one at a time, in inbox
-# order. One a worker cannot parse, or whose parse cannot come back, is
+# handling it and needs nothing of the record. A poll of more than
+# PARSE_AHEAD messages is read ahead from its start: its first chunk is
+# parsed here while PARSE_WORKERS processes parse the chunks after it, in
+# turn; a poll of fewer messages reads none ahead. Messages are still
+# handled one at a time, in inbox order. One a worker cannot parse, or whose parse cannot come back, is
 # parsed again here, where it fails as it always did; if a worker dies,
 # every message not yet back is parsed here, with a warning. The workers
 # live for one poll, and end with the daemon however that ends.
@@ -368,15 +369,36 @@ def parsed_ahead(fetched: Iterable[RawMail], lock_fd: int | None = None
     ahead (None: parse it where it is handled). A failure of the source
     comes after the messages it gave before it."""
     source = iter(fetched)
-    for count, raw in enumerate(source, 1):
-        yield raw, None
-        if count == PARSE_AHEAD:
-            break
-    else:
+    # Whether the poll is a large one is known before its first message is
+    # handled, so that the parsing processes start with it: the first
+    # messages are often the slowest to handle (nominations), and a core
+    # stood idle while they were parsed and handled here alone.
+    first: list[RawMail] = []
+    size = 0
+    failure: Exception | None = None
+    try:
+        for raw in source:
+            first.append(raw)
+            size += len(raw.data)
+            if len(first) > PARSE_AHEAD:
+                break
+            if size >= PARSE_WINDOW_BYTES:
+                # Large messages are handled as they come, not held.
+                yield from ((held, None) for held in first)
+                first, size = [], 0
+    except Exception as exc:  # handled after what came before it
+        failure = exc
+    if len(first) <= PARSE_AHEAD or failure is not None:
+        yield from ((held, None) for held in first)
+        if failure is not None:
+            raise failure
         return
     parser = _start_parser(lock_fd)
     try:
-        yield from _ahead(source, parser)
+        # The first chunk is parsed here while the processes start on the
+        # chunks after it.
+        yield from _ahead(itertools.chain(first[PARSE_CHUNK:], source),
+                          parser, first[:PARSE_CHUNK])
     finally:
         if parser is not None:
             parser.close()
@@ -399,9 +421,12 @@ HERE = 0  # no ticket is 0
 _ENDED = "a parsing process ended; parsing the rest of this poll here"
 
 
-def _ahead(source: Iterator[RawMail], parser: Workers | None
+def _ahead(source: Iterator[RawMail], parser: Workers | None,
+           here: list[RawMail]
            ) -> Iterator[tuple[RawMail, mail.Incoming | None]]:
-    waiting: deque[_Chunk] = deque()
+    """The messages of `here`, to parse in this process, then those of
+    `source`, each with its parse from `parser` where it has one."""
+    waiting = deque([_Chunk(here, HERE)] if here else [])
     failure: Exception | None = None
     ended = False
     while True:

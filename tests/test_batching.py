@@ -525,19 +525,18 @@ pipeline = bot.pipeline
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-seen = {"fetched": 0, "moves": 0, "appends": 0}
+seen = {"taken": 0, "moves": 0, "appends": 0}
 
-real_fetch = pipeline.source.fetch
-def fetch():
-    for raw in real_fetch():
-        seen["fetched"] += 1
-        yield raw
-pipeline.source.fetch = fetch
+real_take = pipeline._take
+def take(raw, parsed=None):
+    seen["taken"] += 1
+    return real_take(raw, parsed)
+pipeline._take = take
 
 real_apply = pipeline.flow.apply
 def apply(parsed, understood):
     done = real_apply(parsed, understood)
-    if point == "handling" and seen["fetched"] >= 8:
+    if point == "handling" and seen["taken"] >= 8:
         # The workflow has changed the record for a message of the
         # second batch; nothing of that batch is committed.
         die()

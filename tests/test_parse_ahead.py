@@ -151,19 +151,43 @@ def test_a_small_poll_reads_nothing_ahead() -> None:
     for n, (raw, parsed) in enumerate(pipeline.parsed_ahead(
             raws(pipeline.PARSE_AHEAD, fetched))):
         assert raw.key == f"maildir:{n}" and parsed is None
+        # Fetched whole before its first message (it is small), so that
+        # it is known to be small; no parsing process started.
+        assert fetched == list(range(pipeline.PARSE_AHEAD))
+        assert multiprocessing.active_children() == []
+
+
+def test_a_large_poll_is_read_ahead_from_its_start() -> None:
+    fetched: list[int] = []
+    handed = [(raw.key, parsed is not None) for raw, parsed
+              in pipeline.parsed_ahead(raws(pipeline.PARSE_AHEAD + 8, fetched))]
+    # Its first chunk parsed here while the processes parse the rest.
+    assert handed == [(f"maildir:{n}", n >= pipeline.PARSE_CHUNK)
+                      for n in range(pipeline.PARSE_AHEAD + 8)]
+    assert multiprocessing.active_children() == []
+
+
+def test_large_messages_are_not_held_to_see_how_many_come(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "PARSE_WINDOW_BYTES", 1)
+    fetched: list[int] = []
+    for n, (raw, parsed) in enumerate(pipeline.parsed_ahead(
+            raws(pipeline.PARSE_AHEAD, fetched))):
+        assert raw.key == f"maildir:{n}" and parsed is None
         assert fetched == list(range(n + 1))
 
 
-def test_a_failing_source_fails_after_what_it_gave() -> None:
+@pytest.mark.parametrize("count", [10, 70])
+def test_a_failing_source_fails_after_what_it_gave(count: int) -> None:
     fetched: list[int] = []
     seen = []
     with pytest.raises(OSError, match="went away"):
-        for raw, parsed in pipeline.parsed_ahead(raws(70, fetched, True)):
+        for raw, parsed in pipeline.parsed_ahead(raws(count, fetched, True)):
             seen.append(raw.key)
-            if len(seen) > pipeline.PARSE_AHEAD:
+            if len(seen) > pipeline.PARSE_CHUNK and count > pipeline.PARSE_AHEAD:
                 # Parsed ahead, as it would be here.
                 assert parsed == mail.parse(raw.data)
-    assert seen == [f"maildir:{n}" for n in range(70)]
+    assert seen == [f"maildir:{n}" for n in range(count)]
     assert multiprocessing.active_children() == []
 
 
