@@ -335,10 +335,11 @@ def _fingerprint(raw: RawMail, parsed: mail.Incoming | None) -> str:
 # PARSE_AHEAD messages is read ahead from its start: its first chunk is
 # parsed here while PARSE_WORKERS processes parse the chunks after it, in
 # turn; a poll of fewer messages reads none ahead. Messages are still
-# handled one at a time, in inbox order. One a worker cannot parse, or whose parse cannot come back, is
-# parsed again here, where it fails as it always did; if a worker dies,
-# every message not yet back is parsed here, with a warning. The workers
-# live for one poll, and end with the daemon however that ends.
+# handled one at a time, in inbox order. One a worker cannot parse, or
+# whose parse cannot come back, is parsed again here, where it fails as
+# it always did; if a worker dies, every message not yet back is parsed
+# here, with a warning. The workers live for one poll, and end with the
+# daemon however that ends.
 
 PARSE_AHEAD = 32
 PARSE_CHUNK = 16
