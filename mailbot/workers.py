@@ -175,7 +175,8 @@ class Workers:
 
 def _widen(end: Connection) -> int:
     """Ask the pipe of `end` to hold PIPE_BYTES; what it holds."""
-    with suppress(OSError):
+    # Both are Linux's alone.
+    with suppress(OSError, AttributeError):
         fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     try:
         return fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ)
