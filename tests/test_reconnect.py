@@ -173,6 +173,11 @@ def test_a_mailbox_renumbered_during_a_poll_loses_and_repeats_nothing(
     # while the fetch still holds the other three under the old numbers.
     monkeypatch.setattr("mailbot.pipeline.BATCH", 3)
     monkeypatch.setattr("mailbot.pipeline.MOVES_AT_ONCE", moves_at_once)
+    # Each message is read from the mailbox as its turn comes (a poll
+    # reads its first messages, and those of a larger one many more, before
+    # it handles any).
+    for name in ("PARSE_AHEAD", "PARSE_CHUNK", "PARSE_WINDOW"):
+        monkeypatch.setattr(f"mailbot.pipeline.{name}", 1)
     append_all(dovecot, [auto_reply(n) for n in range(6)])
     before = dovecot.uidvalidity()
     bot = harness(dovecot, tmp_path)
