@@ -402,7 +402,11 @@ def parsed_ahead(fetched: Iterable[RawMail], lock_fd: int | None = None
                           parser, first[:PARSE_CHUNK])
     finally:
         if parser is not None:
-            parser.close()
+            for code in parser.close():
+                # It had answered all it was given: nothing is lost, but a
+                # process killed (for memory, say) is worth a look.
+                log.warning("a parsing process ended with exit code %s "
+                            "after its last answer", code)
 
 
 @dataclass

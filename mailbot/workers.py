@@ -18,7 +18,7 @@ read in turn, since answers are read in the order the calls were made.
 
 Each process runs its calls in order. A process that ends raises
 WorkerEnded for every call not yet answered, there and in the others;
-closing the pool ends them all.
+closing the pool ends them all, and tells of any that had ended.
 """
 
 from __future__ import annotations
@@ -158,9 +158,12 @@ class Workers:
             self._ended = True
             raise WorkerEnded("a process of the pool ended") from exc
 
-    def close(self) -> None:
+    def close(self) -> list[int]:
         """End the processes: each ends when its pipes close, or is ended
-        after CLOSE_SECONDS."""
+        after CLOSE_SECONDS. The exit codes of those that had ended before
+        (a process may end after its last answer is read, unnoticed)."""
+        ended = [w.process.exitcode for w in self._workers
+                 if w.process.exitcode is not None]
         for worker in self._workers:
             worker.calls.close()
             worker.answers.close()
@@ -171,6 +174,7 @@ class Workers:
                 worker.process.join()
         self._workers.clear()
         self._where.clear()
+        return ended
 
 
 def _widen(end: Connection) -> int:

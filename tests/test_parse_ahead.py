@@ -137,6 +137,21 @@ def test_a_parsing_process_that_dies_costs_only_a_warning(
     assert multiprocessing.active_children() == []
 
 
+def test_a_parsing_process_that_ended_unnoticed_is_logged(
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # As if one had been killed after its last answer came back.
+    real = pipeline.Workers.close
+    monkeypatch.setattr(pipeline.Workers, "close",
+                        lambda self: [*real(self), -9])
+    with caplog.at_level(logging.WARNING, logger="mailbot"):
+        handed = list(pipeline.parsed_ahead(
+            raws(pipeline.PARSE_AHEAD + 8, [])))
+    assert len(handed) == pipeline.PARSE_AHEAD + 8
+    assert caplog.text.count(
+        "a parsing process ended with exit code -9 after its last answer") == 1
+
+
 def raws(count: int, fetched: list[int], fail: bool = False
          ) -> Iterator[RawMail]:
     for n, raw in enumerate(mail_batch(count)):

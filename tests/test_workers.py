@@ -131,3 +131,18 @@ def test_closing_ends_the_processes_without_killing_them(
     pool.close()
     assert time.monotonic() - started < workers.CLOSE_SECONDS
     assert [p.exitcode for p in processes] == [0, 0, 0]
+
+
+def test_closing_tells_of_a_process_that_had_ended(deadline: None) -> None:
+    """A process killed after its last answer was read was noticed by
+    nothing, and its end went unlogged (found by a fault test)."""
+    pool = Workers(2, nothing)
+    ticket = pool.submit(echo, 1)
+    assert ticket is not None and pool.result(ticket) == 1
+    killed = pool._workers[1].process
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join(5)
+    assert pool.close() == [-signal.SIGKILL]
+    # Processes that end because the pool closes are not counted.
+    again = Workers(2, nothing)
+    assert again.close() == []
