@@ -5,10 +5,11 @@ back, through two threads of the calling process. While that process is
 busy (the daemon handling a message), those threads wait their turn for
 the interpreter, and the processes wait for them: in a poll of 3,000
 messages, each parsing process stood waiting between chunks for about a
-fifth of the poll (measured; an eighth with this pool, and the daemon's
-own process spent a tenth less CPU). Here the calling thread writes each
-call straight into a pipe of one process, and reads the answers back
-when it asks for them or finds them ready; there are no threads.
+fifth of the poll (measured; about an eighth with this pool, whose
+daemon also spends less CPU without the threads). Here the calling
+thread writes each call straight into a pipe of one process, and reads
+the answers back when it asks for them or finds them ready; there are
+no threads.
 
 Nothing here can deadlock: a call is written only where it fits into
 what the process's pipe can hold besides the calls it has not answered
