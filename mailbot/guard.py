@@ -91,16 +91,14 @@ def check(mail: Incoming, own_addresses: frozenset[str],
 def _bounce(mail: Incoming, sender: str,
             own_addresses: frozenset[str]) -> Verdict | None:
     # Most mail is no report: a look at the header's text comes before
-    # parsing it (its type, then its parameters) through the message.
-    if "report" in mail.header("Content-Type").lower() \
-            and mail.message.get_content_type() == "multipart/report":
-        report = mail.message.get_param("report-type", header="content-type")
-        report_type = str(report).lower() if isinstance(report, str) else ""
+    # reading it through the message.
+    if "report" in mail.header("Content-Type").lower():
+        report_type, actions = _report(mail)
         if report_type == "disposition-notification":
             return Verdict(AUTO_REPLY,
                            "read receipt (disposition-notification)")
         if report_type == "delivery-status":
-            return _from_dsn(mail, own_addresses)
+            return _from_dsn(mail, actions, own_addresses)
 
     subject = mail.subject.lower()
     robot = sender.partition("@")[0] in ROBOT_LOCAL_PARTS
@@ -119,17 +117,35 @@ def _bounce(mail: Incoming, sender: str,
     return Verdict(BOUNCE, f"{who} with subject {mail.subject!r}", failed)
 
 
-def _from_dsn(mail: Incoming, own_addresses: frozenset[str]) -> Verdict:
-    """Read the delivery-status part of an RFC 3464 report."""
-    actions: dict[str, list[str]] = {}
-    for block in _status_blocks(mail.message):
-        recipient = block.get("Final-Recipient") or block.get(
-            "Original-Recipient")
-        action = str(block.get("Action", "")).strip().lower()
-        if recipient and action:
-            address = normalise_address(str(recipient).rpartition(";")[2])
-            actions.setdefault(action, []).append(address)
+def _report(mail: Incoming) -> tuple[str, dict[str, list[str]]]:
+    """The report type of a multipart/report ('' for other mail) and, in
+    a delivery report, the recipients under each Action. Read once per
+    message, and so in the parsing processes, where the message's parse
+    is at hand (see mail.Incoming.message)."""
+    def read() -> tuple[str, dict[str, list[str]]]:
+        message = mail.message
+        if message.get_content_type() != "multipart/report":
+            return "", {}
+        report = message.get_param("report-type", header="content-type")
+        report_type = str(report).lower() if isinstance(report, str) else ""
+        actions: dict[str, list[str]] = {}
+        if report_type == "delivery-status":
+            for block in _status_blocks(message):
+                recipient = block.get("Final-Recipient") or block.get(
+                    "Original-Recipient")
+                action = str(block.get("Action", "")).strip().lower()
+                if recipient and action:
+                    address = normalise_address(
+                        str(recipient).rpartition(";")[2])
+                    actions.setdefault(action, []).append(address)
+        return report_type, actions
 
+    return mail.once("guard.report", read)
+
+
+def _from_dsn(mail: Incoming, actions: dict[str, list[str]],
+              own_addresses: frozenset[str]) -> Verdict:
+    """Judge an RFC 3464 report by the recipients under each Action."""
     if "failed" in actions:
         failed = tuple(dict.fromkeys(actions["failed"]))
         return Verdict(BOUNCE, "delivery report: Action: failed", failed)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, example_config, make_mail
+from harness import Harness, example_config, make_mail, sample
 from test_crash import mail_batch
 
 from mailbot import mail, pipeline
@@ -240,6 +240,20 @@ def test_what_is_read_from_a_message_alone_is_read_ahead_too(
     assert [m.message_id if m else None for m in again] == [
         mail.parse(raw).message_id for raw in batch[:2]]
     assert all(m is not None and not m.derived for m in again)
+
+def test_a_delivery_report_read_ahead_is_not_parsed_again() -> None:
+    from mailbot import guard
+
+    report = sample("07-bounce")
+    ahead = pickle.loads(pickle.dumps(pipeline._parse_all([report])[0]))
+    verdict = guard.check(ahead, frozenset({"programme@dsa.example.org"}))
+    assert verdict == guard.check(mail.parse(report),
+                                  frozenset({"programme@dsa.example.org"}))
+    assert verdict is not None and verdict.kind == guard.BOUNCE
+    # Its type and recipients came with it: the message was not parsed
+    # again here to read them.
+    assert "_message" not in ahead.__dict__
+
 
 def test_a_robots_mail_is_parsed_ahead_but_not_read() -> None:
     # A bounce, an auto-reply or a list's mail is never read for what it
