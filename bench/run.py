@@ -40,7 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,13 +61,14 @@ from servers import DovecotMailbox, DovecotServer  # noqa: E402
 
 import mailbot.pipeline as pipeline_module  # noqa: E402
 from mailbot.app import open_mailbot  # noqa: E402
+from mailbot.assign import choose_validator  # noqa: E402
 from mailbot.clock import ManualClock  # noqa: E402
-from mailbot.config import Config  # noqa: E402
+from mailbot.config import Config, Validator  # noqa: E402
 from mailbot.delivery import deliver_pending  # noqa: E402
 from mailbot.results import comment_tags  # noqa: E402
 from mailbot.sources.imap import header_message_id  # noqa: E402
 from mailbot.storage import journal_of  # noqa: E402
-from mailbot.store import Store, stamp  # noqa: E402
+from mailbot.store import VALIDATOR_ASSIGNED, Store, stamp  # noqa: E402
 
 UK = ZoneInfo("Europe/London")
 START = datetime(2027, 1, 12, 10, 0, tzinfo=UK)   # a Tuesday, working hours
@@ -339,12 +340,14 @@ _RECEIPT = {mailmix.COMMENT: "comment-receipt",
             mailmix.VISIT: "acknowledgment"}
 
 
-def build_record(path: Path, size: int, seed: int
+def build_record(path: Path, size: int, seed: int,
+                 validators: Sequence[Validator] = ()
                  ) -> tuple[list[mailmix.Cluster], int]:
     """A record as it would be after `size` handled messages: the clusters
     and schools (as enrolment records them, with the comments they sent),
     one history event per message, the mail sent (invitations, notices,
-    receipts), written through the Store in commits of 2,000 messages."""
+    receipts), each cluster whose schools have all finished with its
+    validator, written through the Store in commits of 2,000 messages."""
     rng = random.Random(seed)
     clusters = max(40, size // 250)
     world = mailmix.make_world(clusters, seed)
@@ -366,6 +369,7 @@ def build_record(path: Path, size: int, seed: int
             "raw": "", "in_reply_to": reply_to})
 
     contacts: list[tuple[int, int, mailmix.School]] = []
+    cluster_ids: list[int] = []  # world's, in order
     created = stamp(begin)
     for cluster in world:
         cluster_id = store.add_cluster({
@@ -375,6 +379,7 @@ def build_record(path: Path, size: int, seed: int
             "validator": None, "created_at": created,
             "message_id": f"<built-nomination.{len(contacts)}@example.sch.uk>",
             "draft": None, "missing": [], "activated_at": created})
+        cluster_ids.append(cluster_id)
         for who in ("acknowledgment", "welcome", "council-notice",
                     "council-notice"):
             outgoing(who, cluster.lead_email, created, cluster_id, None)
@@ -433,6 +438,35 @@ def build_record(path: Path, size: int, seed: int
         if school_id in completed:
             store.update_school(school_id, {"status": "self_review_complete",
                                             "completed_at": created})
+    # mailbot gives a cluster its validator (and proposes its matrix of
+    # supports) with the message that finishes its last school, so a
+    # record after that message has them. Without this, most clusters of
+    # the larger records (most of whose schools have finished) waited for
+    # their validator until the poll timed on them, which then did for
+    # thirty clusters what earlier messages would have done.
+    load: collections.Counter[str] = collections.Counter()
+    unfinished = {cluster_id for cluster_id, school_id, school in contacts
+                  if school_id not in completed and not school.already_awarded}
+    for cluster, cluster_id in zip(world, cluster_ids, strict=True):
+        chosen = None if cluster_id in unfinished else choose_validator(
+            validators, cluster.council, load)
+        if chosen is None:
+            continue
+        load[chosen.email] += 1
+        store.update_cluster(cluster_id, {
+            "status": VALIDATOR_ASSIGNED,
+            "validator": {"name": chosen.name, "email": chosen.email},
+            "validator_assigned_at": created, "ready_at": created,
+            "support_proposal": {
+                "standings": {}, "unknown": [], "ties": [], "fallbacks": [],
+                "status": "proposed", "version": 1, "by": "mailbot",
+                "proposed_at": created}})
+        store.add_event(begin, "validator-assigned", cluster_id=cluster_id,
+                        detail=chosen.email)
+        outgoing("validator-assignment", chosen.email, created, cluster_id,
+                 None)
+        outgoing("validator-assignment", cluster.lead_email, created,
+                 cluster_id, None)
     store.commit()
     store.close()
     return world, sum(len(c.schools) for c in world)
@@ -441,7 +475,8 @@ def build_record(path: Path, size: int, seed: int
 def growth(size: int, work: Path, seed: int) -> GrowthResult:
     config = example_config(work)
     started = time.perf_counter()
-    world, schools = build_record(config.store_path, size, seed)
+    world, schools = build_record(config.store_path, size, seed,
+                                  config.validators)
     build_seconds = time.perf_counter() - started
     store = config.store_path
     record_bytes = sum(p.stat().st_size for p in (store, journal_of(store))
