@@ -423,7 +423,6 @@ class _Chunk:
 
 
 HERE = 0  # no ticket is 0
-_ENDED = "a parsing process ended; parsing the rest of this poll here"
 
 
 def _ahead(source: Iterator[RawMail], parser: Workers | None,
@@ -459,8 +458,7 @@ def _ahead(source: Iterator[RawMail], parser: Workers | None,
             try:
                 results = parser.result(chunk.ticket)
             except WorkerEnded:
-                log.warning(_ENDED)
-                parser.close()
+                _given_up(parser)
                 parser = None
             except Exception:
                 log.warning("parsing ahead failed for %d messages; parsing "
@@ -480,27 +478,34 @@ def _hand_over(parser: Workers | None, waiting: Iterable[_Chunk]
         return None
     try:
         parser.gather()
+        for chunk in waiting:
+            if chunk.ticket is None:
+                chunk.ticket = _submit(parser, chunk)
+                if chunk.ticket is None:
+                    break
     except WorkerEnded:
-        log.warning(_ENDED)
-        parser.close()
+        _given_up(parser)
         return None
-    for chunk in waiting:
-        if chunk.ticket is not None:
-            continue
-        try:
-            chunk.ticket = parser.submit(
-                _parse_all, [raw.data for raw in chunk.raws])
-        except WorkerEnded:
-            log.warning(_ENDED)
-            parser.close()
-            return None
-        except Exception:  # it cannot be sent: parsed here
-            log.warning("cannot hand %d messages to a parsing process; "
-                        "parsing them here", len(chunk.raws), exc_info=True)
-            chunk.ticket = HERE
-        if chunk.ticket is None:
-            break
     return parser
+
+
+def _given_up(parser: Workers) -> None:
+    """One of the parser's processes ended: the rest is parsed here."""
+    log.warning("a parsing process ended; parsing the rest of this poll here")
+    parser.close()
+
+
+def _submit(parser: Workers, chunk: _Chunk) -> int | None:
+    """The chunk's ticket from the parser (None: none can take it yet),
+    or HERE if it cannot be sent at all."""
+    try:
+        return parser.submit(_parse_all, [raw.data for raw in chunk.raws])
+    except WorkerEnded:
+        raise
+    except Exception:  # it cannot be sent: parsed here
+        log.warning("cannot hand %d messages to a parsing process; "
+                    "parsing them here", len(chunk.raws), exc_info=True)
+        return HERE
 
 
 def _start_parser(lock_fd: int | None) -> Workers | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import fcntl
 import multiprocessing
-import multiprocessing.connection
 import pickle
 from collections import deque
 from collections.abc import Callable
