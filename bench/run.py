@@ -1,7 +1,7 @@
 """How fast mailbot handles mail, against what the machine allows.
 
     .venv/bin/python bench/run.py [--messages N] [--sizes 1000,10000,100000]
-                                  [--trials 3] [--profile] [--keep]
+                                  [--trials 5] [--profile] [--keep]
 
 (a) the raw limit: a throwaway Dovecot on 127.0.0.1 holding N generated
     messages (bench/mailmix.py); every one fetched with imapclient (UID
@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages in the mailbox for (a) and (b)")
     parser.add_argument("--sizes", default="1000,10000,100000",
                         help="record sizes for (c), comma-separated")
-    parser.add_argument("--trials", type=int, default=3,
+    parser.add_argument("--trials", type=int, default=5,
                         help="times (a) and (b) are measured, in turn; "
                         "the medians are reported")
     parser.add_argument("--seed", type=int, default=mailmix.SEED)
