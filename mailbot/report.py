@@ -84,6 +84,7 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         "contact_email": _lower(school.get("contact_email")),
         "status": school["status"],
         "invited_at": school.get("invited_at"),
+        "invitation": _invitation(store, school.doc_id),
         "deadline": school.get("deadline"),
         "undeliverable": bool(school.get("undeliverable")),
         "comments": [{"received_at": c["received_at"], "text": c["text"],
@@ -93,6 +94,20 @@ def _school(store: Store, school: Document) -> dict[str, Any]:
         # results.py: results, visits and outcomes.
         **results.export_fields(school),
     }
+
+
+def _invitation(store: Store, school_id: int) -> dict[str, Any] | None:
+    """Where the school's latest invitation stands: its status ("pending"
+    while it waits to be `due`, then "sent", or "failed"...), or None if
+    none was ever queued. A school is "invited" from its cluster's start,
+    before the mail itself goes (at the next working hour, say)."""
+    sent = [o for o in store.outgoing_for_school(school_id)
+            if o.get("kind") == "invitation"]
+    if not sent:
+        return None
+    latest = max(sent, key=lambda o: o.doc_id)
+    return {"status": latest.get("status"), "due": latest.get("not_before"),
+            "sent_at": latest.get("sent_at")}
 
 
 def history(store: Store, school_id: int) -> list[dict[str, Any]]:

@@ -301,10 +301,15 @@ def test_an_invitation_sent_again_waits_for_working_hours(
     assert len(bot.sent("invitation")) == before
     said = body(bot.sent("command-reply", STAFF)[-1])
     assert "to go again, in working hours (Monday 18 January at 08:" in said
+    # The export follows the latest invitation, not the first, long sent.
+    waiting = bot.school("Kirkton Primary School")["invitation"]
+    assert waiting["status"] == "pending" and waiting["sent_at"] is None
+    assert waiting["due"].startswith("2027-01-18T08:")
 
     bot.at("2027-01-18 10:00")
     bot.cycle()
     assert len(bot.sent("invitation")) == before + 1
+    assert bot.school("Kirkton Primary School")["invitation"]["status"] == "sent"
 
 
 def test_an_invitation_not_gone_yet_is_not_queued_twice(

@@ -71,6 +71,13 @@ def test_a_weekend_nomination_is_answered_now_but_invites_on_monday(
     assert bot.school("Kirkton Primary School")["deadline"] == "2027-02-01"
     table = status_table(bot.bot.store, bot.clock.now())
     assert "invitation due 18 January 2027 at 08:30" in table
+    # So can a tool reading the export: the school is invited, its
+    # invitation not yet sent.
+    school = bot.school("Kirkton Primary School")
+    assert school["status"] == "invited"
+    assert school["invitation"] == {"status": "pending",
+                                    "due": "2027-01-18T08:30:00+00:00",
+                                    "sent_at": None}
 
     bot.at("2027-01-18 08:29")
     bot.cycle()
@@ -78,6 +85,9 @@ def test_a_weekend_nomination_is_answered_now_but_invites_on_monday(
     bot.at("2027-01-18 08:31")
     bot.cycle()
     assert len(bot.sent("invitation")) == 5
+    assert bot.school("Kirkton Primary School")["invitation"] == {
+        "status": "sent", "due": "2027-01-18T08:30:00+00:00",
+        "sent_at": "2027-01-18T08:31:00+00:00"}
     bot.close()
 
 
