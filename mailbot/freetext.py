@@ -335,11 +335,39 @@ def _prose_schools(paragraph: str) -> list[Mention]:
         if _ITEM.match(match.group("list")):
             continue  # a bulleted list, which is read line by line
         items = _LIST_SPLIT.split(_protect(match.group("list")))
+        listed: list[Mention] = []
         for item in items:
-            school = mention(item.replace("\x00", ","))
+            item = item.replace("\x00", ",")
+            school = mention(item)
             if school:
-                found.append(school)
+                listed.append(school)
+            elif listed:
+                listed[-1] = _with_contact(listed[-1], item)
+        found += listed
     return found
+
+
+def _with_contact(school: Mention, clause: str) -> Mention:
+    """The school with the contact that a clause after it in a list gives
+    ("Ardmore Primary School, whose head is Janet Moir (j.moir@...)"),
+    if it had no address: the clause's address, where a person's name
+    stands just before it; else the school as it was."""
+    found = EMAIL.search(clause)
+    if found is None or school.email:
+        return school
+    words = _BRACKETS.sub(" ", clause[:found.start()]).split()
+    while words and words[-1].lower().strip(":,-") in _BEFORE_ADDRESS:
+        words.pop()
+    # The longest run of the last words that reads as a name.
+    name = next((name for n in (4, 3, 2) if len(words) >= n
+                 and (name := person(" ".join(words[-n:])))), None)
+    if name is None:
+        return school
+    return replace(school, email=found.group(), contact=school.contact or name)
+
+
+# Words between a name and its address: "Janet Moir at j.moir@...".
+_BEFORE_ADDRESS = frozenset({"", "at", "on", "via", "email", "e-mail"})
 
 
 def _protect(text: str) -> str:

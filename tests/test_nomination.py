@@ -739,3 +739,30 @@ def test_any_text_parses_without_error(body: str) -> None:
     looks_like_nomination(mail)
     assert isinstance(nomination.missing(), list)
     assert merge(nomination, nomination).schools == nomination.schools
+
+
+def test_a_contact_given_in_a_clause_after_the_school_in_prose() -> None:
+    # Found by trying mailbot as a new user: a contact written after the
+    # school, in a clause of its own, was left out, and asked for again.
+    body = ("The schools in our cluster are Nethermuir Primary School, "
+            "whose head teacher is Ewan Guthrie "
+            "(e.guthrie@nethermuir.example.sch.uk), Lochside Primary, "
+            "where Dr Priya Nair at p.nair@lochside.example.sch.uk is the "
+            "contact, and Strathmore Academy, which I lead. Please write "
+            "to me, Calum Reid, at c.reid@strathmore.example.sch.uk.\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Nethermuir Primary School", "Ewan Guthrie",
+         "e.guthrie@nethermuir.example.sch.uk"),
+        ("Lochside Primary", "Dr Priya Nair", "p.nair@lochside.example.sch.uk"),
+        ("Strathmore Academy", None, None)]
+
+
+def test_an_address_after_a_school_without_a_name_is_not_its_contact() -> None:
+    body = ("The schools are Kelty Primary School and Lumphinnans Primary "
+            "School, and for anything else please write to "
+            "office@kelty-cluster.example.org.\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.contact_email) for s in nomination.schools] == [
+        ("Kelty Primary School", None), ("Lumphinnans Primary School", None)]
