@@ -678,6 +678,17 @@ def test_the_sample_comment() -> None:
     ("Our digital strategy is not yet written.", {(L, "weakness")}),
     ("Online safety is embedded across the school.", {(S, "strength")}),
     ("Online safety is not embedded yet.", {(S, "weakness")}),
+    # Plain words a school used, found by trying mailbot as a new user.
+    ("We have very few devices and only one laptop trolley.",
+     {(R, "weakness")}),
+    ("There is no digital strategy written down yet.", {(L, "weakness")}),
+    ("The wifi drops out in the hall.", {(R, "weakness")}),
+    ("Parents have been very positive about our online safety evenings.",
+     {(S, "strength")}),
+    ("On the plus side, our digital leaders now run the coding club.",
+     {(C, "strength"), (S, "strength")}),
+    ("Parents are not positive about the new devices.",
+     {(S, "weakness"), (R, "weakness")}),
 ])
 def test_cues_and_negations(text: str,
                             expected: set[tuple[Criterion, str]]) -> None:
