@@ -45,6 +45,7 @@ def export(store: Store) -> dict[str, Any]:
         start = (progress.start_of(cluster) if cluster.get("started_at")
                  or cluster.get("activated_at") else None)
         clusters.append({
+            "id": cluster.doc_id,
             "name": cluster.get("name"),
             "local_authority": cluster.get("local_authority"),
             "status": cluster["status"],
@@ -78,6 +79,7 @@ def export(store: Store) -> dict[str, Any]:
 
 def _school(store: Store, school: Document) -> dict[str, Any]:
     return {
+        "id": school.doc_id,
         "name": school["name"],
         "phase": school.get("phase"),
         "contact_name": school.get("contact_name"),
@@ -196,7 +198,8 @@ def status_table(store: Store, now: datetime) -> str:
         status = STATUS_LABELS.get(cluster["status"], cluster["status"])
         if validator:
             status += f" ({validator['name']})"
-        rows.append((str(cluster.get("name") or "(no name yet)"),
+        name = cluster.get("name") or "(no name yet)"
+        rows.append((f"#{cluster.doc_id} {name}",
                      str(cluster.get("local_authority") or "?"), status,
                      str(lead.get("email") or "")))
         for school in store.schools_of(cluster.doc_id):
@@ -207,7 +210,8 @@ def status_table(store: Store, now: datetime) -> str:
             invited_at = school.get("invited_at") or ""
             if school["status"] == "invited" and invited_at > stamp(now):
                 status = f"invitation due {long_time(invited_at)}"
-            rows.append(("  " + school["name"], str(school.get("phase") or "?"),
+            rows.append((f"  #{school.doc_id} {school['name']}",
+                         str(school.get("phase") or "?"),
                          status, contact))
     if len(rows) == 1:
         return "No clusters recorded yet.\n"

@@ -97,6 +97,11 @@ def test_run_once_then_export_status_and_digest(home: Path) -> None:
 
     status = mailbot(home, "status").stdout
     assert "Glenbrae Cluster" in status and "St Serf's RC Primary School" in status
+    # Both name each cluster and school by the number staff commands take.
+    assert f"#{cluster['id']} Glenbrae Cluster" in status
+    assert {f"#{s['id']} {s['name']}" in status
+            for s in cluster["schools"]} == {True}
+    assert len({s["id"] for s in cluster["schools"]}) == 5
     assert "Last poll: 20" in status
 
     preview = mailbot(home, "digest", "--preview").stdout
