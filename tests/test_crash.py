@@ -109,6 +109,10 @@ def outcome(home: Path) -> tuple[dict[str, object], Counter[tuple[str, ...]]]:
             school["history"] = events(school.get("history", []))
             for key in [k for k in school if k.endswith("_at")]:
                 school.pop(key)
+            # Its invitation's status counts; when it was due and went
+            # follow the clock.
+            if school.get("invitation"):
+                school["invitation"] = school["invitation"]["status"]
             for comment in school["comments"]:
                 comment.pop("received_at")
     for item in record["set_aside"]:
