@@ -335,3 +335,58 @@ def test_a_phrase_with_a_very_long_word_is_searched_set_by_set() -> None:
     text = f"x {long_word} b, c d"
     assert index.search(text) == [f"{long_word} b", "c d"]
     assert list(index.search_each([text, "c"])) == [(0, [f"{long_word} b", "c d"])]
+
+
+# ------------------------------------------- wordings schools use (found by
+# trying mailbot with a school's everyday mail: each was missed, or, for
+# the last ones, wrongly taken)
+
+WHERE = PhraseSet(PHRASES.where_we_stand, PHRASES.negations)
+
+
+@pytest.mark.parametrize("text", [
+    "Lochend PS - self-review complete",
+    "The self-review has now been completed by our depute.",
+    "Our self evaluation was submitted on Monday.",
+    "We completed the DSA self-evaluation last week.",
+    "Our self-assessment is now complete.",
+    "We filled in the online self-review this morning.",
+])
+def test_completions_in_other_words(text: str) -> None:
+    assert COMPLETION.search(text) is not None
+    assert VISIT.search(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "Could the validator come out to us in March?",
+    "We are ready for our assessment visit now.",
+    "We feel we're ready to be validated.",
+    "Please book a visit for us after the holidays.",
+])
+def test_visit_requests_in_other_words(text: str) -> None:
+    assert VISIT.search(text) is not None
+    assert COMPLETION.search(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "Could you remind me what's still outstanding for us?",
+    "Is there anything else you need from us at this stage?",
+    "What are our next steps?",
+    "Can you give me an update on where Lochend is with the award?",
+])
+def test_where_we_stand_in_other_words(text: str) -> None:
+    assert WHERE.search(text) is not None
+
+
+@pytest.mark.parametrize("text", [
+    "We'll let you know once we've finished it.",
+    "We won't send anything until we have completed the self-review.",
+])
+def test_what_is_still_to_come_is_no_completion(text: str) -> None:
+    assert COMPLETION.search(text) is None
+
+
+def test_not_ready_for_a_visit_is_no_request() -> None:
+    # "validation visit" alone asks for one, but "not" stands before
+    # "ready for ...", which covers the whole phrase.
+    assert VISIT.search("We are not ready for a validation visit yet.") is None
