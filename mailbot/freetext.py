@@ -37,12 +37,14 @@ _LABELLED = re.compile(
     r"(?P<label>[A-Za-z][A-Za-z /'-]{0,40}?)\s*(?::|\t|\s[-\u2013]\s)\s*"
     r"(?P<value>.*)")
 _PROSE_LIST = re.compile(
-    r"\b(?:schools?|cluster|asg|group)\b[^.:\n]{0,40}?\b(?:are|include|"
+    r"\b(?:schools?|cluster|asg|group|primaries|secondaries)\b[^.:\n]{0,40}?"
+    r"\b(?:are|include|"
     r"includes|comprises?|consists? of|is made up of|will be)\b:?\s+"
     r"(?P<list>.+?)(?:(?<!\bSt)(?<!\bMr)(?<!\bMrs)(?<!\bDr)\.(?=\s|$)|$)",
     re.IGNORECASE | re.DOTALL)
 # The same, tried only where one of the words it starts with stands.
-_PROSE_LISTS = Anchored(_PROSE_LIST, ("school", "cluster", "asg", "group"))
+_PROSE_LISTS = Anchored(_PROSE_LIST, ("school", "cluster", "asg", "group",
+                                      "primaries", "secondaries"))
 # What each of its verbs holds, in lower case: where none stands, it
 # cannot match.
 _LIST_VERBS = ("are", "include", "compris", "consist", "is made up of",

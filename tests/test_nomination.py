@@ -766,3 +766,18 @@ def test_an_address_after_a_school_without_a_name_is_not_its_contact() -> None:
     nomination = parse_nomination(make_mail(body))
     assert [(s.name, s.contact_email) for s in nomination.schools] == [
         ("Kelty Primary School", None), ("Lumphinnans Primary School", None)]
+
+
+def test_a_list_of_primaries_in_prose() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: "our primaries are ..." named no school.
+    body = ("I lead the Dunmore cluster in Falkirk and I am head teacher "
+            "at Dunmore High School. Our associated primaries are Airth "
+            "Primary School, whose head teacher is Mrs Sheena Watt "
+            "(s.watt@airth.example.sch.uk), and Letham Primary School.\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.phase, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Airth Primary School", "primary", "Mrs Sheena Watt",
+         "s.watt@airth.example.sch.uk"),
+        ("Letham Primary School", "primary", None, None)]
