@@ -689,6 +689,10 @@ def test_the_sample_comment() -> None:
      {(C, "strength"), (S, "strength")}),
     ("Parents are not positive about the new devices.",
      {(S, "weakness"), (R, "weakness")}),
+    ("Our digital strategy dates back to 2019.", {(L, "weakness")}),
+    ("Our digital leaders are brilliant.", {(S, "strength")}),
+    ("The new Chromebooks have made a huge difference.", {(R, "strength")}),
+    ("Online safety teaching is a bit hit and miss.", {(S, "weakness")}),
 ])
 def test_cues_and_negations(text: str,
                             expected: set[tuple[Criterion, str]]) -> None:
