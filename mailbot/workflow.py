@@ -352,6 +352,11 @@ class Workflow:
                              cluster_id=school["cluster_id"],
                              message_id=mail.message_id,
                              detail="" if was == INVITED else f"already {was}")
+        # What the school says beside it of the criteria ("our coding club
+        # is going well, but the laptops are slow") is kept as a comment
+        # would be: the support plan draws on it.
+        if comment_tags_of(mail):
+            self.keep_comment(mail, school)
         remaining = sum(1 for s in self.store.schools_of(school["cluster_id"])
                         if s["status"] not in COMPLETE_STATUSES)
         self._reply(mail, school.doc_id, "completion-receipt",

@@ -173,6 +173,32 @@ def test_completion_with_results_records_both(bot: Harness) -> None:
     assert len(bot.sent("results-receipt", ALAN)) == 1
 
 
+def test_a_completion_keeps_what_it_says_of_the_criteria(bot: Harness) -> None:
+    # Found by trying mailbot with a school's everyday mail: the completion
+    # was recorded and the words beside it about the criteria were lost.
+    enrolled(bot, validator=False)
+    bot.at("2027-01-20 10:00")
+    bot.deliver(from_alan("Self-review", "We completed the self-review on "
+                          "Friday. Our coding club is going really well, but "
+                          "our laptops are ageing and very slow.\n"))
+    bot.cycle()
+    school = bot.school(SCHOOL)
+    assert school["status"] == "self_review_complete"
+    [comment] = school["comments"]
+    assert {(t["criterion"], t["kind"]) for t in comment["tags"]} == {
+        ("curriculum", "strength"), ("resources", "weakness")}
+    assert len(bot.sent("completion-receipt", ALAN)) == 1
+    assert bot.sent("comment-receipt", ALAN) == []
+
+
+def test_a_plain_completion_is_no_comment(bot: Harness) -> None:
+    enrolled(bot, validator=False)
+    bot.at("2027-01-20 10:00")
+    bot.deliver(from_alan("Self-review", "We have completed the self-review."))
+    bot.cycle()
+    assert bot.school(SCHOOL)["comments"] == []
+
+
 def test_comments_are_tagged(bot: Harness) -> None:
     enrolled(bot, validator=False)
     bot.at("2027-01-20 10:00")
