@@ -427,6 +427,14 @@ def _read_line(line: str, current: _List | None,
         if value:
             reading.fields.setdefault(labelled[0], value)
         return None
+    contact = _contact_line(body) if current and \
+        len(reading.schools) > current.start else None
+    if contact is not None:
+        # "Mrs Ann Fraser, HT - a.fraser@..." on the line under its school.
+        last = reading.schools[-1]
+        reading.schools[-1] = replace(last, contact=last.contact or contact[0],
+                                      email=last.email or contact[1])
+        return current
     if item or current:
         strict = current is None or current.loose
         school = mention(body, need_school_word=strict)
@@ -435,6 +443,25 @@ def _read_line(line: str, current: _List | None,
         elif current and current.loose:
             return None
     return current
+
+
+def _contact_line(line: str) -> tuple[str, str] | None:
+    """The person and address of a line that gives a contact and names no
+    school: a name first, with a title or a role beside it ("Mrs Ann
+    Fraser, HT - a.fraser@..."), then an address. A name alone could be a
+    school's ("Mary Erskine - ..."), so it is not enough."""
+    found = EMAIL.search(line)
+    if found is None or _SCHOOL_WORD.search(line.replace(found.group(), " ")):
+        return None
+    parts = [tidy(p).strip(" .-\u2013\u2014")
+             for p in _SPLIT.split(_BRACKETED.sub(" ; ", line))]
+    name = person(parts[0]) if parts else None
+    if name is None:
+        return None
+    words = {w.lower().strip(".,") for p in parts[1:] for w in p.split()}
+    if not re.match(_TITLE, name) and words.isdisjoint(_ROLE_WORDS):
+        return None
+    return name, found.group()
 
 
 def _add_detail(reading: Reading, meaning: str, value: str) -> None:

@@ -781,3 +781,31 @@ def test_a_list_of_primaries_in_prose() -> None:
         ("Airth Primary School", "primary", "Mrs Sheena Watt",
          "s.watt@airth.example.sch.uk"),
         ("Letham Primary School", "primary", None, None)]
+
+
+def test_a_contact_on_the_line_under_its_school() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: each contact's line was taken for a school of its own.
+    body = ("Cluster name: Carden Cluster\nLocal authority: Fife\n\n"
+            "Schools:\nCarden Primary School\n"
+            "Mr Iain Scott, Head Teacher - i.scott@carden-ps.example.sch.uk\n"
+            "Auchtertool Primary School\n"
+            "Mrs Lesley Kerr (DHT) lesley.kerr@auchtertool.example.sch.uk\n"
+            "Carden High School - secondary\n"
+            "Ms Ruth Innes, PT Computing - r.innes@carden-hs.example.sch.uk\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Carden Primary School", "Mr Iain Scott",
+         "i.scott@carden-ps.example.sch.uk"),
+        ("Auchtertool Primary School", "Mrs Lesley Kerr",
+         "lesley.kerr@auchtertool.example.sch.uk"),
+        ("Carden High School", "Ms Ruth Innes",
+         "r.innes@carden-hs.example.sch.uk")]
+
+
+def test_a_school_named_like_a_person_is_still_a_school() -> None:
+    body = ("Schools:\nDalry Primary School - d.head@dalry.example.sch.uk\n"
+            "Mary Erskine - m.erskine@me.example.sch.uk\n")
+    assert [s.name for s in parse_nomination(make_mail(body)).schools] == [
+        "Dalry Primary School", "Mary Erskine"]
