@@ -225,6 +225,19 @@ _HTML_HISTORY = ("blockquote", "div.gmail_quote", "div#divRplyFwdMsg",
                  "div.OutlookMessageHeader")
 
 
+def _cell_text(cell: Tag) -> str:
+    """A cell's text, with the address of each mailto link in it that the
+    text does not show (Outlook writes a contact as a link on the name)."""
+    text = cell.get_text(" ", strip=True)
+    for link in cell.find_all("a", href=True):
+        href = str(link["href"])
+        if href[:7].lower() == "mailto:":
+            address = href[7:].split("?")[0].strip()
+            if address and address.lower() not in text.lower():
+                text = f"{text} <{address}>"
+    return text
+
+
 def from_html(html: str, history: bool = False) -> list[Table]:
     """The tables of an HTML body, each <table> read on its own.
 
@@ -254,7 +267,7 @@ def from_html(html: str, history: bool = False) -> list[Table]:
             if not isinstance(row, Tag):
                 continue
             cells = row.find_all(["td", "th"], recursive=False)
-            grid.append([cell.get_text(" ", strip=True) for cell in cells])
+            grid.append([_cell_text(cell) for cell in cells])
         table = interpret(grid)
         if table:
             tables.append(table)

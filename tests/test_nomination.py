@@ -809,3 +809,23 @@ def test_a_school_named_like_a_person_is_still_a_school() -> None:
             "Mary Erskine - m.erskine@me.example.sch.uk\n")
     assert [s.name for s in parse_nomination(make_mail(body)).schools] == [
         "Dalry Primary School", "Mary Erskine"]
+
+
+def test_contacts_written_as_mailto_links_in_an_html_table() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: Outlook puts a contact's address in a link on the name only.
+    html = ("<p>Our cluster: Peebles Cluster, Scottish Borders.</p>"
+            "<table><tr><td>School</td><td>Contact</td></tr>"
+            "<tr><td>Kingsland Primary School</td><td><a href="
+            "\"mailto:j.muir@kingsland.example.sch.uk?subject=DSA\">Jean Muir"
+            "</a></td></tr>"
+            "<tr><td>Priorsford Primary School</td><td><a href=\"MAILTO:"
+            "t.hay@priorsford.example.sch.uk\">t.hay@priorsford.example.sch.uk"
+            "</a></td></tr></table>")
+    nomination = parse_nomination(make_mail(html=html))
+    assert [(s.name, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Kingsland Primary School", "Jean Muir",
+         "j.muir@kingsland.example.sch.uk"),
+        ("Priorsford Primary School", None,
+         "t.hay@priorsford.example.sch.uk")]
