@@ -96,7 +96,9 @@ def column_meaning(text: str) -> str | None:
         return "phase"
     if _SCHOOL_COLUMN.fullmatch(label):
         return "school"
-    if _CONTACT_COLUMN.fullmatch(label):
+    if _CONTACT_COLUMN.fullmatch(label) or all(
+            _CONTACT_COLUMN.fullmatch(part)
+            for part in _ALTERNATIVES.split(label)):
         return "contact"
     if label == "name":
         return "name"
@@ -117,6 +119,8 @@ _CONTACT_COLUMN = re.compile(
     r"(?:school |main |key |dsa |digital )?(?:contact|lead|champion)"
     r"(?: name| person| details)?|head ?teacher(?: name)?|head"
     r"|name of (?:the )?contact|teacher|contact person")
+# "Head teacher / contact", "Contact or lead": each part a contact's label.
+_ALTERNATIVES = re.compile(r" ?/ ?| or | and ")
 _NOTES_COLUMN = re.compile(r"notes?|comments?|(?:additional |other )?info(?:rmation)?")
 
 

@@ -69,6 +69,10 @@ def only_schools(tables: list[Table]) -> list[SchoolRow]:
     ("Awarded", "awarded"), ("DSA status", "awarded"), ("Status", "awarded"),
     ("Name", "name"), ("Notes", "notes"), ("Comments", "notes"),
     ("Telephone", None), ("", None), ("Postcode", None),
+    # Two labels for one column (found by trying mailbot with a table
+    # pasted from Word): each part a contact's label.
+    ("Head Teacher / contact", "contact"), ("Contact or lead", "contact"),
+    ("Head teacher / telephone", None),
 ])
 def test_column_meaning(label: str, meaning: str | None) -> None:
     assert column_meaning(label) == meaning
