@@ -127,6 +127,10 @@ class Reading:
     fields: dict[str, str] = field(default_factory=dict)
     schools: list[Mention] = field(default_factory=list)
     lead_is_sender: bool = False
+    # Lines outside any list that read as a whole school row, with its
+    # phase and address ("Eastfield PS - primary - Martin Lowe - m@..."):
+    # schools if there are two or more (one could be a signature).
+    rows: list[Mention] = field(default_factory=list)
 
 
 def tidy(text: str) -> str:
@@ -398,6 +402,8 @@ def read(text: str) -> Reading:
             current = _read_line(line.strip(), current, reading)
         if current and len(reading.schools) > current.start:
             current.loose = True
+    if len(reading.rows) >= 2:
+        reading.schools += reading.rows
     return reading
 
 
@@ -442,6 +448,10 @@ def _read_line(line: str, current: _List | None,
             reading.schools.append(school)
         elif current and current.loose:
             return None
+    elif "@" in body:
+        row = mention(body)
+        if row is not None and row.phase and row.email:
+            reading.rows.append(row)
     return current
 
 

@@ -829,3 +829,24 @@ def test_contacts_written_as_mailto_links_in_an_html_table() -> None:
          "j.muir@kingsland.example.sch.uk"),
         ("Priorsford Primary School", None,
          "t.hay@priorsford.example.sch.uk")]
+
+
+def test_school_rows_without_a_heading() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: whole rows with no "Schools:" above them named no school.
+    body = ("Cluster: Menzieshill Cluster\nLA: Dundee\n\n"
+            "Menzieshill HS - secondary - Paula Reid - p.reid@mhs.example.sch.uk\n"
+            "Camperdown PS - primary - Neil Bain - n.bain@cps.example.sch.uk\n"
+            "\nThanks,\nPaula Reid\nMenzieshill HS - secondary - "
+            "p.reid@mhs.example.sch.uk\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.phase, s.contact_email)
+            for s in nomination.schools] == [
+        ("Menzieshill HS", "secondary", "p.reid@mhs.example.sch.uk"),
+        ("Camperdown PS", "primary", "n.bain@cps.example.sch.uk")]
+
+
+def test_one_school_row_alone_is_a_signature_not_a_list() -> None:
+    body = ("We had a lovely visit from the cluster last week.\n\n"
+            "Paula Reid\nMenzieshill HS - secondary - p.reid@mhs.example.sch.uk\n")
+    assert parse_nomination(make_mail(body)).schools == ()
