@@ -128,8 +128,9 @@ class Reading:
     schools: list[Mention] = field(default_factory=list)
     lead_is_sender: bool = False
     # Lines outside any list that read as a whole school row, with its
-    # phase and address ("Eastfield PS - primary - Martin Lowe - m@..."):
-    # schools if there are two or more (one could be a signature).
+    # phase and address ("Eastfield PS - primary - Martin Lowe - m@..."),
+    # and schools written as blocks of lines: schools if there are two or
+    # more (one could be a signature).
     rows: list[Mention] = field(default_factory=list)
 
 
@@ -397,6 +398,13 @@ def read(text: str) -> Reading:
         and bool(_I_AM_LEAD.search(text)))
     current: _List | None = None
     for paragraph in _PARAGRAPH_BREAK.split(text):
+        block = _school_block(paragraph)
+        if block is not None:
+            # Under a "Schools:" heading a block is a school; elsewhere
+            # only with another (one alone may be a signature).
+            (reading.schools if current and not current.loose
+             else reading.rows).append(block)
+            continue
         reading.schools += _prose_schools(paragraph)
         for line in paragraph.splitlines():
             current = _read_line(line.strip(), current, reading)
@@ -405,6 +413,42 @@ def read(text: str) -> Reading:
     if len(reading.rows) >= 2:
         reading.schools += reading.rows
     return reading
+
+
+def _school_block(paragraph: str) -> Mention | None:
+    """A school written as a block of lines: its name alone on the first,
+    then only its details, one to a line, bare or labelled ("Primary",
+    "Contact: Mrs Shona Pirie (DHT)", "s.pirie@..."), one an address;
+    a telephone line is passed over."""
+    if "@" not in paragraph:
+        return None  # no address: no block (the quick test, for most)
+    lines = [line.strip() for line in paragraph.splitlines() if line.strip()]
+    if not 2 <= len(lines) <= 6:
+        return None
+    name = lines[0].rstrip(" :")
+    if not _is_school_name(name) or "@" in name:
+        return None
+    school = Mention(name)
+    for line in lines[1:]:
+        labelled = _labelled(line)
+        meaning, value = (labelled[1], labelled[2]) \
+            if labelled and labelled[1] else ("", line)
+        value = tidy(_BRACKETED.sub(" ", value)).strip(" .,;<>")
+        who = person(value.split(",")[0]) if meaning in ("contact", "") \
+            else None
+        if meaning in ("email", "") and EMAIL.fullmatch(value):
+            school = replace(school, email=school.email or value)
+        elif meaning in ("phase", "") and _PHASE_WORDS.fullmatch(value):
+            school = replace(school, phase=school.phase or phase_of(value))
+        elif who:
+            school = replace(school, contact=school.contact or who)
+        elif not _PHONE.fullmatch(line):
+            return None
+    return school if school.email else None
+
+
+_PHONE = re.compile(r"(?:tel|telephone|phone|mobile|mob)\b.*|[\d\s()+-]{7,}",
+                    re.IGNORECASE)
 
 
 def _read_line(line: str, current: _List | None,

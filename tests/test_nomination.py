@@ -850,3 +850,28 @@ def test_one_school_row_alone_is_a_signature_not_a_list() -> None:
     body = ("We had a lovely visit from the cluster last week.\n\n"
             "Paula Reid\nMenzieshill HS - secondary - p.reid@mhs.example.sch.uk\n")
     assert parse_nomination(make_mail(body)).schools == ()
+
+
+def test_schools_written_as_blocks_of_lines() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: a school's name, then its details one to a line, named none.
+    body = ("Cluster name - Tayview Cluster\nLocal authority - Angus\n\n"
+            "Tayview Primary School\nPrimary\nMorven Hay\n"
+            "m.hay@tayview-ps.example.sch.uk\n\n"
+            "Tayview Academy\nContact: Mr Graham Low (DHT)\n"
+            "Tel: 01234 567890\nEmail: g.low@tayview-ac.example.sch.uk\n\n"
+            "Many thanks\nMorven\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.phase, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Tayview Primary School", "primary", "Morven Hay",
+         "m.hay@tayview-ps.example.sch.uk"),
+        ("Tayview Academy", "secondary", "Mr Graham Low",
+         "g.low@tayview-ac.example.sch.uk")]
+
+
+def test_one_block_alone_is_a_signature_not_a_school() -> None:
+    body = ("Our wifi is much better this term.\n\n"
+            "Tayview Primary School\nMorven Hay\n"
+            "m.hay@tayview-ps.example.sch.uk\n")
+    assert parse_nomination(make_mail(body)).schools == ()
