@@ -224,7 +224,7 @@ def _cluster_name(stated: str | None, subject: str, text: str) -> str | None:
 
 def _trim_generic(text: str) -> str | None:
     keep_last = {"cluster", "asg", "schools", "group", "community"}
-    words = tidy(text).strip(" .,;:").split()
+    words = tidy(text).strip(" .,;:!?").split()
     while words and _generic(words[:1]):
         words.pop(0)
     while words and _generic(words[-1:]) \

@@ -875,3 +875,11 @@ def test_one_block_alone_is_a_signature_not_a_school() -> None:
             "Tayview Primary School\nMorven Hay\n"
             "m.hay@tayview-ps.example.sch.uk\n")
     assert parse_nomination(make_mail(body)).schools == ()
+
+
+def test_a_subject_s_exclamation_is_not_part_of_the_cluster_name() -> None:
+    # Found by trying mailbot with nominations written as people write them.
+    nomination = parse_nomination(make_mail(
+        "Schools:\n1. Crieff Primary School - r.s@crieff.example.sch.uk\n",
+        subject="Crieff cluster!"))
+    assert nomination.cluster_name == "Crieff cluster"
