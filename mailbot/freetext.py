@@ -30,7 +30,8 @@ _ITEM = re.compile(r"(?:\(?\d{1,2}[.)]|[-*\u2022\u00b7\u2013\u25aa\u2043>]"
 _SPLIT = re.compile(r"\s+[-\u2013\u2014]\s+|\s*[,;|\t]\s*|:\s+|\s{3,}")
 _SECTION = re.compile(
     r"(?:the |our |participating |list of |cluster |other |more |partner "
-    r"|member |feeder |primary |secondary )*(?:schools?|establishments)"
+    r"|member |feeder |primary |secondary )*(?:schools?|establishments"
+    r"|contacts)"
     r"\b[^:]{0,60}:\s*(?P<rest>.*)", re.IGNORECASE)
 _FORM_MARKER = re.compile(r"schools\s*\(one per line", re.IGNORECASE)
 _LABELLED = re.compile(
@@ -308,11 +309,17 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
     if not parts or "@" in parts[0] or text.endswith(":"):
         return None
     name = parts[0].strip(" .,:")
+    phase = contact = email = None
+    # "Mrs Joanne Hamilton at Robert Smillie Memorial Primary School"
+    at = _AT_SCHOOL.fullmatch(name)
+    if at and _is_school_name(at.group("school")):
+        who = at.group("who")
+        if person(who) or who.lower() in ("myself", "me"):
+            name, contact = at.group("school"), person(who)
     if need_school_word and not _is_school_name(name) or len(name) > 80 \
             or column_meaning(parts[0]):
         return None
 
-    phase = contact = email = None
     remarks = []
     details = parts[1:] + [a for aside in asides for a in _SPLIT.split(aside)]
     for part in details:
@@ -330,6 +337,9 @@ def mention(text: str, need_school_word: bool = True) -> Mention | None:
         elif not found:
             remarks.append(part)
     return Mention(name, phase, contact, email, " ".join(remarks))
+
+
+_AT_SCHOOL = re.compile(r"(?P<who>\S.{0,60}?)\s+at\s+(?P<school>\S.*)")
 
 
 def _prose_schools(paragraph: str) -> list[Mention]:

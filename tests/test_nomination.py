@@ -883,3 +883,19 @@ def test_a_subject_s_exclamation_is_not_part_of_the_cluster_name() -> None:
         "Schools:\n1. Crieff Primary School - r.s@crieff.example.sch.uk\n",
         subject="Crieff cluster!"))
     assert nomination.cluster_name == "Crieff cluster"
+
+
+def test_contacts_listed_as_a_person_at_a_school() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: a "contacts" heading, and each line a person at a school.
+    body = ("I'd like to nominate the Lesmahagow cluster, South "
+            "Lanarkshire.\n\nThe contacts for each school are:\n"
+            "Mrs Carol Dunn at Milton Primary School "
+            "(c.dunn@milton.example.sch.uk)\n"
+            "myself at Lesmahagow High School (k.muir@lhs.example.sch.uk)\n")
+    nomination = parse_nomination(make_mail(body))
+    assert [(s.name, s.contact_name, s.contact_email)
+            for s in nomination.schools] == [
+        ("Milton Primary School", "Mrs Carol Dunn",
+         "c.dunn@milton.example.sch.uk"),
+        ("Lesmahagow High School", None, "k.muir@lhs.example.sch.uk")]
