@@ -115,6 +115,10 @@ _HEADING_FILLER = frozenset({"our", "possible", "key", "main", "current",
                              "the", "some", "school", "schools", "school's",
                              "potential", "identified", "perceived", "any",
                              "particular", "my"})
+# What may end a heading that is a sentence's start: "Our main areas for
+# development are:", "Strengths include:".
+_HEADING_VERBS = frozenset({"are", "is", "include", "includes", "would",
+                            "be", "were"})
 _HEADING_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # What may stand before a heading's first word: fillers and the words that
 # join headings.
@@ -125,6 +129,8 @@ def _heading_key(text: str) -> str:
     words = _HEADING_WORDS.findall(text.lower().replace("\u2019", "'"))
     while words and words[0] in _HEADING_FILLER:
         words.pop(0)
+    while words and words[-1] in _HEADING_VERBS:
+        words.pop()
     return " ".join(words)
 
 

@@ -785,6 +785,17 @@ def test_sections_carry_their_kind_to_the_lines_below() -> None:
         (C, "weakness"), (S, "weakness")]
 
 
+def test_a_heading_written_as_a_sentence_s_start() -> None:
+    # Found by trying mailbot with a school's everyday mail: under "Our
+    # main areas for development are:" only one line of four was tagged.
+    text = ("Our main areas for development are:\n"
+            "1. Our digital strategy, which is three years old.\n"
+            "2. Interactive whiteboards in the infant classes.\n\n"
+            "Strengths include:\n- the weekly coding club\n")
+    assert [(t.criterion, t.kind) for t in tag_comment(text)] == [
+        (L, "weakness"), (R, "weakness"), (C, "strength")]
+
+
 def test_a_section_survives_blank_lines_between_its_bullets() -> None:
     text = "Weaknesses:\n\n- wifi in the annexe\n\n- staff training\n"
     assert kinds(text) == {(R, "weakness"), (P, "weakness")}
