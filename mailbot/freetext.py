@@ -89,10 +89,11 @@ _ASIDE = re.compile(r"\(([^()]*)\)")
 _BRACKETED = re.compile(r"\([^()]*\)")
 _PHASE_WORDS = re.compile(r"(?:a |the )?(?:primary|secondary)(?: school)?"
                           r"|p|s|high school", re.IGNORECASE)
-_PRIMARY = re.compile(r"\bprimary\b|\bbun[- ]sgoil\b|^p$|\bps\b|\bp[1-7]\b")
+_PRIMARY = re.compile(r"\bprimary\b|\bbun[- ]sgoil\b|^p$|\bps\b|\bp\. ?s\b"
+                      r"|\bp[1-7]\b")
 _SECONDARY = re.compile(
     r"\bsecondary\b|\bhigh\b|\bacademy\b|\bgrammar\b|\b[àa]rd[- ]sgoil\b"
-    r"|^s$|\bhs\b|\bs[1-6]\b")
+    r"|^s$|\bhs\b|\bh\. ?s\b|\bs[1-6]\b")
 _BRACKETS = re.compile(r"[<>()\[\]]")
 _ROLE_LABEL = re.compile(r"^(?:contact(?: name)?|head ?teacher|ht|dht|lead|c/o)\b"
                          r"\s*[:\-]?\s*", re.IGNORECASE)

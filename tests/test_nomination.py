@@ -377,6 +377,8 @@ def test_the_awarded_callable_is_used() -> None:
     ("Àrd-sgoil MhicNeacail", "secondary"),
     ("Hutchesons' Grammar", "secondary"),
     ("Kirkton PS", "primary"),
+    ("Westfield P.S", "primary"),    # found by trying mailbot's nominations
+    ("Riverside H. S", "secondary"),
     ("Glenbrae High", "secondary"),
     ("Portree Secondary", "secondary"),
     ("Sgoil Lionacleit", None),
