@@ -386,6 +386,14 @@ def test_what_is_still_to_come_is_no_completion(text: str) -> None:
     assert COMPLETION.search(text) is None
 
 
+@pytest.mark.parametrize("text", [
+    "Before we even think about a validation visit we need better wifi.",
+    "I have a question about the validation visit.",
+])
+def test_talk_about_a_visit_is_no_request(text: str) -> None:
+    assert VISIT.search(text) is None
+
+
 def test_not_ready_for_a_visit_is_no_request() -> None:
     # "validation visit" alone asks for one, but "not" stands before
     # "ready for ...", which covers the whole phrase.
