@@ -901,3 +901,16 @@ def test_contacts_listed_as_a_person_at_a_school() -> None:
         ("Milton Primary School", "Mrs Carol Dunn",
          "c.dunn@milton.example.sch.uk"),
         ("Lesmahagow High School", None, "k.muir@lhs.example.sch.uk")]
+
+
+def test_the_sender_is_the_contact_of_the_school_given_their_address() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: "Thurso High School - myself, c.mackay@..." had no contact.
+    body = ("Schools:\n1. Thurso High School - myself, "
+            "C.Mackay@thurso-hs.example.sch.uk\n"
+            "2. Pennyland Primary - Gail Sutherland, g.s@pennyland.example.sch.uk\n")
+    nomination = parse_nomination(make_mail(
+        body, sender=("Colin Mackay", "c.mackay@thurso-hs.example.sch.uk")))
+    assert [(s.name, s.contact_name) for s in nomination.schools] == [
+        ("Thurso High School", "Colin Mackay"),
+        ("Pennyland Primary", "Gail Sutherland")]
