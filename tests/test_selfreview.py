@@ -693,6 +693,8 @@ def test_the_sample_comment() -> None:
     ("Our digital leaders are brilliant.", {(S, "strength")}),
     ("The new Chromebooks have made a huge difference.", {(R, "strength")}),
     ("Online safety teaching is a bit hit and miss.", {(S, "weakness")}),
+    ("All teaching staff are now Google Certified Educators.",
+     {(P, "strength")}),
 ])
 def test_cues_and_negations(text: str,
                             expected: set[tuple[Criterion, str]]) -> None:
