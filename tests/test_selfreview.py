@@ -695,6 +695,7 @@ def test_the_sample_comment() -> None:
     ("Online safety teaching is a bit hit and miss.", {(S, "weakness")}),
     ("All teaching staff are now Google Certified Educators.",
      {(P, "strength")}),
+    ("New laptops would make a huge difference to us.", {(R, "weakness")}),
 ])
 def test_cues_and_negations(text: str,
                             expected: set[tuple[Criterion, str]]) -> None:
