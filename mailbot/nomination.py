@@ -225,12 +225,19 @@ def _cluster_name(stated: str | None, subject: str, text: str) -> str | None:
 def _trim_generic(text: str) -> str | None:
     keep_last = {"cluster", "asg", "schools", "group", "community"}
     words = tidy(text).strip(" .,;:!?").split()
-    while words and _generic(words[:1]):
+    while words and _generic(words[:1]) and not _our_lady(words):
         words.pop(0)
     while words and _generic(words[-1:]) \
             and words[-1].lower() not in keep_last:
         words.pop()
     return " ".join(words) if words and not _generic(words) else None
+
+
+def _our_lady(words: list[str]) -> bool:
+    """Whether the words start with "Our Lady", as the names of many
+    Catholic schools do: that "Our" is a name's, not a generic word."""
+    return len(words) > 1 and words[0].lower() == "our" \
+        and words[1].lower().startswith("lady")
 
 
 def _cluster_in_prose(text: str) -> str | None:

@@ -914,3 +914,13 @@ def test_the_sender_is_the_contact_of_the_school_given_their_address() -> None:
     assert [(s.name, s.contact_name) for s in nomination.schools] == [
         ("Thurso High School", "Colin Mackay"),
         ("Pennyland Primary", "Gail Sutherland")]
+
+
+def test_our_lady_s_is_part_of_a_cluster_s_name() -> None:
+    # Found by trying mailbot with nominations written as people write
+    # them: "Our" was dropped as a generic word.
+    nomination = parse_nomination(make_mail(
+        "Our cluster is the Our Lady's High School Cluster in North "
+        "Lanarkshire.\n\nSchools:\n1. St Mary's RC Primary School\n",
+        subject="Nomination"))
+    assert nomination.cluster_name == "Our Lady's High School Cluster"
