@@ -231,15 +231,23 @@ _HTML_HISTORY = ("blockquote", "div.gmail_quote", "div#divRplyFwdMsg",
 
 def _cell_text(cell: Tag) -> str:
     """A cell's text, with the address of each mailto link in it that the
-    text does not show (Outlook writes a contact as a link on the name)."""
+    text does not show (Outlook writes a contact as a link on the name):
+    of its first few links only, as a contact's cell has one or two."""
     text = cell.get_text(" ", strip=True)
-    for link in cell.find_all("a", href=True):
+    shown = text.lower()
+    hidden: list[str] = []
+    for link in cell.find_all("a", href=True, limit=CELL_LINKS):
         href = str(link["href"])
         if href[:7].lower() == "mailto:":
             address = href[7:].split("?")[0].strip()
-            if address and address.lower() not in text.lower():
-                text = f"{text} <{address}>"
-    return text
+            if address and address.lower() not in shown \
+                    and address not in hidden:
+                hidden.append(address)
+    return " ".join([text, *(f"<{a}>" for a in hidden)]) if hidden else text
+
+
+# The links of a table cell looked at for addresses.
+CELL_LINKS = 4
 
 
 def from_html(html: str, history: bool = False) -> list[Table]:

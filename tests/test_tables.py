@@ -11,6 +11,7 @@ from mailbot.errors import SetAside
 from mailbot.mail import Attachment
 from mailbot.spreadsheets import kind
 from mailbot.tables import (
+    CELL_LINKS,
     MAX_ROWS,
     SchoolRow,
     Table,
@@ -391,3 +392,15 @@ def test_lines_that_are_not_a_table_stay() -> None:
     tables, rest = from_text(text)
     assert tables == []
     assert rest == text.rstrip("\n")
+
+
+def test_a_cell_s_hidden_addresses_come_from_its_first_links_only() -> None:
+    # Guards a bug found by attacking the parser: each mailto link of a
+    # cell rebuilt its text, so a cell of thousands of links (nested in
+    # tables that each read it again) took minutes.
+    links = "".join(f'<a href="mailto:u{i}@x.example">u</a>' for i in range(50))
+    html = ("<table><tr><th>School</th><th>Contact</th></tr>"
+            f"<tr><td>Kirkton Primary School</td><td>{links}</td></tr></table>")
+    [row] = only_schools(from_html(html))
+    assert row.contact.count("@") == CELL_LINKS
+    assert "<u0@x.example>" in row.contact
