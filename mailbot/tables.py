@@ -226,7 +226,8 @@ def from_attachment(attachment: Attachment) -> list[Table]:
 # Where mail clients start the quoted history of a reply in HTML.
 _HTML_HISTORY = ("blockquote", "div.gmail_quote", "div#divRplyFwdMsg",
                  "div#appendonsend", "hr#stopSpelling",
-                 "div.OutlookMessageHeader")
+                 "div.OutlookMessageHeader", "div.yahoo_quoted",
+                 "div#mail-editor-reference-message-container")
 
 
 def _cell_text(cell: Tag) -> str:

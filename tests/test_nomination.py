@@ -718,6 +718,20 @@ def test_html_reply_leaves_out_tables_in_the_quoted_history() -> None:
     assert nomination.local_authority == "Fife"
 
 
+@pytest.mark.parametrize("marker", [
+    # Found by attacking the parser: Yahoo's and Outlook on the web's.
+    '<div class="yahoo_quoted">',
+    '<div id="mail-editor-reference-message-container">'])
+def test_more_mail_clients_quoted_history_in_html(marker: str) -> None:
+    html = (f"<p>Local authority: Fife</p>{marker}<div>On Monday, 11 "
+            "January 2027, Programme &lt;programme@dsa.example.org&gt; "
+            "wrote:</div><table><tr><th>School</th>"
+            "<th>Email</th></tr><tr><td>Old Primary School</td>"
+            "<td>old@old.example</td></tr></table></div>")
+    nomination = parse_nomination(make_mail(html=html, subject="RE: Cluster"))
+    assert nomination.schools == ()
+
+
 def test_an_awarded_column_with_words_for_status() -> None:
     csv_text = ("School,Status\nA Primary,Awarded 2024\nB Primary,Registered\n"
                 "C Primary,Self-review in progress\nD Primary,Yes\n"
