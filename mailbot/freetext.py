@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from mailbot.phrases import Anchored, ascii_except, fold
-from mailbot.tables import column_meaning, field_label
+from mailbot.tables import SCHOOL_WORD, column_meaning, field_label
 
 EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
 
@@ -21,9 +21,6 @@ PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 
-_SCHOOL_WORD = re.compile(
-    r"\b(?:school|primary|academy|high|secondary|grammar|sgoil|college"
-    r"|campus|ps|hs|rc|nursery)\b", re.IGNORECASE)
 
 _ITEM = re.compile(r"(?:\(?\d{1,2}[.)]|[-*\u2022\u00b7\u2013\u25aa\u2043>]"
                    r"|[A-Za-z][.)])\s+(?P<rest>\S.*)")
@@ -291,13 +288,13 @@ def _is_school_name(name: str) -> bool:
     small = {"of", "the", "and", "na", "nan", "an", "a'", "a", "de", "an t-"}
     return len(words) <= 8 and all(
         w[0].isupper() or w[0].isdigit() or w.lower() in small for w in words
-    ) and bool(_SCHOOL_WORD.search(name))
+    ) and bool(SCHOOL_WORD.search(name))
 
 
 def mention(text: str, need_school_word: bool = True) -> Mention | None:
     """The school a line such as "Kirkton PS (primary) - Fiona Baird - f@x"
     describes, or None if it names no school."""
-    if need_school_word and not _SCHOOL_WORD.search(text):
+    if need_school_word and not SCHOOL_WORD.search(text):
         # The name is some of the text's words, as they stand in it and
         # with only spaces or stops put beside them: without such a word
         # in the text, it has none and _is_school_name is False.
@@ -516,7 +513,7 @@ def _contact_line(line: str) -> tuple[str, str] | None:
     Fraser, HT - a.fraser@..."), then an address. A name alone could be a
     school's ("Mary Erskine - ..."), so it is not enough."""
     found = EMAIL.search(line)
-    if found is None or _SCHOOL_WORD.search(line.replace(found.group(), " ")):
+    if found is None or SCHOOL_WORD.search(line.replace(found.group(), " ")):
         return None
     parts = [tidy(p).strip(" .-\u2013\u2014")
              for p in _SPLIT.split(_BRACKETED.sub(" ; ", line))]

@@ -149,6 +149,20 @@ _NOT_A_SCHOOL = re.compile(
 )
 
 
+# A word that says a name is a school's.
+SCHOOL_WORD = re.compile(
+    r"\b(?:school|primary|academy|high|secondary|grammar|sgoil|college"
+    r"|campus|ps|hs|rc|nursery)\b", re.IGNORECASE)
+
+
+def _people_perhaps(header: Sequence[str], columns: dict[str, int]) -> bool:
+    """Whether a list may be of people rather than schools: its names are
+    under a bare "Name", with neither a phase nor a contact beside them
+    (a signature's "Name | Email")."""
+    return column_meaning(header[columns["school"]]) == "name" \
+        and not {"phase", "contact"} & columns.keys()
+
+
 def _school_rows(rows: Iterable[Sequence[str]],
                  columns: dict[str, int]) -> list[SchoolRow]:
     found = []
@@ -196,6 +210,8 @@ def interpret(grid: Sequence[Sequence[str]]) -> Table | None:
     schools: list[SchoolRow] = []
     if header_at is not None and columns:
         schools = _school_rows(rows[header_at + 1:], columns)
+        if _people_perhaps(rows[header_at], columns):
+            schools = [s for s in schools if SCHOOL_WORD.search(s.school)]
     if not schools and not fields:
         return None
     return Table(tuple(schools), fields)

@@ -404,3 +404,18 @@ def test_a_cell_s_hidden_addresses_come_from_its_first_links_only() -> None:
     [row] = only_schools(from_html(html))
     assert row.contact.count("@") == CELL_LINKS
     assert "<u0@x.example>" in row.contact
+
+
+def test_a_list_of_names_and_addresses_alone_may_be_people() -> None:
+    # Found by attacking the parser: a signature's "Name | Email" table
+    # gave a person as a school, and a comment looked like a nomination.
+    people = ("<table><tr><td>Name</td><td>Email</td></tr><tr><td>Ann Bee"
+              "</td><td>a.bee@k.example</td></tr></table>")
+    assert only_schools(from_html(people)) == []
+    schools = people.replace("Ann Bee", "Kirkton Primary School")
+    assert [r.school for r in only_schools(from_html(schools))] == [
+        "Kirkton Primary School"]
+    # Beside a phase, a bare "Name" is a school's, school word or not.
+    with_phase = ("<table><tr><td>Name</td><td>Phase</td></tr><tr><td>Dalry"
+                  "</td><td>Primary</td></tr></table>")
+    assert [r.school for r in only_schools(from_html(with_phase))] == ["Dalry"]
