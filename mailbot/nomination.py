@@ -334,11 +334,12 @@ def parse_nomination(mail: Incoming,
         [_from_row(row, says_awarded) for t in found for row in t.schools]
         + [_from_mention(m, says_awarded) for m in reading.schools])
     # A school whose contact is the sender's own address ("Thurso High
-    # School - myself, c.mackay@...") has the sender for its contact.
+    # School - myself, c.mackay@...") has the sender for its contact (both
+    # addresses as normalise_address leaves them).
     sender = _sender_name(mail)
     schools = tuple(
         replace(s, contact_name=sender) if sender and not s.contact_name
-        and (s.contact_email or "").lower() == mail.sender.email.lower()
+        and s.contact_email and s.contact_email == mail.sender.email
         else s for s in schools)
     lead_name, lead_email, assumed = _lead(fields, reading, mail, schools)
 
