@@ -125,6 +125,17 @@ _HEADING_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _BEFORE_HEADING = _HEADING_FILLER | {"and", "or"}
 
 
+def _either(words: set[str] | frozenset[str]) -> str:
+    """A regex for any one of `words` as a whole word of _HEADING_WORDS:
+    no letter or digit follows it, nor, if it has no apostrophe, an
+    apostrophe with one after it ("school" is not the start of
+    "school's"). Never matches if there are none."""
+    return "(?:" + ("|".join(
+        re.escape(word) + (r"(?![^\W_])" if "'" in word
+                           else r"(?![^\W_]|'[^\W_])")
+        for word in sorted(words, key=len, reverse=True)) or "(?!)") + ")"
+
+
 def _heading_key(text: str) -> str:
     words = _HEADING_WORDS.findall(text.lower().replace("\u2019", "'"))
     while words and words[0] in _HEADING_FILLER:
@@ -155,7 +166,12 @@ class Tagger:
                          for h in rules.headings[k]}
         # The words a heading starts with, once its filler words are gone:
         # a line whose label starts otherwise is no heading (most lines).
-        self._heading_starts = {key.split()[0] for key in self.headings if key}
+        # One match tells, past any fillers and the words that join
+        # headings ("and", "or"): a word as _HEADING_WORDS finds it.
+        starts = {key.split()[0] for key in self.headings if key}
+        self._may_head_match = re.compile(
+            rf"[\W_]*(?:{_either(_BEFORE_HEADING)}[\W_]*)*{_either(starts)}"
+        ).match
 
     def tag(self, text: str) -> list[Tag]:
         """The criteria each sentence of `text` speaks of, with their kind.
@@ -223,11 +239,8 @@ class Tagger:
         join headings ("and", "or"), starts a heading: the first part of a
         heading label must be one, and only fillers and joins come before
         its first word."""
-        for match in _HEADING_WORDS.finditer(label.lower().replace("\u2019", "'")):
-            word = match.group()
-            if word not in _BEFORE_HEADING:
-                return word in self._heading_starts
-        return False
+        return self._may_head_match(
+            label.lower().replace("\u2019", "'")) is not None
 
     def _sentences(self, text: str) -> Iterator[tuple[Kind | None, str]]:
         section: Kind | None = None
