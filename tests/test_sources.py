@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from imapclient import IMAPClient
 from servers import HOST, DovecotMailbox, DovecotServer, free_port
 
 from mailbot import mail
@@ -346,6 +347,36 @@ def test_imap_a_message_too_large_is_not_fetched_and_fetches_are_bounded(
         raw_message(1), b"", raw_message(3), raw_message(4)]
     assert f"message of {len(big):,} bytes" in fetched[1].unreadable
     assert fetches == [2, 1]  # two small ones fit in a fetch
+
+
+def test_imap_only_messages_over_a_fetchs_share_are_asked_their_size(
+        dovecot: DovecotMailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scaled down: a message of up to 1,000 bytes may be fetched unasked;
+    # one over it has its size asked first, and one over 2,000 bytes is
+    # not fetched at all.
+    monkeypatch.setattr(imap_module, "MAX_MESSAGE_BYTES", 2000)
+    monkeypatch.setattr(imap_module, "FETCH_BYTES", 1000 * imap_module.BATCH)
+    asked: list[list[int]] = []
+    fetch = IMAPClient.fetch
+
+    def counted(client: IMAPClient, uids: Any, data: Any, *args: Any) -> Any:
+        if data == ["RFC822.SIZE"]:
+            asked.append(list(uids))
+        return fetch(client, uids, data, *args)
+
+    monkeypatch.setattr(IMAPClient, "fetch", counted)
+    middling = raw_message(2, subject="x" * 1200)
+    big = raw_message(4, subject="x" * 2500)
+    for data in (raw_message(1), middling, raw_message(3), big):
+        dovecot.deliver(data)
+
+    with closing(ImapSource(dovecot.mailbox_config())) as source:
+        fetched = list(source.fetch())
+
+    assert [m.data for m in fetched] == [
+        raw_message(1), middling, raw_message(3), b""]
+    assert f"message of {len(big):,} bytes" in fetched[3].unreadable
+    assert asked == [[2, 4]]  # UIDs 2 and 4: the two over 1,000 bytes
 
 
 def test_next_fetch_takes_what_fits_and_passes_over_the_expunged() -> None:

@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "imap:"
 BATCH = 200
-# At most this many bytes of mail in one FETCH: messages are looked at
-# for their size first, so that a few large ones never fill memory.
+# At most this many bytes of mail in one FETCH: a message larger than a
+# fetch's share of it (fetch_share) has its size looked at first, so that
+# a few large ones never fill memory.
 FETCH_BYTES = 64 * 1024 * 1024
 # At most this many characters of UIDs in one command (a MOVE, COPY,
 # SEARCH or STORE), to stay well inside what servers accept on a command
@@ -106,10 +107,10 @@ class ImapSource:
     def fetch(self) -> Iterator[RawMail]:
         """Every undeleted message of the folder, lowest UID first."""
         self._message_ids.clear()
-        validity, uids = self._retrying(self._search)
+        validity, uids, large = self._retrying(self._search)
         while uids:
             batch, uids = _next_fetch(uids, self._retrying(
-                partial(self._sizes, uids[:BATCH])))
+                partial(self._sizes, uids[:BATCH], large)))
             readable = [uid for uid, size in batch if size <= MAX_MESSAGE_BYTES]
             found = self._retrying(partial(self._fetch, readable)) \
                 if readable else {}
@@ -130,7 +131,7 @@ class ImapSource:
                 log.warning("%s: %s was renumbered (UIDVALIDITY %d, was "
                             "%d); reading it again", self.where,
                             self.config.folder, self._uidvalidity, validity)
-                validity, uids = self._retrying(self._search)
+                validity, uids, large = self._retrying(self._search)
 
     def mark_handled(self, key: str) -> None:
         self._queue(key, self.config.handled_folder)
@@ -294,17 +295,31 @@ class ImapSource:
 
     # -------------------------------------------------------------- steps
 
-    def _search(self) -> tuple[int, list[int]]:
+    def _search(self) -> tuple[int, list[int], set[int]]:
+        """The folder's UIDVALIDITY, its undeleted messages, and those of
+        them larger than a fetch's share of FETCH_BYTES (most mail is
+        far smaller: one search names them all, where asking each
+        message its size would cost a FETCH per batch)."""
         # Selecting again brings news of the folder: new mail, and a
         # UIDVALIDITY that may have changed.
         self._note(self._imap.select_folder(self.config.folder))
         uids = sorted(int(uid) for uid in self._imap.search(["UNDELETED"]))
-        return self._uidvalidity, uids
+        large = {int(uid) for uid in self._imap.search(
+            ["UNDELETED", "LARGER", fetch_share()])} if uids else set()
+        return self._uidvalidity, uids, large
 
-    def _sizes(self, uids: list[int]) -> dict[int, int]:
-        found = self._imap.fetch(uids, ["RFC822.SIZE"])
-        return {uid: int(item[b"RFC822.SIZE"]) for uid, item in found.items()
-                if b"RFC822.SIZE" in item}
+    def _sizes(self, uids: list[int], large: set[int]) -> dict[int, int]:
+        """The sizes of `uids`, asked of the server for those in `large`;
+        the others are at most fetch_share() bytes, and count as that. A
+        large message that is gone has no size."""
+        asked = [uid for uid in uids if uid in large]
+        found = self._imap.fetch(asked, ["RFC822.SIZE"]) if asked else {}
+        sizes = dict.fromkeys((uid for uid in uids if uid not in large),
+                              fetch_share())
+        sizes.update({uid: int(item[b"RFC822.SIZE"])
+                      for uid, item in found.items()
+                      if b"RFC822.SIZE" in item})
+        return sizes
 
     def _fetch(self, uids: list[int]) -> dict[int, dict[bytes, Any]]:
         found: dict[int, dict[bytes, Any]] = self._imap.fetch(
@@ -448,12 +463,18 @@ class ImapSource:
         self._known_folders.add(folder)
 
 
+def fetch_share() -> int:
+    """The most bytes a message may have to be fetched without its size
+    looked at first: BATCH of them fill no more than FETCH_BYTES."""
+    return min(FETCH_BYTES // BATCH, MAX_MESSAGE_BYTES)
+
+
 def _next_fetch(uids: list[int], sizes: dict[int, int]
                 ) -> tuple[list[tuple[int, int]], list[int]]:
-    """The messages of the next FETCH, with their sizes, and the UIDs
-    after them: up to BATCH messages and FETCH_BYTES of them (at least
-    one), those too large to read counting for nothing; a UID with no
-    size was expunged since the search and is passed over."""
+    """The messages of the next FETCH, with their sizes (as _sizes gives
+    them), and the UIDs after them: up to BATCH messages and FETCH_BYTES
+    of them (at least one), those too large to read counting for nothing;
+    a UID with no size was expunged since the search and is passed over."""
     batch: list[tuple[int, int]] = []
     total = taken = 0
     for uid in uids[:BATCH]:
