@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 PREFIX = "imap:"
 BATCH = 200
 # At most this many bytes of mail in one FETCH: a message larger than a
-# fetch's share of it (fetch_share) has its size looked at first, so that
+# fetch's share of it (_fetch_share) has its size looked at first, so that
 # a few large ones never fill memory.
 FETCH_BYTES = 64 * 1024 * 1024
 # At most this many characters of UIDs in one command (a MOVE, COPY,
@@ -305,17 +305,17 @@ class ImapSource:
         self._note(self._imap.select_folder(self.config.folder))
         uids = sorted(int(uid) for uid in self._imap.search(["UNDELETED"]))
         large = {int(uid) for uid in self._imap.search(
-            ["UNDELETED", "LARGER", fetch_share()])} if uids else set()
+            ["UNDELETED", "LARGER", _fetch_share()])} if uids else set()
         return self._uidvalidity, uids, large
 
     def _sizes(self, uids: list[int], large: set[int]) -> dict[int, int]:
         """The sizes of `uids`, asked of the server for those in `large`;
-        the others are at most fetch_share() bytes, and count as that. A
+        the others are at most _fetch_share() bytes, and count as that. A
         large message that is gone has no size."""
         asked = [uid for uid in uids if uid in large]
         found = self._imap.fetch(asked, ["RFC822.SIZE"]) if asked else {}
         sizes = dict.fromkeys((uid for uid in uids if uid not in large),
-                              fetch_share())
+                              _fetch_share())
         sizes.update({uid: int(item[b"RFC822.SIZE"])
                       for uid, item in found.items()
                       if b"RFC822.SIZE" in item})
@@ -463,7 +463,7 @@ class ImapSource:
         self._known_folders.add(folder)
 
 
-def fetch_share() -> int:
+def _fetch_share() -> int:
     """The most bytes a message may have to be fetched without its size
     looked at first: BATCH of them fill no more than FETCH_BYTES."""
     return min(FETCH_BYTES // BATCH, MAX_MESSAGE_BYTES)
