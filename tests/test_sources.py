@@ -331,9 +331,9 @@ def test_imap_a_message_too_large_is_not_fetched_and_fetches_are_bounded(
     fetches: list[int] = []
     fetch = ImapSource._fetch
 
-    def counted(source: ImapSource, uids: list[int]) -> Any:
+    def counted(source: ImapSource, validity: int, uids: list[int]) -> Any:
         fetches.append(len(uids))
-        return fetch(source, uids)
+        return fetch(source, validity, uids)
 
     monkeypatch.setattr(ImapSource, "_fetch", counted)
     big = raw_message(2, subject="x" * 2500)

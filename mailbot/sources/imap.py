@@ -61,6 +61,8 @@ SET_CHARS = 4000
 BACKOFF_CAP = 60.0
 T = TypeVar("T")
 
+# The part of a header FETCH asks for to learn a message's Message-ID.
+_ID_FIELD = "HEADER.FIELDS (MESSAGE-ID)"
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^>\s]+>)",
                          re.IGNORECASE | re.MULTILINE)
 
@@ -110,15 +112,23 @@ class ImapSource:
         validity, uids, large = self._retrying(self._search)
         while uids:
             batch, uids = _next_fetch(uids, self._retrying(
-                partial(self._sizes, uids[:BATCH], large)))
+                partial(self._sizes, validity, uids[:BATCH], large)))
             readable = [uid for uid, size in batch if size <= MAX_MESSAGE_BYTES]
-            found = self._retrying(partial(self._fetch, readable)) \
+            unread = [uid for uid, size in batch if size > MAX_MESSAGE_BYTES]
+            found = self._retrying(partial(self._fetch, validity, readable)) \
                 if readable else {}
+            heads = self._retrying(partial(self._message_ids_of, validity,
+                                           unread)) if unread else {}
             for uid, size in batch:
                 if self._uidvalidity != validity:
                     break
                 key = f"{PREFIX}{validity}:{uid}"
                 if size > MAX_MESSAGE_BYTES:
+                    if uid not in heads:
+                        # Expunged by someone else since the search (the
+                        # server may still tell its size).
+                        continue
+                    self._message_ids[key] = heads[uid]
                     yield RawMail(key, b"", too_large(size))
                     continue
                 data = found.get(uid, {}).get(b"BODY[]")
@@ -308,10 +318,14 @@ class ImapSource:
             ["UNDELETED", "LARGER", _fetch_share()])} if uids else set()
         return self._uidvalidity, uids, large
 
-    def _sizes(self, uids: list[int], large: set[int]) -> dict[int, int]:
+    def _sizes(self, validity: int, uids: list[int], large: set[int]
+               ) -> dict[int, int]:
         """The sizes of `uids`, asked of the server for those in `large`;
         the others are at most _fetch_share() bytes, and count as that. A
-        large message that is gone has no size."""
+        large message that is gone has no size; nor has any, if the folder
+        was renumbered since the search (see _fetch)."""
+        if self._uidvalidity != validity:
+            return {}
         asked = [uid for uid in uids if uid in large]
         found = self._imap.fetch(asked, ["RFC822.SIZE"]) if asked else {}
         sizes = dict.fromkeys((uid for uid in uids if uid not in large),
@@ -321,10 +335,35 @@ class ImapSource:
                       if b"RFC822.SIZE" in item})
         return sizes
 
-    def _fetch(self, uids: list[int]) -> dict[int, dict[bytes, Any]]:
+    def _fetch(self, validity: int, uids: list[int]
+               ) -> dict[int, dict[bytes, Any]]:
+        """The messages `uids` name, whole; none if the folder was
+        renumbered since the search (a reconnection can find it so): the
+        UIDs may name other messages now, of any size."""
+        if self._uidvalidity != validity:
+            return {}
         found: dict[int, dict[bytes, Any]] = self._imap.fetch(
             uids, ["BODY.PEEK[]"])
         return found
+
+    def _message_ids_of(self, validity: int, uids: list[int]
+                        ) -> dict[int, str]:
+        """The Message-ID of each message of `uids` still there (for a
+        message too large to read: it is found again by it if the folder
+        is renumbered before it is moved), read from its header alone."""
+        if self._uidvalidity != validity:
+            return {}
+        ids: dict[int, str] = {}
+        for uid, item in self._imap.fetch(
+                uids, [f"BODY.PEEK[{_ID_FIELD}]"]).items():
+            # Servers echo the part as asked, or in a case or quoting of
+            # their own.
+            head = next((value for name, value in item.items()
+                         if name.upper().startswith(b"BODY[HEADER.FIELDS")),
+                        None)
+            if isinstance(head, bytes):
+                ids[uid] = header_message_id(head)
+        return ids
 
     def _news_since_fetch(self) -> bool:
         """Has mail arrived since the last search (before IDLE started)?"""
